@@ -1,0 +1,33 @@
+# The README's commands. Everything lives in .venv; only python3 is needed to start.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+PORT ?= 8888
+
+.PHONY: demo test lab bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+## demo: set up, run the quickstart headless, print the HTML report's path
+demo: $(STAMP)
+	$(BIN)/labkit run notebooks/00_quickstart.ipynb --out reports
+
+## test: set up and run the whole suite
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+## lab: JupyterLab on 127.0.0.1 with a token (printed in the log)
+lab: $(STAMP)
+	$(BIN)/jupyter lab --no-browser --ip=127.0.0.1 --port=$(PORT) $(if $(filter 0,$(shell id -u)),--allow-root) notebooks
+
+## bench: the performance measurements in benchmarks/
+bench: $(STAMP)
+	for b in benchmarks/*.py; do $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) reports results .pytest_cache

@@ -1,0 +1,196 @@
+"""Array backends: NumPy on the CPU, CuPy on a CUDA GPU.
+
+Every CuPy, dask-cuda and NVML call in labkit lives in this module, so workload code is
+written once against an array module ``xp`` and runs on either backend::
+
+    xp = array_module("numpy")          # or "cupy" on a machine with a GPU
+    x = random_array((1_000_000,), chunks=100_000, backend="numpy")
+    total = x.sum().compute()
+
+The GPU paths are written against the documented APIs of CuPy
+(``cupy.cuda.runtime.getDeviceCount``, ``cupy.cuda.get_current_stream().synchronize``),
+dask-cuda (``LocalCUDACluster``) and Dask's own NVML wrapper
+(``distributed.diagnostics.nvml``). Asking for a GPU where there is none raises
+:class:`~labkit.errors.BackendUnavailable` saying what is missing.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+from .errors import BackendUnavailable, ParameterError
+
+if TYPE_CHECKING:
+    import dask.array as da
+
+BACKENDS = ("numpy", "cupy")
+GPU_INSTALL_HINT = "install the GPU extra: pip install 'labkit[gpu]' (cupy, dask-cuda, nvidia-ml-py)"
+
+
+@dataclass(frozen=True)
+class GPUStatus:
+    """What this process can see of CUDA GPUs, and why not when it sees none."""
+
+    devices: int
+    names: tuple[str, ...] = ()
+    memory_total: tuple[int, ...] = ()
+    missing: tuple[str, ...] = field(default=())
+
+    @property
+    def available(self) -> bool:
+        return self.devices > 0 and not self.missing
+
+    @property
+    def reason(self) -> str:
+        """One sentence on what is missing (empty when a GPU is usable)."""
+        return "; ".join(self.missing)
+
+
+def _import(name: str) -> ModuleType | None:
+    try:
+        return importlib.import_module(name)
+    except Exception:  # ImportError, or a CUDA library failing to load
+        return None
+
+
+def _nvml_devices() -> tuple[int, tuple[str, ...], tuple[int, ...], str]:
+    """Device count, names and memory through Dask's NVML wrapper."""
+    from distributed.diagnostics import nvml
+
+    try:
+        count = nvml.device_get_count()
+    except Exception as e:  # noqa: BLE001 - NVML reports many kinds of failure
+        return 0, (), (), f"NVML failed: {e}"
+    if count == 0:
+        state = getattr(nvml, "NVML_STATE", None)
+        why = {
+            "DISABLED_PYNVML_NOT_AVAILABLE": "nvidia-ml-py (pynvml) is not installed",
+            "DISABLED_LIBRARY_NOT_FOUND": "the NVIDIA driver's NVML library was not found (no NVIDIA driver)",
+            "DISABLED_CONFIG": "NVML is disabled by the dask config 'distributed.diagnostics.nvml'",
+            "DISABLED_WSL_INSUFFICIENT_DRIVER": "the NVIDIA driver is too old for WSL",
+        }.get(getattr(state, "name", ""), "NVML reports no CUDA device")
+        return 0, (), (), why
+    import pynvml
+
+    names, mems = [], []
+    for i in range(count):
+        h = pynvml.nvmlDeviceGetHandleByIndex(i)
+        name = pynvml.nvmlDeviceGetName(h)
+        names.append(name.decode() if isinstance(name, bytes) else str(name))
+        mems.append(int(pynvml.nvmlDeviceGetMemoryInfo(h).total))
+    return count, tuple(names), tuple(mems), ""
+
+
+def gpu_status(*, need_dask_cuda: bool = False) -> GPUStatus:
+    """Report the CUDA GPUs this process can use and, if none, everything that is missing."""
+    missing = []
+    if _import("cupy") is None:
+        missing.append("CuPy is not installed")
+    if need_dask_cuda and _import("dask_cuda") is None:
+        missing.append("dask-cuda is not installed")
+    count, names, mems, why = _nvml_devices()
+    if count == 0:
+        missing.append(f"no CUDA device is visible ({why})")
+    return GPUStatus(count, names, mems, tuple(missing))
+
+
+def check_backend(name: object, *, parameter: str = "backend") -> str:
+    """Validate a backend name and that this machine can run it; return the name."""
+    if name not in BACKENDS:
+        raise ParameterError(parameter, name, f"one of {', '.join(map(repr, BACKENDS))}")
+    if name == "cupy":
+        status = gpu_status()
+        if not status.available:
+            raise BackendUnavailable(
+                f"{parameter}='cupy' needs CuPy and a CUDA GPU, and this machine cannot provide "
+                f"them: {status.reason}. Use {parameter}='numpy', or {GPU_INSTALL_HINT} on a "
+                "machine with an NVIDIA GPU."
+            )
+    return str(name)
+
+
+def array_module(name: str) -> ModuleType:
+    """The array module (``numpy`` or ``cupy``) for a backend name."""
+    check_backend(name)
+    return importlib.import_module(name)
+
+
+def synchronize(xp: ModuleType) -> None:
+    """Block until all queued device work is done (a no-op for NumPy)."""
+    if xp.__name__ == "cupy":
+        xp.cuda.get_current_stream().synchronize()
+
+
+def synced(block: Any) -> Any:
+    """Return ``block`` once the device work that produced it has finished.
+
+    Used as the last ``map_blocks`` step of a timed graph so that a task ends when its
+    kernels end, not when they are queued.
+    """
+    mod = type(block).__module__.split(".")[0]
+    if mod == "cupy":
+        import cupy
+
+        cupy.cuda.get_current_stream().synchronize()
+    return block
+
+
+def random_array(
+    shape: tuple[int, ...],
+    chunks: tuple[int, ...] | int,
+    *,
+    dtype: str = "float64",
+    backend: str = "numpy",
+    seed: int = 0,
+) -> da.Array:
+    """A lazily generated random Dask array whose blocks live on ``backend``."""
+    import dask.array as da
+    import numpy as np
+
+    x = da.random.default_rng(seed).random(shape, chunks=chunks).astype(dtype)
+    if backend == "numpy":
+        return x
+    xp = array_module(backend)
+    return x.map_blocks(xp.asarray, dtype=np.dtype(dtype), meta=xp.empty((0,) * len(shape), dtype=dtype))
+
+
+def start_gpu_cluster(
+    *,
+    workers: int | None,
+    threads_per_worker: int | None,
+    memory_limit: str | int | None,
+    dashboard_address: str | None,
+    **kwargs: Any,
+) -> Any:
+    """Start dask-cuda's ``LocalCUDACluster`` (one worker per visible GPU by default).
+
+    Raises :class:`BackendUnavailable` naming what is missing when dask-cuda, CuPy or a
+    CUDA device is absent.
+    """
+    status = gpu_status(need_dask_cuda=True)
+    if not status.available:
+        raise BackendUnavailable(
+            f"gpu=True cannot start a GPU cluster: {status.reason}. {GPU_INSTALL_HINT}; "
+            "a GPU cluster also needs an NVIDIA GPU and its driver."
+        )
+    from dask_cuda import LocalCUDACluster
+
+    options: dict[str, Any] = {"dashboard_address": dashboard_address, **kwargs}
+    if workers is not None:
+        options["n_workers"] = workers
+    if threads_per_worker is not None:
+        options["threads_per_worker"] = threads_per_worker
+    if memory_limit is not None:
+        options["memory_limit"] = memory_limit
+    return LocalCUDACluster(**options)
+
+
+def gpu_info() -> list[dict[str, Any]]:
+    """Name and memory of each visible GPU (empty without one), for environment records."""
+    status = gpu_status()
+    return [
+        {"name": n, "memory_total": m} for n, m in zip(status.names, status.memory_total)
+    ]

@@ -1,0 +1,77 @@
+"""The ``labkit`` command: a thin layer over the functions a notebook calls.
+
+    labkit run NOTEBOOK [-p NAME VALUE]... [--out DIR]
+    labkit export STORE OUT.{csv,parquet} [--experiment NAME]
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import sys
+from typing import Any, Sequence
+
+
+def parse_value(text: str) -> Any:
+    """A parameter value from the command line: a Python literal if it is one, else a string."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .report import run_notebook
+
+    params = {name: parse_value(value) for name, value in args.parameters}
+    result = run_notebook(args.notebook, params, args.out, timeout_s=args.timeout, log_output=args.log_output)
+    print(f"notebook: {result.notebook}")
+    print(f"report: {result.html}")
+    if not result.ok:
+        print(f"FAILED: {result.error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from .store import ResultStore
+
+    with ResultStore(args.store) as store:
+        out = store.export(args.out, experiment=args.experiment)
+    print(out)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="labkit", description="A scaling lab for Dask: run experiments, keep results, write reports.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="execute a notebook with papermill and write an HTML report")
+    run.add_argument("notebook", help="path of the .ipynb to run")
+    run.add_argument("-p", "--parameter", dest="parameters", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"), help="set a parameter (Python literal or string); repeatable")
+    run.add_argument("--out", default="reports", help="folder for the executed notebook and its HTML (default: reports)")
+    run.add_argument("--timeout", type=float, default=None, help="longest a cell may run, in seconds")
+    run.add_argument("--log-output", action="store_true", help="echo the notebook's output while it runs")
+    run.set_defaults(func=_run)
+
+    export = sub.add_parser("export", help="write a store's trials to CSV or Parquet")
+    export.add_argument("store", help="the SQLite store, e.g. results/labkit.db")
+    export.add_argument("out", help="output file ending in .csv or .parquet")
+    export.add_argument("--experiment", default=None, help="only this experiment")
+    export.set_defaults(func=_export)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from .errors import LabkitError
+
+    try:
+        return int(args.func(args))
+    except LabkitError as e:
+        print(f"labkit: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,309 @@
+"""Sweep: a grid of points × repeats, one durable Trial per timed run.
+
+>>> sweep = Sweep("array-sum", grid={"workers": [1, 2], "size_mb": [16.0, 64.0]},
+...               repeats=3, store="results/demo.db")        # doctest: +SKIP
+>>> results = sweep.run(lab)                                  # doctest: +SKIP
+>>> results.frame[["workers", "size_mb", "throughput"]]      # doctest: +SKIP
+
+Each point: scale the lab if the grid has ``workers``, ``setup`` (untimed), ``warmup``
+runs (untimed), then ``repeats`` timed runs, each between two barriers, each appended to
+the store the moment it ends. A failing or timed-out run is recorded and the sweep goes
+on; re-running with the same store and experiment skips what already finished.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import itertools
+import json
+import time
+import traceback
+from typing import TYPE_CHECKING, Any, Callable
+
+from . import workloads
+from .errors import ClusterError, ParameterError, ParameterTypeError, TrialTimeout
+from .store import ResultStore, Trial, check_store_path, default_path
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .cluster import Lab
+    from .results import Results
+
+
+def _as_values(key: str, values: Any) -> list[Any]:
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+        return [values]
+    values = list(values)
+    if not values:
+        raise ParameterError(f"grid[{key!r}]", values, "a non-empty list of values")
+    return values
+
+
+def _check_workers(values: list[Any]) -> None:
+    for w in values:
+        if isinstance(w, bool) or not isinstance(w, int):
+            raise ParameterTypeError("grid['workers']", w, "int")
+        if w < 1:
+            raise ParameterError("grid['workers']", w, "integers >= 1")
+
+
+def _check_count(name: str, value: Any, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ParameterTypeError(name, value, "int")
+    if value < low:
+        raise ParameterError(name, value, f"an integer >= {low}")
+
+
+class Sweep:
+    """A scaling experiment: a workload run at every point of a parameter grid.
+
+    Parameters
+    ----------
+    workload : str or workload object
+        A registered name (see ``labkit.workloads.names()``) or an object with ``name``,
+        ``defaults``, ``setup`` and ``run``.
+    grid : dict
+        Parameter name -> list of values. ``workers`` scales the lab; every other key must
+        be a parameter of the workload. A scalar is a one-value list.
+    params : dict, optional
+        Fixed workload parameters applied at every point (overriding the defaults).
+    repeats : int, default 3
+        Timed runs per point.
+    warmup : int, default 1
+        Untimed runs per point before the timed ones.
+    experiment : str, optional
+        Name under which trials are stored and resumed (default: the workload's name).
+    store : str, Path or ResultStore, optional
+        Where trials go (default ``results/labkit.db`` or ``$LABKIT_STORE``).
+    timeout_s : float, optional
+        Longest a timed run may take; a longer one is cancelled and recorded as ``timeout``.
+    raise_on_error : bool, default False
+        Re-raise a trial's exception (after recording it) instead of going on.
+
+    All arguments are checked here, before any cluster work.
+    """
+
+    def __init__(
+        self,
+        workload: str | Any,
+        grid: dict[str, Any],
+        *,
+        params: dict[str, Any] | None = None,
+        repeats: int = 3,
+        warmup: int = 1,
+        experiment: str | None = None,
+        store: str | Any | None = None,
+        timeout_s: float | None = None,
+        raise_on_error: bool = False,
+    ) -> None:
+        self.workload = workloads.get(workload) if isinstance(workload, str) else workload
+        if not isinstance(self.workload, workloads.Workload):
+            raise ParameterTypeError("workload", workload, "a workload name or an object with name, defaults, setup and run")
+        if not isinstance(grid, dict):
+            raise ParameterTypeError("grid", grid, "dict of parameter name -> list of values")
+        if not grid:
+            raise ParameterError("grid", grid, f"at least one of: workers, {', '.join(sorted(self.workload.defaults))}")
+        self.grid = {k: _as_values(k, v) for k, v in grid.items()}
+        if "workers" in self.grid:
+            _check_workers(self.grid["workers"])
+        self.params = dict(params or {})
+        if "workers" in self.params:
+            raise ParameterError("params['workers']", self.params["workers"], "not set here: put workers in the grid")
+        workloads.resolve_params(self.workload, self.params)
+        for key, values in self.grid.items():
+            if key != "workers":
+                for v in values:
+                    workloads.check_value(self.workload, key, v)
+        _check_count("repeats", repeats, 1)
+        _check_count("warmup", warmup, 0)
+        if timeout_s is not None and (isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float)) or timeout_s <= 0):
+            raise ParameterError("timeout_s", timeout_s, "None or a number of seconds > 0")
+        if experiment is not None and (not isinstance(experiment, str) or not experiment.strip()):
+            raise ParameterError("experiment", experiment, "a non-empty name")
+        self._check_backends()
+        self.repeats, self.warmup, self.timeout_s = repeats, warmup, timeout_s
+        self.raise_on_error = raise_on_error
+        self.experiment = experiment or self.workload.name
+        if isinstance(store, ResultStore):
+            self._store_arg: Any = store
+        else:
+            self._store_arg = check_store_path(default_path() if store is None else store)
+
+    def _check_backends(self) -> None:
+        from .backends import check_backend
+
+        if "backend" not in self.workload.defaults:
+            return
+        for b in self.grid.get("backend", [self.params.get("backend", self.workload.defaults["backend"])]):
+            check_backend(b, parameter=f"{self.workload.name}.backend")
+
+    # -- the grid ------------------------------------------------------------------------
+
+    def points(self) -> list[dict[str, Any]]:
+        """Every grid point, workers outermost so the lab is rescaled as little as possible."""
+        keys = sorted(self.grid, key=lambda k: k != "workers")
+        return [dict(zip(keys, combo)) for combo in itertools.product(*(self.grid[k] for k in keys))]
+
+    def _resolve(self, point: dict[str, Any], workers: int) -> tuple[dict[str, Any], str]:
+        params = {**self.workload.defaults, **self.params, **{k: v for k, v in point.items() if k != "workers"}}
+        key = json.dumps({"workload": self.workload.name, "workers": workers, **params}, sort_keys=True, default=str)
+        return params, key
+
+    def __len__(self) -> int:
+        return len(self.points()) * self.repeats
+
+    def __repr__(self) -> str:
+        return f"<Sweep {self.workload.name!r} experiment={self.experiment!r} {len(self.points())} points × {self.repeats} repeats>"
+
+    # -- running -------------------------------------------------------------------------
+
+    def run(self, lab: Lab, *, live: bool = True) -> Results:
+        """Run every point not already in the store; return the experiment's results."""
+        from .env import capture
+        from .live import make_view
+        from .results import Results
+
+        if getattr(lab, "closed", False):
+            raise ParameterError("lab", lab, "an open Lab")
+        wanted = set(self.grid.get("workers", []))
+        if wanted and lab.cluster is None and wanted != {lab.workers}:
+            raise ClusterError(
+                f"grid['workers']={sorted(wanted)} needs a Lab that can scale, but this Lab is "
+                f"connected by address with {lab.workers} workers; drop workers from the grid "
+                "or use Lab(cluster=...)"
+            )
+        own_store = not isinstance(self._store_arg, ResultStore)
+        store = ResultStore(self._store_arg) if own_store else self._store_arg
+        config = {"grid": self.grid, "params": self.params, "repeats": self.repeats, "warmup": self.warmup, "timeout_s": self.timeout_s}
+        run_id = store.start_run(self.experiment, self.workload.name, env=capture(lab), config=config)
+        view = make_view(live, total=len(self), title=self.experiment if self.experiment == self.workload.name else f"{self.experiment} ({self.workload.name})", lab=lab)
+        keys: list[str] = []
+        try:
+            done = store.finished(self.experiment)
+            for point in self.points():
+                params, key = self._resolve(point, point.get("workers", lab.workers))
+                keys.append(key)
+                todo = [r for r in range(self.repeats) if (key, r) not in done]
+                view.skip(self.repeats - len(todo))
+                if todo:
+                    if "workers" in point:
+                        lab.scale(point["workers"])
+                    _TrialContext(self, lab, store, run_id, point, params, key, view).run(todo)
+        finally:
+            store.end_run(run_id)
+            results = Results(store.trials_frame(self.experiment), experiment=self.experiment, run_id=run_id, points=keys, store_path=str(store.path))
+            view.close(results)
+            if own_store:
+                store.close()
+        return results
+
+
+class _TrialContext:
+    """The trials of one grid point: setup, warm-up, timed repeats, teardown."""
+
+    def __init__(self, sweep: Sweep, lab: Lab, store: ResultStore, run_id: str, point: dict[str, Any], params: dict[str, Any], key: str, view: Any) -> None:
+        self.sweep, self.lab, self.store, self.view = sweep, lab, store, view
+        self.run_id, self.point, self.params, self.key = run_id, point, params, key
+        self.workers, self.threads = lab.workers, lab.threads
+
+    def record(self, repeat: int, status: str, *, error: str | None = None, wall: float | None = None, work: Any = None, started: float | None = None) -> Trial:
+        now = time.time()
+        trial = Trial(
+            run_id=self.run_id, experiment=self.sweep.experiment, workload=self.sweep.workload.name,
+            point=self.key, params=self.params, repeat=repeat, workers=self.workers, threads=self.threads,
+            backend=self.params.get("backend"), status=status, error=error, wall_s=wall,
+            amount=None if work is None else float(work.amount), unit=None if work is None else work.unit,
+            started_at=started or now, ended_at=now,
+        )
+        self.store.add_trial(trial)
+        self.view.trial(trial)
+        return trial
+
+    def fail(self, repeats: list[int], status: str, message: str) -> None:
+        for r in repeats:
+            self.record(r, status, error=message)
+
+    def run(self, todo: list[int]) -> None:
+        wl = self.sweep.workload
+        try:
+            state = wl.setup(self.lab, **self.params)
+        except Exception as e:
+            self.fail(todo, "error", f"setup failed: {_describe(e)}")
+            self._maybe_raise(e)
+            return
+        try:
+            for _ in range(self.sweep.warmup):
+                wl.run(state)
+            for i, r in enumerate(todo):
+                if not self._timed(r, state):
+                    self.fail(todo[i + 1 :], "timeout", "not run: an earlier repeat of this point timed out")
+                    break
+        except Exception as e:  # warm-up failed: the timed runs would fail alike
+            self.fail(todo, "error", f"warm-up failed: {_describe(e)}")
+            self._maybe_raise(e)
+        finally:
+            teardown = getattr(wl, "teardown", None)
+            if teardown is not None:
+                try:
+                    teardown(state)
+                except Exception:  # noqa: BLE001 - a failed teardown must not lose the sweep
+                    pass
+
+    def _timed(self, repeat: int, state: Any) -> bool:
+        """One timed run between barriers; False when it timed out."""
+        self.lab.barrier()
+        started = time.time()
+        try:
+            work, wall = _call_timed(self.sweep.workload.run, state, self.sweep.timeout_s, self.lab)
+        except TrialTimeout as e:
+            self.record(repeat, "timeout", error=str(e), started=started)
+            return False
+        except Exception as e:
+            self.record(repeat, "error", error=_describe(e), started=started)
+            self._maybe_raise(e)
+            return True
+        self.lab.barrier()
+        if not isinstance(work, workloads.Work):
+            self.record(repeat, "error", error=f"run() returned {type(work).__name__}, not Work(amount, unit)", started=started)
+            return True
+        self.record(repeat, "ok", wall=wall, work=work, started=started)
+        return True
+
+    def _maybe_raise(self, e: BaseException) -> None:
+        if self.sweep.raise_on_error:
+            raise e
+
+
+def _describe(e: BaseException) -> str:
+    tb = traceback.extract_tb(e.__traceback__)
+    where = f" (at {tb[-1].filename.rsplit('/', 1)[-1]}:{tb[-1].lineno})" if tb else ""
+    return f"{type(e).__name__}: {e}{where}"
+
+
+def _call_timed(fn: Callable[[Any], Any], state: Any, timeout_s: float | None, lab: Lab) -> tuple[Any, float]:
+    """Run ``fn(state)``, timed with perf_counter; cancel its Dask work past ``timeout_s``."""
+
+    def timed() -> tuple[Any, float]:
+        t0 = time.perf_counter()
+        out = fn(state)
+        return out, time.perf_counter() - t0
+
+    if timeout_s is None:
+        return timed()
+    client = lab.client
+    before = set(client.futures)
+    pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="labkit-trial")
+    future = pool.submit(timed)
+    try:
+        return future.result(timeout=timeout_s)
+    except concurrent.futures.TimeoutError:
+        from distributed import Future
+
+        # Cancel only what this run submitted: the point's persisted inputs stay.
+        started = [Future(k, client) for k in set(client.futures) - before]
+        if started:
+            client.cancel(started, force=True)
+        raise TrialTimeout(f"run took longer than timeout_s={timeout_s:g} s; its tasks were cancelled") from None
+    finally:
+        pool.shutdown(wait=False)

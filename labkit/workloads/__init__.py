@@ -1,0 +1,35 @@
+"""Workloads: the registry and the built-in workload families.
+
+>>> from labkit import workloads
+>>> "array-sum" in workloads.names()
+True
+"""
+
+from __future__ import annotations
+
+from . import arrays, tasks  # noqa: F401  (registers the built-ins)
+from .registry import (
+    BaseWorkload,
+    FunctionWorkload,
+    Work,
+    Workload,
+    check_value,
+    get,
+    names,
+    register,
+    resolve_params,
+    workload,
+)
+
+__all__ = [
+    "BaseWorkload",
+    "FunctionWorkload",
+    "Work",
+    "Workload",
+    "check_value",
+    "get",
+    "names",
+    "register",
+    "resolve_params",
+    "workload",
+]

@@ -1,0 +1,195 @@
+"""The workload registry, in the manner of papermill's engine registry.
+
+A workload is a named unit of work with default parameters and a two-step protocol:
+``setup(lab, **params) -> state`` builds and persists inputs (not timed) and
+``run(state) -> Work`` does the measured work, blocking until it is really done.
+An optional ``teardown(state)`` releases what ``setup`` made.
+
+The short form for a user's own code is a decorated function, timed whole::
+
+    @labkit.workload("my-sum")
+    def my_sum(lab, n: int = 1000):
+        total = lab.client.submit(sum, range(n)).result()
+        return Work(n, "items")
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import Any, Callable, Protocol, runtime_checkable
+
+from ..errors import LabkitError, ParameterError, ParameterTypeError
+
+UNITS = ("bytes", "flops", "items", "samples", "tasks", "trials", "rows", "tokens")
+
+
+@dataclass(frozen=True)
+class Work:
+    """How much work one timed run did: throughput is ``amount / wall time``."""
+
+    amount: float
+    unit: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.amount, (int, float)) or self.amount < 0:
+            raise ParameterError("Work.amount", self.amount, "a number >= 0")
+        if not isinstance(self.unit, str) or not self.unit:
+            raise ParameterError("Work.unit", self.unit, f"a unit name such as {', '.join(UNITS)}")
+
+
+@runtime_checkable
+class Workload(Protocol):
+    """What the Sweep needs of a workload."""
+
+    name: str
+    defaults: dict[str, Any]
+
+    def setup(self, lab: Any, **params: Any) -> Any: ...
+
+    def run(self, state: Any) -> Work: ...
+
+
+class BaseWorkload:
+    """Convenience base class: validation of parameters against ``defaults`` and ``choices``.
+
+    Subclasses set ``name``, ``defaults`` (every parameter with its default; the default's
+    type is the parameter's type), optionally ``choices`` (allowed values per parameter)
+    and ``minimum`` (smallest allowed value per numeric parameter), and implement
+    ``setup`` and ``run``.
+    """
+
+    name: str = ""
+    description: str = ""
+    defaults: dict[str, Any] = {}
+    choices: dict[str, tuple[Any, ...]] = {}
+    minimum: dict[str, float] = {}
+
+    def setup(self, lab: Any, **params: Any) -> Any:
+        raise NotImplementedError
+
+    def run(self, state: Any) -> Work:
+        raise NotImplementedError
+
+    def teardown(self, state: Any) -> None:
+        """Release what ``setup`` made (default: drop references, Dask frees the data)."""
+
+    def __repr__(self) -> str:
+        return f"<workload {self.name!r} defaults={self.defaults}>"
+
+
+def _expected_type(default: Any) -> tuple[type, ...]:
+    if isinstance(default, bool):
+        return (bool,)
+    if isinstance(default, int):
+        return (int,)
+    if isinstance(default, float):
+        return (int, float)
+    if default is None:
+        return (object,)
+    return (type(default),)
+
+
+def check_value(workload: Any, key: str, value: Any) -> None:
+    """Raise if ``value`` is not an allowed value of parameter ``key`` of ``workload``."""
+    defaults = workload.defaults
+    label = f"{workload.name}.{key}"
+    if key not in defaults:
+        allowed = ", ".join(sorted(defaults)) or "none"
+        raise ParameterError(key, value, f"workload {workload.name!r} has parameters: {allowed}")
+    types = _expected_type(defaults[key])
+    ok = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
+    if not ok:
+        names = " or ".join(t.__name__ for t in types)
+        raise ParameterTypeError(label, value, names)
+    choices = getattr(workload, "choices", {}).get(key)
+    if choices is not None and value not in choices:
+        raise ParameterError(label, value, f"one of {', '.join(map(repr, choices))}")
+    low = getattr(workload, "minimum", {}).get(key)
+    if low is not None and value < low:
+        raise ParameterError(label, value, f"a value >= {low}")
+
+
+def resolve_params(workload: Any, params: dict[str, Any]) -> dict[str, Any]:
+    """Defaults overlaid with ``params``, each value checked."""
+    for key, value in params.items():
+        check_value(workload, key, value)
+    return {**workload.defaults, **params}
+
+
+class FunctionWorkload(BaseWorkload):
+    """The short form: a function ``fn(lab, **params) -> Work`` timed whole."""
+
+    def __init__(self, name: str, fn: Callable[..., Any], description: str = "") -> None:
+        self.name = name
+        self.fn = fn
+        self.description = description or (inspect.getdoc(fn) or "").split("\n")[0]
+        sig = inspect.signature(fn)
+        params = list(sig.parameters.values())
+        if not params:
+            raise LabkitError(f"workload function {fn.__name__} must take the lab as its first argument")
+        missing = [p.name for p in params[1:] if p.default is inspect.Parameter.empty]
+        if missing:
+            raise LabkitError(
+                f"workload function {fn.__name__}: every parameter after the lab needs a default "
+                f"(its type is the parameter's type); missing for {', '.join(missing)}"
+            )
+        self.defaults = {p.name: p.default for p in params[1:]}
+
+    def setup(self, lab: Any, **params: Any) -> Any:
+        return (lab, params)
+
+    def run(self, state: Any) -> Work:
+        lab, params = state
+        out = self.fn(lab, **params)
+        if isinstance(out, Work):
+            return out
+        if isinstance(out, tuple) and len(out) == 2:
+            return Work(*out)
+        raise LabkitError(
+            f"workload {self.name!r} returned {type(out).__name__}; return Work(amount, unit)"
+        )
+
+
+_REGISTRY: dict[str, Workload] = {}
+
+
+def register(workload: Workload, *, replace: bool = True) -> Workload:
+    """Add a workload object to the registry under its ``name``."""
+    name = getattr(workload, "name", None)
+    if not isinstance(name, str) or not name:
+        raise LabkitError(f"workload {workload!r} has no name")
+    for attr in ("defaults", "setup", "run"):
+        if not hasattr(workload, attr):
+            raise LabkitError(f"workload {name!r} has no {attr!r}: see labkit.workloads.Workload")
+    if name in _REGISTRY and not replace:
+        raise LabkitError(f"a workload named {name!r} is already registered")
+    _REGISTRY[name] = workload
+    return workload
+
+
+def workload(name: str, *, description: str = "") -> Callable[[Any], Any]:
+    """Decorator registering a function (short form) or a workload class under ``name``."""
+
+    def decorate(obj: Any) -> Any:
+        if inspect.isclass(obj):
+            instance = obj()
+            instance.name = name
+            register(instance)
+        else:
+            register(FunctionWorkload(name, obj, description))
+        return obj
+
+    return decorate
+
+
+def get(name: str) -> Workload:
+    """The registered workload called ``name``."""
+    if isinstance(name, str) and name in _REGISTRY:
+        return _REGISTRY[name]
+    raise ParameterError("workload", name, f"one of {', '.join(map(repr, names()))}")
+
+
+def names() -> list[str]:
+    """Names of all registered workloads, sorted."""
+    return sorted(_REGISTRY)
