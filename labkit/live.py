@@ -103,6 +103,7 @@ class WidgetView(_View):
         self.table = w.HTML("")
         self.lines: list[str] = []
         self.box = w.VBox([self.header, w.HBox([self.bar, self.status]), self.table])
+        self.box.add_class("labkit-live")  # a stable hook for the browser test
         self.handle = display(self.box, display_id=True)
 
     def show(self, trial: Trial | None, skipped: int = 0) -> None:

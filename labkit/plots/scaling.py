@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .analysis import describe_config, format_rate, scaling, varying
+from ..analysis import describe_config, format_rate, scaling, varying
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -34,7 +34,7 @@ def _show_figures_inline() -> None:
     Our figures are not pyplot's, so without this a Figure shows as its text repr, and
     an executed notebook's HTML report would hold no image.
     """
-    from .live import in_jupyter
+    from ..live import in_jupyter
 
     if in_jupyter():
         from IPython import get_ipython
@@ -45,7 +45,7 @@ def _show_figures_inline() -> None:
 
 def _groups(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     """(label, rows) per configuration, labelled by the parameters that vary."""
-    from .analysis import _config_keys
+    from ..analysis import _config_keys
 
     ok = frame[frame["status"] == "ok"]
     if ok.empty:
