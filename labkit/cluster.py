@@ -44,6 +44,11 @@ def _check_memory(value: Any) -> None:
         raise ParameterError("memory_limit", value, "'auto', None, a byte count, or a size such as '2GiB'")
 
 
+def _running_tasks(dask_worker: Any) -> int:
+    """Tasks occupying a worker's threads, cancelled ones included (run on each worker)."""
+    return len(dask_worker.state.all_running_tasks)
+
+
 class Lab:
     """A Dask cluster and its Client, as a context manager.
 
@@ -109,6 +114,7 @@ class Lab:
         self.cluster: Any = None
         self._closed = False
         dash = dashboard_address if dashboard else None
+        self._dashboard_host = dash.rpartition(":")[0] if dash and not (address or scheduler_file or cluster) else None
         try:
             if address or scheduler_file:
                 self.kind = "remote"
@@ -134,7 +140,8 @@ class Lab:
             return start_gpu_cluster(workers=workers, threads_per_worker=threads, memory_limit=memory_limit, dashboard_address=dash, **kwargs)
         from distributed import LocalCluster
 
-        kwargs.setdefault("host", LOCALHOST)
+        if processes:  # threads talk in-process; only TCP listens on a host
+            kwargs.setdefault("host", LOCALHOST)
         return LocalCluster(
             n_workers=workers,
             threads_per_worker=threads,
@@ -162,10 +169,14 @@ class Lab:
     @property
     def dashboard_link(self) -> str | None:
         """The dashboard's URL, or None when it is off."""
-        try:
-            return self.client.dashboard_link
-        except Exception:  # noqa: BLE001 - no dashboard service
+        port = self.client.scheduler_info(n_workers=0).get("services", {}).get("dashboard")
+        if port is None:
             return None
+        if self._dashboard_host:
+            # Dask formats the link with the scheduler's host, which for an in-process
+            # cluster is the machine's public address although we bound to loopback.
+            return f"http://{self._dashboard_host}:{port}/status"
+        return self.client.dashboard_link
 
     def info(self) -> dict[str, Any]:
         """Plain facts about the cluster: kind, scheduler, workers, threads, memory."""
@@ -229,6 +240,22 @@ class Lab:
         if self.cluster is None:
             raise ClusterError("adapt() needs a cluster object; this Lab is connected by address")
         return self.cluster.adapt(minimum=minimum, maximum=maximum, **kwargs)
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until no worker thread runs a task (cancelled ones included); True if idle.
+
+        A cancelled Python task keeps its thread until it returns, and the scheduler may
+        give that worker new tasks meanwhile: after a timeout the sweep waits here so the
+        next trial does not queue behind the abandoned one.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            busy = self.client.run(_running_tasks)
+            if not any(busy.values()):
+                return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.1)
 
     def barrier(self) -> None:
         """Return once every worker has answered: nothing of earlier work is still running."""

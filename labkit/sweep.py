@@ -233,15 +233,11 @@ class _TrialContext:
             self._maybe_raise(e)
             return
         try:
-            for _ in range(self.sweep.warmup):
-                wl.run(state)
-            for i, r in enumerate(todo):
-                if not self._timed(r, state):
-                    self.fail(todo[i + 1 :], "timeout", "not run: an earlier repeat of this point timed out")
-                    break
-        except Exception as e:  # warm-up failed: the timed runs would fail alike
-            self.fail(todo, "error", f"warm-up failed: {_describe(e)}")
-            self._maybe_raise(e)
+            if self._warm_up(state, todo):
+                for i, r in enumerate(todo):
+                    if not self._timed(r, state):
+                        self.fail(todo[i + 1 :], "timeout", "not run: an earlier repeat of this point timed out")
+                        break
         finally:
             teardown = getattr(wl, "teardown", None)
             if teardown is not None:
@@ -249,6 +245,17 @@ class _TrialContext:
                     teardown(state)
                 except Exception:  # noqa: BLE001 - a failed teardown must not lose the sweep
                     pass
+
+    def _warm_up(self, state: Any, todo: list[int]) -> bool:
+        """Untimed runs; False (and the repeats recorded as errors) when one fails."""
+        try:
+            for _ in range(self.sweep.warmup):
+                self.sweep.workload.run(state)
+        except Exception as e:  # the timed runs would fail alike
+            self.fail(todo, "error", f"warm-up failed: {_describe(e)}")
+            self._maybe_raise(e)
+            return False
+        return True
 
     def _timed(self, repeat: int, state: Any) -> bool:
         """One timed run between barriers; False when it timed out."""
@@ -304,6 +311,9 @@ def _call_timed(fn: Callable[[Any], Any], state: Any, timeout_s: float | None, l
         started = [Future(k, client) for k in set(client.futures) - before]
         if started:
             client.cancel(started, force=True)
-        raise TrialTimeout(f"run took longer than timeout_s={timeout_s:g} s; its tasks were cancelled") from None
+        note = "its tasks were cancelled"
+        if not lab.wait_idle(max(10.0, timeout_s)):
+            note += "; some still occupy worker threads, so later trials may queue behind them"
+        raise TrialTimeout(f"run took longer than timeout_s={timeout_s:g} s; {note}") from None
     finally:
         pool.shutdown(wait=False)

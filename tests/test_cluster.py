@@ -1,0 +1,79 @@
+"""Lab: start, scale, adopt, connect, and refuse bad input before starting anything."""
+
+from __future__ import annotations
+
+import pytest
+from distributed import LocalCluster
+
+import labkit
+from labkit.errors import BackendUnavailable, ClusterError
+
+
+def test_scale_reuses_one_cluster(scaled_lab):
+    scheduler = scaled_lab.client.scheduler.address
+    scaled_lab.scale(1)
+    assert scaled_lab.workers == 1
+    assert scaled_lab.threads == 1
+    scaled_lab.scale(2)
+    assert scaled_lab.workers == 2
+    assert scaled_lab.client.scheduler.address == scheduler
+
+
+def test_info_and_repr(lab):
+    info = lab.info()
+    assert info["workers"] == 2 and info["threads"] == 2
+    assert info["scheduler"].startswith("tcp://127.0.0.1:")
+    assert "2 workers" in repr(lab)
+    assert "2 workers" in lab._repr_html_()
+
+
+def test_dashboard_binds_to_localhost():
+    with labkit.Lab(workers=1, threads_per_worker=1, processes=False, dashboard_address="127.0.0.1:0") as lab:
+        assert lab.dashboard_link.startswith("http://127.0.0.1:")
+        assert "href" in lab._repr_html_()
+
+
+def test_adopted_cluster_is_not_closed_by_the_lab():
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+        with labkit.Lab(cluster=cluster) as lab:
+            assert lab.kind == "adopted" and lab.workers == 1
+            lab.scale(2)
+            assert lab.workers == 2
+        assert lab.closed
+        assert cluster.status.name == "running"
+
+
+def test_connect_by_address_cannot_scale():
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+        with labkit.Lab(address=cluster.scheduler_address) as lab:
+            assert lab.kind == "remote" and lab.workers == 1
+            with pytest.raises(ClusterError, match="connected to a scheduler by address"):
+                lab.scale(2)
+            lab.close()
+            lab.close()  # idempotent
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        ({"workers": 0}, "workers"),
+        ({"workers": 1.5}, "workers"),
+        ({"threads_per_worker": -1}, "threads_per_worker"),
+        ({"memory_limit": "plenty"}, "memory_limit"),
+        ({"address": "tcp://127.0.0.1:1", "cluster": object()}, "cluster"),
+        ({"scheduler_file": "/nonexistent/scheduler.json"}, "scheduler_file"),
+    ],
+)
+def test_bad_arguments_name_the_parameter(kwargs, name):
+    with pytest.raises((ValueError, TypeError)) as err:
+        labkit.Lab(**kwargs)
+    assert name in str(err.value)
+
+
+def test_gpu_without_cuda_says_what_is_missing():
+    with pytest.raises(BackendUnavailable) as err:
+        labkit.Lab(gpu=True)
+    message = str(err.value)
+    assert "dask-cuda is not installed" in message
+    assert "CuPy is not installed" in message
+    assert "no CUDA device" in message

@@ -1,0 +1,38 @@
+"""environment.yml and pyproject.toml list the same dependencies."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+# conda names that differ from the pip requirement they stand for
+CONDA_TO_PIP = {"dask": "dask[distributed]", "distributed": "dask[distributed]"}
+
+
+def _name(req: str) -> str:
+    return re.split(r"[<>=!~ ;]", req.strip(), maxsplit=1)[0].lower()
+
+
+def _conda_deps() -> tuple[set[str], str]:
+    text = (ROOT / "environment.yml").read_text()
+    names = set()
+    deps = text.split("\ndependencies:\n", 1)[1].split("  - pip:", 1)[0]
+    for line in deps.splitlines():
+        m = re.match(r"^  - ([A-Za-z0-9_.\-\[\]]+)", line)
+        if m and m.group(1) not in ("python", "pip"):
+            names.add(CONDA_TO_PIP.get(_name(m.group(1)), _name(m.group(1))))
+    return names, text
+
+
+def test_environment_yml_matches_pyproject():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    pip = {_name(r) for r in project["dependencies"] + project["optional-dependencies"]["dev"]}
+    conda, text = _conda_deps()
+    assert conda == pip, f"only in environment.yml: {conda - pip}; only in pyproject.toml: {pip - conda}"
+    gpu = project["optional-dependencies"]["gpu"]
+    gpu_line = next(line for line in text.splitlines() if line.lstrip("# ").startswith("gpu:"))
+    for req in gpu:
+        conda_name = "cupy" if _name(req).startswith("cupy") else _name(req)
+        assert conda_name in gpu_line, f"{req} missing from environment.yml's gpu line"

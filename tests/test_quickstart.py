@@ -1,0 +1,63 @@
+"""The quickstart notebook, executed by papermill through the CLI, and the CLI's exit codes."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def labkit_run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "labkit", "run", *args], cwd=cwd, capture_output=True, text=True, timeout=600)
+
+
+def test_quickstart_runs_headless_and_writes_a_report(tmp_path):
+    store = tmp_path / "qs.db"
+    done = labkit_run(
+        str(ROOT / "notebooks" / "00_quickstart.ipynb"), "-p", "sizes_mb", "[4.0, 16.0]", "-p", "chunk_mb", "2.0",
+        "-p", "repeats", "2", "-p", "store", str(store), "--out", str(tmp_path / "reports"), cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    html = tmp_path / "reports" / "00_quickstart.html"
+    assert f"report: {html}" in done.stdout
+
+    with sqlite3.connect(store) as conn:
+        trials = conn.execute("SELECT workers, status, throughput, experiment FROM trials").fetchall()
+    assert len(trials) == 2 * 2 * 2  # workers × sizes × repeats
+    assert {t[0] for t in trials} == {1, 2}
+    assert all(t[1] == "ok" and t[2] > 0 and t[3] == "quickstart" for t in trials)
+
+    nb = nbformat.read(tmp_path / "reports" / "00_quickstart.ipynb", as_version=4)
+    text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    assert "2 workers ran" in text and "parallel efficiency" in text
+    images = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {})]
+    assert images, "the live view must end as a static figure"
+    page = html.read_text()
+    assert page.count("<img") >= 1 and "data:image/png;base64" in page
+
+
+def test_failed_cell_exits_nonzero_and_still_writes_the_report(tmp_path):
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    params = nbformat.v4.new_code_cell("answer = 41")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell("print('before', answer)"), nbformat.v4.new_code_cell("raise ValueError(f'wrong answer {answer}')")]
+    src = tmp_path / "broken.ipynb"
+    nbformat.write(nb, src)
+
+    done = labkit_run(str(src), "-p", "answer", "42", "--out", str(tmp_path / "out"), cwd=tmp_path)
+    assert done.returncode == 1
+    assert "ValueError: wrong answer 42" in done.stderr
+    page = (tmp_path / "out" / "broken.html").read_text()
+    assert "wrong answer 42" in page and "before 42" in page
+
+
+def test_missing_notebook_is_a_clear_error(tmp_path):
+    done = labkit_run(str(tmp_path / "nope.ipynb"), cwd=tmp_path)
+    assert done.returncode == 2
+    assert "notebook=" in done.stderr and "existing .ipynb" in done.stderr

@@ -1,0 +1,186 @@
+"""Sweep: trials in the store as they end, failures recorded, timeouts, resume, bad input."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import labkit
+from labkit import Work
+from labkit.errors import ParameterError, ParameterTypeError
+
+
+@labkit.workload("test-flaky")
+def flaky(lab, fail: bool = False, fail_setup: bool = False, n: int = 10):
+    if fail:
+        raise ValueError(f"flaky failed on purpose with n={n}")
+    return Work(lab.client.submit(sum, range(n)).result(), "items")
+
+
+class SlowSetup(labkit.workloads.BaseWorkload):
+    name = "test-setup-fails"
+    defaults = {"n": 1}
+
+    def setup(self, lab, **params):
+        raise RuntimeError("no input data")
+
+    def run(self, state):
+        return Work(1, "items")
+
+
+labkit.workloads.register(SlowSetup())
+
+
+@labkit.workload("test-sleepy")
+def sleepy(lab, seconds: float = 3.0):
+    lab.client.submit(time.sleep, seconds, pure=False).result()
+    return Work(1, "items")
+
+
+def rows(path: Path, sql: str) -> list[tuple]:
+    with sqlite3.connect(path) as conn:
+        return conn.execute(sql).fetchall()
+
+
+def test_every_trial_lands_in_the_store_file(scaled_lab, store_path):
+    sweep = labkit.Sweep(
+        "array-sum", grid={"workers": [1, 2], "size_mb": [1.0, 2.0]}, params={"chunk_mb": 0.5},
+        repeats=2, warmup=1, experiment="e2e", store=store_path,
+    )
+    results = sweep.run(scaled_lab, live=False)
+
+    stored = rows(store_path, "SELECT workers, threads, status, wall_s, amount, throughput, point FROM trials")
+    assert len(stored) == 8
+    for workers, threads, status, wall, amount, throughput, point in stored:
+        assert status == "ok" and wall > 0
+        assert f'"workers": {workers}' in point and threads == workers
+        assert throughput == pytest.approx(amount / wall)
+    assert sorted({a for *_, a, _, _ in [(r[0], r[4], 0, 0) for r in stored]}) == [2**20, 2 * 2**20]
+    assert rows(store_path, "PRAGMA journal_mode")[0][0] == "wal"
+
+    (env_json,) = rows(store_path, "SELECT env_json FROM runs")[0]
+    assert '"dask"' in env_json and '"cpu_count"' in env_json
+
+    frame = results.frame
+    assert len(frame) == 8 and set(frame["workers"]) == {1, 2} and set(frame["size_mb"]) == {1.0, 2.0}
+    assert (frame["unit"] == "bytes").all() and (frame["repeat"].isin([0, 1])).all()
+    assert frame["ended_at"].ge(frame["started_at"]).all()
+
+
+def test_failures_are_recorded_and_the_sweep_goes_on(lab, store_path):
+    results = labkit.Sweep("test-flaky", grid={"fail": [True, False]}, repeats=2, warmup=0, store=store_path).run(lab, live=False)
+    failed = results.frame[results.frame["fail"]]
+    assert list(failed["status"]) == ["error", "error"]
+    assert failed["error"].str.contains("ValueError: flaky failed on purpose with n=10").all()
+    ok = results.frame[~results.frame["fail"]]
+    assert list(ok["status"]) == ["ok", "ok"] and (ok["amount"] == 45).all()
+
+
+def test_setup_failure_is_recorded_for_each_repeat(lab, store_path):
+    results = labkit.Sweep("test-setup-fails", grid={"n": [1]}, repeats=3, store=store_path).run(lab, live=False)
+    assert list(results.frame["status"]) == ["error"] * 3
+    assert results.frame["error"].str.startswith("setup failed: RuntimeError: no input data").all()
+
+
+def test_raise_on_error_records_then_raises(lab, store_path):
+    sweep = labkit.Sweep("test-flaky", grid={"fail": [True]}, repeats=1, warmup=0, store=store_path, raise_on_error=True)
+    with pytest.raises(ValueError, match="on purpose"):
+        sweep.run(lab, live=False)
+    assert rows(store_path, "SELECT status FROM trials") == [("error",)]
+
+
+def test_timeout_cancels_the_run_and_the_sweep_goes_on(lab, store_path):
+    sweep = labkit.Sweep("test-sleepy", grid={"seconds": [3.0, 0.01]}, repeats=2, warmup=0, timeout_s=0.5, store=store_path)
+    results = sweep.run(lab, live=False)
+    slow = results.frame[results.frame["seconds"] == 3.0]
+    assert list(slow["status"]) == ["timeout", "timeout"]
+    assert "timeout_s=0.5" in slow["error"].iloc[0]
+    assert "earlier repeat of this point timed out" in slow["error"].iloc[1]
+    fast = results.frame[results.frame["seconds"] == 0.01]
+    assert list(fast["status"]) == ["ok", "ok"]
+    assert fast["wall_s"].max() < 0.5  # not queued behind the cancelled sleep
+
+
+def test_rerun_skips_finished_trials(lab, store_path):
+    sweep = labkit.Sweep("test-flaky", grid={"n": [1, 2, 3]}, repeats=2, warmup=0, experiment="resume", store=store_path)
+    first = sweep.run(lab, live=False)
+    second = sweep.run(lab, live=False)
+    assert rows(store_path, "SELECT COUNT(*) FROM trials") == [(6,)]
+    assert second.run_id != first.run_id
+    assert list(second.frame["trial_id"]) == list(first.frame["trial_id"])
+    bigger = labkit.Sweep("test-flaky", grid={"n": [1, 2, 3, 4]}, repeats=2, warmup=0, experiment="resume", store=store_path)
+    third = bigger.run(lab, live=False)
+    assert len(third.frame) == 8
+    assert rows(store_path, f"SELECT COUNT(*) FROM trials WHERE run_id = '{third.run_id}'") == [(2,)]
+
+
+def test_killed_sweep_keeps_its_trials_and_resumes(tmp_path):
+    """SIGKILL mid-sweep: every committed trial survives, and a re-run does only the rest."""
+    store = tmp_path / "killed.db"
+    job = subprocess.Popen([sys.executable, str(Path(__file__).with_name("sweep_job.py")), str(store), "killed"])
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if rows(store, "SELECT COUNT(*) FROM trials")[0][0] >= 5:
+                    break
+            except sqlite3.OperationalError:  # the job has not created the tables yet
+                pass
+            time.sleep(0.02)
+        os.kill(job.pid, signal.SIGKILL)
+    finally:
+        job.wait(30)
+    kept = rows(store, "SELECT COUNT(*) FROM trials WHERE status = 'ok'")[0][0]
+    assert 5 <= kept < 24, "the job should have been killed mid-sweep"
+
+    subprocess.run([sys.executable, str(Path(__file__).with_name("sweep_job.py")), str(store), "killed"], check=True, timeout=300)
+    run_ids = [r[0] for r in rows(store, "SELECT run_id FROM runs ORDER BY started_at")]
+    assert len(run_ids) == 2
+    redone = rows(store, f"SELECT COUNT(*) FROM trials WHERE run_id = '{run_ids[1]}'")[0][0]
+    assert redone == 24 - kept
+    assert rows(store, "SELECT COUNT(DISTINCT point || repeat) FROM trials WHERE status = 'ok'") == [(24,)]
+
+
+def test_terminal_progress(lab, store_path, capsys):
+    labkit.Sweep("test-flaky", grid={"n": [1, 2]}, repeats=2, warmup=0, store=store_path).run(lab, live=True)
+    err = capsys.readouterr().err
+    assert "test-flaky [" in err and "4/4" in err and "4/4 trials in" in err
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, words",
+    [
+        ({"workload": "no-such-workload", "grid": {"workers": [1]}}, ParameterError, "workload='no-such-workload'"),
+        ({"grid": {}}, ParameterError, "grid={} is not allowed"),
+        ({"grid": {"workers": []}}, ParameterError, "grid['workers']"),
+        ({"grid": {"workers": [0, 1]}}, ParameterError, "grid['workers']=0"),
+        ({"grid": {"workers": ["2"]}}, ParameterTypeError, "grid['workers']='2'"),
+        ({"grid": {"size": [1.0]}}, ParameterError, "has parameters: backend, chunk_mb, dtype, size_mb"),
+        ({"grid": {"size_mb": ["big"]}}, ParameterTypeError, "array-sum.size_mb='big'"),
+        ({"grid": {"workers": [1]}, "repeats": 0}, ParameterError, "repeats=0"),
+        ({"grid": {"workers": [1]}, "warmup": -1}, ParameterError, "warmup=-1"),
+        ({"grid": {"workers": [1]}, "timeout_s": 0}, ParameterError, "timeout_s=0"),
+        ({"grid": {"workers": [1]}, "params": {"workers": 2}}, ParameterError, "params['workers']"),
+    ],
+)
+def test_bad_input_names_the_parameter(kwargs, error, words):
+    kwargs = {"workload": "array-sum", **kwargs}
+    with pytest.raises(error) as err:
+        labkit.Sweep(kwargs.pop("workload"), **kwargs)
+    assert words in str(err.value)
+
+
+def test_unwritable_store_is_refused(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(ParameterError, match="store="):
+        labkit.Sweep("array-sum", grid={"workers": [1]}, store=blocker / "labkit.db")
+    with pytest.raises(ParameterError, match="not a folder"):
+        labkit.Sweep("array-sum", grid={"workers": [1]}, store=tmp_path)
