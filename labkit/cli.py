@@ -2,6 +2,7 @@
 
     labkit run NOTEBOOK [-p NAME VALUE]... [--out DIR]
     labkit export STORE OUT.{csv,parquet} [--experiment NAME]
+    labkit probe [--workers N] [--store PATH] [--refresh]
 """
 
 from __future__ import annotations
@@ -42,6 +43,21 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _probe(args: argparse.Namespace) -> int:
+    from .cluster import Lab
+    from .probes import cached_probes
+
+    params = {"array_mb": args.array_mb, "matmul_n": args.matmul_n, "repeats": args.repeats}
+    if args.address:
+        lab = Lab(address=args.address)
+    else:
+        lab = Lab(workers=args.workers, threads_per_worker=1, dashboard=False)
+    with lab:
+        probe = cached_probes(lab, args.store, refresh=args.refresh, **params)
+    print(probe.table())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="labkit", description="A scaling lab for Dask: run experiments, keep results, write reports.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -59,6 +75,16 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("out", help="output file ending in .csv or .parquet")
     export.add_argument("--experiment", default=None, help="only this experiment")
     export.set_defaults(func=_export)
+
+    probe = sub.add_parser("probe", help="measure memory bandwidth, FLOP/s, task overhead and network; print a table")
+    probe.add_argument("--workers", type=int, default=2, help="workers of the local cluster to probe (default: 2)")
+    probe.add_argument("--address", default=None, help="probe a running scheduler instead, e.g. tcp://host:8786")
+    probe.add_argument("--store", default=None, help="store that caches the result (default: results/labkit.db)")
+    probe.add_argument("--refresh", action="store_true", help="measure again even if a cached probe exists")
+    probe.add_argument("--array-mb", type=float, default=64.0, help="MiB per STREAM array (default: 64)")
+    probe.add_argument("--matmul-n", type=int, default=1024, help="matrix side for FLOP/s (default: 1024)")
+    probe.add_argument("--repeats", type=int, default=5, help="timed iterations per probe (default: 5)")
+    probe.set_defaults(func=_probe)
     return parser
 
 

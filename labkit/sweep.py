@@ -25,7 +25,6 @@ from .errors import ClusterError, ParameterError, ParameterTypeError, TrialTimeo
 from .store import ResultStore, Trial, check_store_path, default_path
 
 if TYPE_CHECKING:
-    import pandas as pd
 
     from .cluster import Lab
     from .results import Results

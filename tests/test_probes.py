@@ -1,0 +1,194 @@
+"""Tests of labkit.probes on a real 2-worker LocalCluster (no mocks)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+from distributed import Client, LocalCluster
+
+from labkit import backends
+from labkit.errors import LabkitError, ParameterError, ParameterTypeError
+from labkit.probes import (
+    HardwareProbe,
+    matmul_flops,
+    network_bandwidth,
+    run_probes,
+    stream_bandwidth,
+    task_overhead,
+)
+
+GB, GFLOP = 1e9, 1e9
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[Client]:
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        with Client(cluster) as c:
+            c.wait_for_workers(2)
+            yield c
+
+
+@pytest.fixture(scope="module")
+def probe(client: Client) -> HardwareProbe:
+    # Defaults, as `labkit probe` runs them: this also checks the time budget.
+    return run_probes(client)
+
+
+def test_memory_bandwidth_plausible_everywhere(probe: HardwareProbe, client: Client) -> None:
+    assert set(probe.workers) == set(client.scheduler_info(n_workers=-1)["workers"])
+    for loc in ["client", *probe.workers]:
+        r = probe.memory[loc]
+        assert r.nbytes == 64 * 2**20
+        for value in (r.copy_best, r.copy_median, r.triad_best, r.triad_median):
+            assert 0.1 * GB < value < 1000 * GB, (loc, r)
+        assert r.copy_best >= r.copy_median and r.triad_best >= r.triad_median
+        assert probe.bandwidth(loc, "triad") == r.triad_best
+
+
+def test_matmul_plausible(probe: HardwareProbe) -> None:
+    for loc in ["client", *probe.workers]:
+        assert set(probe.matmul[loc]) == {"float32", "float64"}
+        assert 0.1 * GFLOP < probe.flops(loc, "float64") < 10_000 * GFLOP
+        assert probe.flops(loc, "float32") > 0
+
+
+def test_task_overhead_fit(probe: HardwareProbe) -> None:
+    over = probe.task_overhead
+    assert over is not None
+    assert 1e-6 < over.per_task_s < 0.1
+    # The intercept is a fit: on a noisy machine it may dip below zero, but not by more
+    # than its own uncertainty allows.
+    assert -3 * over.fixed_stderr_s < over.fixed_s < 1
+    assert over.per_task_stderr_s >= 0 and over.fixed_stderr_s >= 0
+    assert len(over.times_s) == len(over.task_counts) >= 3
+
+
+def test_network_between_two_workers(probe: HardwareProbe) -> None:
+    assert probe.network is not None, probe.missing
+    assert probe.network.pairs == 1
+    assert 1e6 < probe.network.bandwidth < 1e12
+    assert "cluster/network" not in probe.missing
+
+
+def test_gpu_missing_with_reason(probe: HardwareProbe) -> None:
+    status = backends.gpu_status()
+    if status.available:
+        pytest.skip("this machine has a usable GPU")
+    assert probe.gpu is None and "gpu" not in probe.matmul
+    reason = probe.missing["gpu/memory"]
+    assert status.reason in reason
+    assert "CuPy" in reason or "CUDA" in reason
+
+
+def test_dict_round_trip_through_json(probe: HardwareProbe) -> None:
+    text = json.dumps(probe.to_dict())
+    assert HardwareProbe.from_dict(json.loads(text)) == probe
+
+
+def test_from_dict_refuses_other_versions(probe: HardwareProbe) -> None:
+    data = probe.to_dict()
+    data["version"] = 999
+    with pytest.raises(ParameterError, match="version"):
+        HardwareProbe.from_dict(data)
+
+
+def test_table_and_frame(probe: HardwareProbe) -> None:
+    text = probe.table()
+    assert "not measured: no usable GPU" in text or backends.gpu_status().available
+    for unit in ("GB/s", "GFLOP/s", "cost per task"):
+        assert unit in text
+    frame = probe.to_frame()
+    assert list(frame.columns) == ["location", "metric", "value", "unit", "note"]
+    measured = frame.dropna(subset=["value"])
+    assert (measured["value"] > 0).all()
+    assert set(probe.workers) <= set(frame["location"])
+    assert frame["value"].isna().sum() == len(probe.missing)
+
+
+def test_without_client_only_local_figures() -> None:
+    p = run_probes(array_mb=4, matmul_n=128, repeats=2)
+    assert list(p.memory) == ["client"] or set(p.memory) == {"client", "gpu"}
+    assert p.task_overhead is None and p.network is None
+    assert "no Dask client" in p.missing["cluster/network"]
+    assert "not measured: no Dask client" in p.table()
+
+
+# A second cluster while the module's one holds port 8787: distributed starts the scheduler's
+# HTTP server (health routes) even without a dashboard, and warns that it moved port.
+@pytest.mark.filterwarnings("ignore:Port 8787 is already in use")
+def test_one_worker_has_no_network_figure() -> None:
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        with Client(cluster) as c:
+            c.wait_for_workers(1)
+            with pytest.raises(LabkitError, match="1 worker"):
+                network_bandwidth(c)
+            p = run_probes(c, array_mb=4, matmul_n=128, repeats=2, task_counts=(1, 2, 4))
+    assert p.network is None
+    assert "needs a pair of workers" in p.missing["cluster/network"]
+    assert "not measured: the cluster has 1 worker" in p.table()
+    assert len(p.workers) == 1 and p.task_overhead is not None
+
+
+def test_probe_functions_directly(client: Client) -> None:
+    s = stream_bandwidth(np, 2**20, repeats=2)
+    assert s.nbytes == 2**20 and s.repeats == 2 and s.triad_best > 0
+    m = matmul_flops(np, 64, "float32", repeats=2)
+    assert m.dtype == "float32" and m.n == 64 and m.best >= m.median > 0
+    t = task_overhead(client, task_counts=(1, 5, 10), repeats=1)
+    assert t.task_counts == (1, 5, 10) and t.per_task_s > 0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"array_mb": 0}, "array_mb"),
+        ({"array_mb": float("nan")}, "array_mb"),
+        ({"matmul_n": -1}, "matmul_n"),
+        ({"matmul_n": 10.5}, "matmul_n"),
+        ({"repeats": 0}, "repeats"),
+        ({"repeats": True}, "repeats"),
+        ({"task_counts": (1, 2)}, "task_counts"),
+        ({"task_counts": (0, 1, 2)}, "task_counts"),
+        ({"network_duration": 0}, "network_duration"),
+    ],
+)
+def test_bad_arguments_name_the_parameter(kwargs: dict, name: str) -> None:
+    with pytest.raises(ValueError, match=name) as info:
+        run_probes(**kwargs)
+    assert isinstance(info.value, ParameterError) and info.value.name == name
+
+
+def test_client_must_be_a_client() -> None:
+    with pytest.raises(ParameterTypeError, match="client"):
+        run_probes("tcp://127.0.0.1:8786")  # type: ignore[arg-type]
+
+
+def test_cached_per_environment_in_the_store(tmp_path, lab) -> None:
+    from labkit.probes import cached_probes
+
+    store = tmp_path / "probe.db"
+    small = {"array_mb": 4.0, "matmul_n": 128, "repeats": 2}
+    first = cached_probes(lab, store, **small)
+    again = cached_probes(lab, store, **small)
+    assert again == first  # served from the store: same figures, same creation time
+    other = cached_probes(lab, store, **{**small, "repeats": 3})
+    assert other.params["repeats"] == 3 and other.created >= first.created
+    fresh = cached_probes(lab, store, refresh=True, **small)
+    assert fresh != first
+
+
+def test_probe_command_prints_the_table(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "labkit", "probe", "--workers", "1", "--array-mb", "4", "--matmul-n", "128", "--repeats", "2", "--store", str(tmp_path / "p.db")],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "triad bandwidth" in done.stdout and "cost per task" in done.stdout
+    assert "not measured: no usable GPU" in done.stdout
+    assert "network bandwidth       not measured" in done.stdout  # one worker: no pair to measure
