@@ -201,13 +201,16 @@ class ResultStore:
 
     # -- reading -------------------------------------------------------------------------
 
-    def finished(self, experiment: str) -> set[tuple[str, int]]:
-        """``(point, repeat)`` of every trial of ``experiment`` that ended ok."""
+    def finished(self, experiment: str) -> dict[str, dict[int, float]]:
+        """Wall times of the trials of ``experiment`` that ended ok: ``{point: {repeat: wall_s}}``."""
         with self._lock:
             rows = self._conn.execute(
-                "SELECT point, repeat FROM trials WHERE experiment = ? AND status = 'ok'", (experiment,)
+                "SELECT point, repeat, wall_s FROM trials WHERE experiment = ? AND status = 'ok' ORDER BY trial_id", (experiment,)
             ).fetchall()
-        return {(p, r) for p, r in rows}
+        done: dict[str, dict[int, float]] = {}
+        for point, repeat, wall in rows:
+            done.setdefault(point, {})[repeat] = wall
+        return done
 
     def _query(self, sql: str, args: tuple[Any, ...] = ()) -> pd.DataFrame:
         import pandas as pd

@@ -18,11 +18,13 @@ import itertools
 import json
 import time
 import traceback
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, Callable
 
 from . import workloads
 from .errors import ClusterError, ParameterError, ParameterTypeError, TrialTimeout
 from .store import ResultStore, Trial, check_store_path, default_path
+from .timing import Repeats, Warmup, spread
 
 if TYPE_CHECKING:
 
@@ -67,10 +69,13 @@ class Sweep:
         be a parameter of the workload. A scalar is a one-value list.
     params : dict, optional
         Fixed workload parameters applied at every point (overriding the defaults).
-    repeats : int, default 3
-        Timed runs per point.
-    warmup : int, default 1
-        Untimed runs per point before the timed ones.
+    repeats : int or "auto", default 3
+        Timed runs per point; ``"auto"`` keeps timing until the 95% interval of the
+        median is within ``ci_target`` of it, or ``max_repeats`` runs.
+    warmup : int or "auto", default 1
+        Untimed runs per point before the timed ones; ``"auto"`` runs them until two in
+        a row agree within 10% (at most 5), which catches first-run effects (imports,
+        compilation, CUDA context, caches) that one warm-up may not absorb.
     experiment : str, optional
         Name under which trials are stored and resumed (default: the workload's name).
     store : str, Path or ResultStore, optional
@@ -79,6 +84,10 @@ class Sweep:
         Longest a timed run may take; a longer one is cancelled and recorded as ``timeout``.
     raise_on_error : bool, default False
         Re-raise a trial's exception (after recording it) instead of going on.
+    ci_target : float, default 0.03
+        With ``repeats="auto"``: the relative half-width of the median's interval to reach.
+    max_repeats : int, default 30
+        With ``repeats="auto"``: the most timed runs per point.
 
     All arguments are checked here, before any cluster work.
     """
@@ -95,6 +104,8 @@ class Sweep:
         store: str | Any | None = None,
         timeout_s: float | None = None,
         raise_on_error: bool = False,
+        ci_target: float = 0.03,
+        max_repeats: int = 30,
     ) -> None:
         self.workload = workloads.get(workload) if isinstance(workload, str) else workload
         if not isinstance(self.workload, workloads.Workload):
@@ -114,8 +125,8 @@ class Sweep:
             if key != "workers":
                 for v in values:
                     workloads.check_value(self.workload, key, v)
-        _check_count("repeats", repeats, 1)
-        _check_count("warmup", warmup, 0)
+        self.policy = Repeats.parse(repeats, target=ci_target, maximum=max_repeats)
+        self.warmup_policy = Warmup.parse(warmup)
         if timeout_s is not None and (isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float)) or timeout_s <= 0):
             raise ParameterError("timeout_s", timeout_s, "None or a number of seconds > 0")
         if experiment is not None and (not isinstance(experiment, str) or not experiment.strip()):
@@ -128,6 +139,11 @@ class Sweep:
             self._store_arg: Any = store
         else:
             self._store_arg = check_store_path(default_path() if store is None else store)
+
+    def _complete(self, times: dict[int, float]) -> bool:
+        if self.policy.adaptive:
+            return self.policy.enough(list(times.values()))
+        return all(r in times for r in range(self.policy.minimum))
 
     def _check_backends(self) -> None:
         from .backends import check_backend
@@ -150,10 +166,12 @@ class Sweep:
         return params, key
 
     def __len__(self) -> int:
-        return len(self.points()) * self.repeats
+        """Timed runs at most (exact for a fixed ``repeats``)."""
+        return len(self.points()) * self.policy.maximum
 
     def __repr__(self) -> str:
-        return f"<Sweep {self.workload.name!r} experiment={self.experiment!r} {len(self.points())} points × {self.repeats} repeats>"
+        reps = f"{self.policy.minimum}" if not self.policy.adaptive else f"auto (±{self.policy.target:.0%}, ≤{self.policy.maximum})"
+        return f"<Sweep {self.workload.name!r} experiment={self.experiment!r} {len(self.points())} points × {reps} repeats>"
 
     # -- running -------------------------------------------------------------------------
 
@@ -174,7 +192,7 @@ class Sweep:
             )
         own_store = not isinstance(self._store_arg, ResultStore)
         store = ResultStore(self._store_arg) if own_store else self._store_arg
-        config = {"grid": self.grid, "params": self.params, "repeats": self.repeats, "warmup": self.warmup, "timeout_s": self.timeout_s}
+        config = {"grid": self.grid, "params": self.params, "repeats": asdict(self.policy), "warmup": asdict(self.warmup_policy), "timeout_s": self.timeout_s}
         run_id = store.start_run(self.experiment, self.workload.name, env=capture(lab), config=config)
         view = make_view(live, total=len(self), title=self.experiment if self.experiment == self.workload.name else f"{self.experiment} ({self.workload.name})", lab=lab)
         keys: list[str] = []
@@ -183,12 +201,15 @@ class Sweep:
             for point in self.points():
                 params, key = self._resolve(point, point.get("workers", lab.workers))
                 keys.append(key)
-                todo = [r for r in range(self.repeats) if (key, r) not in done]
-                view.skip(self.repeats - len(todo))
-                if todo:
-                    if "workers" in point:
-                        lab.scale(point["workers"])
-                    _TrialContext(self, lab, store, run_id, point, params, key, view).run(todo)
+                times = done.get(key, {})
+                if self._complete(times):
+                    view.skip(self.policy.maximum)
+                    continue
+                view.skip(len(times))
+                if "workers" in point:
+                    lab.scale(point["workers"])
+                used = _TrialContext(self, lab, store, run_id, params, key, view).run(dict(times))
+                view.skip(self.policy.maximum - len(times) - used)
         finally:
             store.end_run(run_id)
             results = Results(store.trials_frame(self.experiment), experiment=self.experiment, run_id=run_id, points=keys, store_path=str(store.path))
@@ -201,10 +222,12 @@ class Sweep:
 class _TrialContext:
     """The trials of one grid point: setup, warm-up, timed repeats, teardown."""
 
-    def __init__(self, sweep: Sweep, lab: Lab, store: ResultStore, run_id: str, point: dict[str, Any], params: dict[str, Any], key: str, view: Any) -> None:
+    def __init__(self, sweep: Sweep, lab: Lab, store: ResultStore, run_id: str, params: dict[str, Any], key: str, view: Any) -> None:
         self.sweep, self.lab, self.store, self.view = sweep, lab, store, view
-        self.run_id, self.point, self.params, self.key = run_id, point, params, key
+        self.run_id, self.params, self.key = run_id, params, key
         self.workers, self.threads = lab.workers, lab.threads
+        self.trial_ids: list[int] = []
+        self.point_metrics: dict[str, Any] = {}
 
     def record(self, repeat: int, status: str, *, error: str | None = None, wall: float | None = None, work: Any = None, started: float | None = None) -> Trial:
         now = time.time()
@@ -213,9 +236,9 @@ class _TrialContext:
             point=self.key, params=self.params, repeat=repeat, workers=self.workers, threads=self.threads,
             backend=self.params.get("backend"), status=status, error=error, wall_s=wall,
             amount=None if work is None else float(work.amount), unit=None if work is None else work.unit,
-            started_at=started or now, ended_at=now,
+            started_at=started or now, ended_at=now, metrics=dict(self.point_metrics),
         )
-        self.store.add_trial(trial)
+        self.trial_ids.append(self.store.add_trial(trial))
         self.view.trial(trial)
         return trial
 
@@ -223,58 +246,103 @@ class _TrialContext:
         for r in repeats:
             self.record(r, status, error=message)
 
-    def run(self, todo: list[int]) -> None:
-        wl = self.sweep.workload
+    def _pending(self, times: dict[int, float], attempted: set[int]) -> list[int]:
+        """Repeat indices still to run for a fixed count (all missing ones)."""
+        return [r for r in range(self.sweep.policy.maximum) if r not in times and r not in attempted]
+
+    def run(self, times: dict[int, float]) -> int:
+        """Time the point until its policy is satisfied; return the runs attempted."""
+        wl, policy = self.sweep.workload, self.sweep.policy
         try:
             state = wl.setup(self.lab, **self.params)
         except Exception as e:
+            todo = self._pending(times, set())[: max(1, policy.minimum - len(times))]
             self.fail(todo, "error", f"setup failed: {_describe(e)}")
             self._maybe_raise(e)
-            return
+            return len(todo)
+        attempted: set[int] = set()
         try:
-            if self._warm_up(state, todo):
-                for i, r in enumerate(todo):
-                    if not self._timed(r, state):
-                        self.fail(todo[i + 1 :], "timeout", "not run: an earlier repeat of this point timed out")
-                        break
+            if not self._warm_up(state, times):
+                return policy.maximum - len(times)
+            while not self._enough(times):
+                pending = self._pending(times, attempted)
+                if not pending:
+                    break
+                r = pending[0]
+                attempted.add(r)
+                wall = self._timed(r, state)
+                if wall is None and self.timed_out:
+                    rest = self._pending(times, attempted)[: max(0, policy.minimum - len(times))]
+                    self.fail(rest, "timeout", "not run: an earlier repeat of this point timed out")
+                    attempted.update(rest)
+                    break
+                if wall is not None:
+                    times[r] = wall
         finally:
+            self._summarise(times)
             teardown = getattr(wl, "teardown", None)
             if teardown is not None:
                 try:
                     teardown(state)
                 except Exception:  # noqa: BLE001 - a failed teardown must not lose the sweep
                     pass
+        return len(attempted)
 
-    def _warm_up(self, state: Any, todo: list[int]) -> bool:
-        """Untimed runs; False (and the repeats recorded as errors) when one fails."""
+    def _enough(self, times: dict[int, float]) -> bool:
+        policy = self.sweep.policy
+        if policy.adaptive:
+            return policy.enough(list(times.values()))
+        return all(r in times for r in range(policy.minimum))
+
+    def _summarise(self, times: dict[int, float]) -> None:
+        """Store the point's spread and run count on each of its trials."""
+        if not times or not self.trial_ids:
+            return
+        s = spread(list(times.values()))
+        summary = {"point_runs": s["n"], "point_median_s": s["median"], "point_ci_rel": s["ci_rel"], "point_iqr_rel": s["iqr_rel"]}
+        for trial_id in self.trial_ids:
+            self.store.update_metrics(trial_id, summary)
+
+    def _warm_up(self, state: Any, times: dict[int, float]) -> bool:
+        """Untimed runs; False (and the point recorded as failed) when one fails."""
+
+        def once() -> float:
+            t0 = time.perf_counter()
+            self.sweep.workload.run(state)
+            return time.perf_counter() - t0
+
         try:
-            for _ in range(self.sweep.warmup):
-                self.sweep.workload.run(state)
+            warm = self.sweep.warmup_policy.run(once)
         except Exception as e:  # the timed runs would fail alike
+            todo = self._pending(times, set())[: max(1, self.sweep.policy.minimum - len(times))]
             self.fail(todo, "error", f"warm-up failed: {_describe(e)}")
             self._maybe_raise(e)
             return False
+        self.point_metrics = {"warmup_runs": len(warm), "warmup_first_s": warm[0] if warm else None}
         return True
 
-    def _timed(self, repeat: int, state: Any) -> bool:
-        """One timed run between barriers; False when it timed out."""
+    timed_out = False
+
+    def _timed(self, repeat: int, state: Any) -> float | None:
+        """One timed run between barriers; its wall time, or None if it failed."""
         self.lab.barrier()
         started = time.time()
         try:
             work, wall = _call_timed(self.sweep.workload.run, state, self.sweep.timeout_s, self.lab)
         except TrialTimeout as e:
+            self.timed_out = True
             self.record(repeat, "timeout", error=str(e), started=started)
-            return False
+            return None
         except Exception as e:
             self.record(repeat, "error", error=_describe(e), started=started)
             self._maybe_raise(e)
-            return True
+            return None
         self.lab.barrier()
         if not isinstance(work, workloads.Work):
             self.record(repeat, "error", error=f"run() returned {type(work).__name__}, not Work(amount, unit)", started=started)
-            return True
+            return None
         self.record(repeat, "ok", wall=wall, work=work, started=started)
-        return True
+        return wall
 
     def _maybe_raise(self, e: BaseException) -> None:
         if self.sweep.raise_on_error:

@@ -184,3 +184,28 @@ def test_unwritable_store_is_refused(tmp_path):
         labkit.Sweep("array-sum", grid={"workers": [1]}, store=blocker / "labkit.db")
     with pytest.raises(ParameterError, match="not a folder"):
         labkit.Sweep("array-sum", grid={"workers": [1]}, store=tmp_path)
+
+
+@labkit.workload("test-jittery")
+def jittery(lab, first_s: float = 0.3, s: float = 0.02):
+    """Slow on the first call in a process (a compile or cache effect), then steady."""
+    cold = not getattr(jittery, "warm", False)
+    jittery.warm = True
+    time.sleep(first_s if cold else s)
+    return Work(1, "items")
+
+
+def test_auto_repeats_stop_when_the_median_is_tight_and_auto_warmup_absorbs_the_first_run(lab, store_path):
+    jittery.warm = False
+    sweep = labkit.Sweep("test-jittery", grid={"s": [0.02]}, repeats="auto", warmup="auto", ci_target=0.05, max_repeats=20, store=store_path)
+    results = sweep.run(lab, live=False)
+    frame = results.frame
+    assert (frame["status"] == "ok").all()
+    assert 6 <= len(frame) < 20  # enough for an interval, far fewer than the cap
+    assert frame["wall_s"].max() < 0.2  # the slow first run was a warm-up, never timed
+    assert frame["warmup_runs"].iloc[0] >= 2 and frame["warmup_first_s"].iloc[0] >= 0.3
+    assert frame["point_runs"].iloc[0] == len(frame)
+    assert frame["point_ci_rel"].iloc[0] <= 0.05
+    again = sweep.run(lab, live=False)
+    assert rows(store_path, "SELECT COUNT(*) FROM trials") == [(len(frame),)]  # resumed: nothing to add
+    assert len(again.frame) == len(frame)

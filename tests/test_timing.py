@@ -1,0 +1,64 @@
+"""Trustworthy timing: the median's interval, adaptive repeats, warm-up detection."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from labkit.errors import ParameterError, ParameterTypeError
+from labkit.timing import Repeats, Warmup, ci_available, median_ci, spread
+
+
+def test_median_interval_covers_the_true_median():
+    """Over many samples from a known distribution, the 95% interval covers ~95% of the time."""
+    rng = np.random.default_rng(1)
+    hits = 0
+    for _ in range(2000):
+        x = rng.lognormal(0.0, 0.3, size=15)  # true median exp(0) = 1
+        _, lo, hi = median_ci(x)
+        hits += lo <= 1.0 <= hi
+    assert 0.93 <= hits / 2000 <= 0.995
+
+
+def test_interval_needs_six_values_at_95_percent():
+    assert not ci_available(5) and ci_available(6)
+    med, lo, hi = median_ci([3.0, 1.0, 2.0, 6.0, 5.0, 4.0])
+    assert (med, lo, hi) == (3.5, 1.0, 6.0)
+    assert spread([1.0, 1.0, 1.0])["ci_rel"] is None
+
+
+def test_fixed_and_adaptive_repeats():
+    fixed = Repeats.parse(4)
+    assert not fixed.adaptive and not fixed.enough([1.0] * 3) and fixed.enough([1.0] * 4)
+    auto = Repeats.parse("auto", target=0.03, maximum=12)
+    tight = [1.0, 1.005, 0.995, 1.0, 1.01, 0.99]
+    assert auto.enough(tight)
+    noisy = [1.0, 1.3, 0.8, 1.2, 0.9, 1.1, 0.7]
+    assert not auto.enough(noisy)
+    assert auto.enough(noisy + [1.0] * 5)  # the cap
+
+
+@pytest.mark.parametrize(
+    "value, kwargs, error, words",
+    [
+        (0, {}, ParameterError, "repeats=0"),
+        ("many", {}, ParameterTypeError, "int or 'auto'"),
+        ("auto", {"target": 0}, ParameterError, "ci_target=0"),
+        ("auto", {"maximum": 3}, ParameterError, "max_repeats=3"),
+    ],
+)
+def test_bad_repeats(value, kwargs, error, words):
+    with pytest.raises(error, match=words.replace("(", r"\(")):
+        Repeats.parse(value, **kwargs)
+
+
+def test_auto_warmup_runs_until_two_runs_agree():
+    durations = iter([2.0, 1.4, 1.02, 1.0, 1.0, 1.0])
+    assert Warmup.parse("auto").run(lambda: next(durations)) == [2.0, 1.4, 1.02, 1.0]
+    steady = iter([1.0] * 9)
+    assert Warmup.parse("auto").run(lambda: next(steady)) == [1.0, 1.0]
+    never = iter([5.0, 4.0, 3.0, 2.0, 1.0, 0.5])
+    assert len(Warmup.parse("auto").run(lambda: next(never))) == 5  # capped
+    assert Warmup.parse(0).run(lambda: 1 / 0) == []
+    with pytest.raises(ParameterError, match="warmup=-1"):
+        Warmup.parse(-1)
