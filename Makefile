@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PORT ?= 8888
 
-.PHONY: demo test lab bench clean
+.PHONY: demo test test-fast lab bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,9 +17,20 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/labkit run notebooks/00_quickstart.ipynb --out reports
 
-## test: set up and run the whole suite
-test: $(STAMP)
+CHROMIUM := /usr/bin/chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
+# Debian's Chromium for tests/test_browser.py (Playwright drives it; never `playwright install`)
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends chromium
+
+## test: set up and run the whole suite (installs chromium with apt when missing)
+test: $(STAMP) $(CHROMIUM)
 	$(BIN)/python -m pytest
+
+## test-fast: the suite without the real-browser tests
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not browser"
 
 ## lab: JupyterLab on 127.0.0.1 with a token (printed in the log)
 lab: $(STAMP)

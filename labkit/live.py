@@ -1,22 +1,36 @@
-"""Progress while a sweep runs: widgets in Jupyter, a progress line in a terminal.
+"""What a person sees while a sweep runs: a live view in Jupyter, a progress line elsewhere.
 
-In Jupyter the view is displayed with a display handle; when the sweep ends the handle is
-updated in place with the final static figure, so an executed notebook and its HTML
-export hold a real image rather than a widget that needs JavaScript.
+In Jupyter, :class:`LiveView` shows one ipywidgets box: a header (cluster, workers,
+dashboard link), a progress bar, a Matplotlib figure (per-worker CPU and memory timelines,
+throughput points with their spread, where each trial's time went) redrawn at a bounded
+rate, a table of the latest trials and the alerts. It is displayed with a display handle;
+when the sweep ends the handle is updated in place with the final static figure, so an
+executed notebook and its HTML export hold a real image, not a widget that needs
+JavaScript. Outside Jupyter a terminal progress line shows the same progress;
+``live=False`` turns it all off.
 """
 
 from __future__ import annotations
 
 import html
+import io
 import sys
+import threading
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from .analysis import format_rate
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from .results import Results
     from .store import Trial
+
+#: Fewest seconds between two redraws of the live figure (at most 2 per second).
+MIN_REDRAW_S = 0.5
+#: A timed run longer than this gets live redraws while it runs.
+LONG_RUN_S = 5.0
 
 
 def in_jupyter() -> bool:
@@ -44,7 +58,7 @@ class _View:
         self.started = time.monotonic()
 
     def skip(self, n: int) -> None:
-        if n:
+        if n > 0:
             self.done += n
             self.show(None, skipped=n)
 
@@ -52,6 +66,12 @@ class _View:
         self.done += 1
         self.failed += trial.status != "ok"
         self.show(trial)
+
+    def timing(self, active: bool) -> None:
+        """Told when a timed run starts and ends (a view may hold back work meanwhile)."""
+
+    def alert(self, message: str) -> None:
+        """An alert from the monitor."""
 
     def show(self, trial: Trial | None, skipped: int = 0) -> None:
         pass
@@ -65,69 +85,153 @@ class NullView(_View):
 
 
 class TerminalView(_View):
-    """A one-line progress bar on stderr."""
+    """A one-line progress bar on stderr (a line per step when stderr is a file)."""
 
     width = 24
 
-
     def show(self, trial: Trial | None, skipped: int = 0) -> None:
-        filled = int(self.width * self.done / max(self.total, 1))
+        filled = int(self.width * min(self.done, self.total) / max(self.total, 1))
         bar = "#" * filled + "." * (self.width - filled)
         last = f"resumed {skipped} already done" if trial is None else _trial_text(trial)
         line = f"{self.title} [{bar}] {self.done}/{self.total} {time.monotonic() - self.started:5.1f}s  {last}"
-        # Redraw in place on a terminal; one line per step in a log file.
         sys.stderr.write("\r" + line[:160].ljust(160) if sys.stderr.isatty() else line + "\n")
         sys.stderr.flush()
 
+    def alert(self, message: str) -> None:
+        sys.stderr.write(("\n" if sys.stderr.isatty() else "") + f"ALERT {message}\n")
+
     def close(self, results: Results | None) -> None:
         failed = f", {self.failed} failed" if self.failed else ""
-        end = f"{self.title}: {self.done}/{self.total} trials in {time.monotonic() - self.started:.1f}s{failed}"
+        end = f"{self.title}: {self.done} trials in {time.monotonic() - self.started:.1f}s{failed}"
         sys.stderr.write(("\r" + end.ljust(160) if sys.stderr.isatty() else end) + "\n")
 
 
-class WidgetView(_View):
-    """A progress bar and the latest trials in an ipywidgets box."""
+class LiveView(_View):
+    """The live ipywidgets box (see the module docstring).
+
+    Parameters
+    ----------
+    total : int
+        Timed runs expected (the progress bar's maximum).
+    title : str
+    lab : Lab
+        For the header: workers and dashboard link.
+    samples : callable, optional
+        Returns the monitor's samples so far (long DataFrame); None: no timelines.
+    final_figure : callable, optional
+        ``(results, samples) -> Figure`` shown in place of the box when the sweep ends.
+    """
 
     keep = 8
 
-    def __init__(self, total: int, title: str, lab: Any) -> None:
+    def __init__(self, total: int, title: str, lab: Any, *, samples: Callable[[], pd.DataFrame] | None = None, final_figure: Callable[..., Any] | None = None) -> None:
         super().__init__(total, title)
         import ipywidgets as w
         from IPython.display import display
 
+        self.lab, self.samples, self.final_figure = lab, samples, final_figure
         link = getattr(lab, "dashboard_link", None)
-        head = f"<b>{html.escape(title)}</b> — {lab.workers} workers" + (f', <a href="{link}" target="_blank">dashboard</a>' if link else "")
+        head = f"<b>{html.escape(title)}</b> — {lab.kind} cluster, {lab.workers} workers, {lab.threads} threads" + (f' — <a href="{link}" target="_blank">Dask dashboard</a>' if link else "")
         self.header = w.HTML(head)
         self.bar = w.IntProgress(value=0, min=0, max=max(total, 1), description="trials", bar_style="info")
         self.status = w.HTML("")
+        self.image = w.Image(format="png", layout=w.Layout(max_width="940px"))
         self.table = w.HTML("")
-        self.lines: list[str] = []
-        self.box = w.VBox([self.header, w.HBox([self.bar, self.status]), self.table])
+        self.alerts = w.HTML("")
+        self.box = w.VBox([self.header, w.HBox([self.bar, self.status]), self.image, self.table, self.alerts])
         self.box.add_class("labkit-live")  # a stable hook for the browser test
+        self.lines: list[str] = []
+        self.alert_lines: list[str] = []
+        self.records: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self._dirty = threading.Event()
+        self._stop = threading.Event()
+        self._timing = False
+        self._timing_since = 0.0
+        self._last_draw = 0.0
+        self._t0 = time.time()
+        self.redraws = 0
         self.handle = display(self.box, display_id=True)
+        self._thread = threading.Thread(target=self._redraw_loop, name="labkit-liveview", daemon=True)
+        self._thread.start()
+
+    # -- events from the sweep -----------------------------------------------------------
 
     def show(self, trial: Trial | None, skipped: int = 0) -> None:
-        self.bar.value = self.done
-        self.status.value = f"{self.done}/{self.total} &nbsp; {time.monotonic() - self.started:.1f}s" + (f" &nbsp; <span style='color:#b00'>{self.failed} failed</span>" if self.failed else "")
+        self.bar.value = min(self.done, self.bar.max)
+        elapsed = time.monotonic() - self.started
+        self.status.value = f"&nbsp;{self.done}/{self.total} &nbsp; {elapsed:.1f}s" + (f" &nbsp; <span style='color:#b00'>{self.failed} failed</span>" if self.failed else "")
         line = f"resumed {skipped} trials already in the store" if trial is None else _trial_text(trial)
         self.lines = (self.lines + [html.escape(line)])[-self.keep :]
-        self.table.value = "<pre style='margin:0'>" + "\n".join(self.lines) + "</pre>"
+        self.table.value = "<pre style='margin:0;font-size:11px'>" + "\n".join(self.lines) + "</pre>"
+        if trial is not None:
+            from .store import trial_record
+
+            with self._lock:
+                self.records.append(trial_record(trial))
+        self._dirty.set()
+
+    def alert(self, message: str) -> None:
+        self.alert_lines.append(f"<div style='color:#b00'>⚠ {html.escape(message)}</div>")
+        self.alerts.value = "".join(self.alert_lines[-6:])
+
+    def timing(self, active: bool) -> None:
+        self._timing = active
+        self._timing_since = time.monotonic()
+
+    # -- drawing -------------------------------------------------------------------------
+
+    def frame(self) -> pd.DataFrame:
+        import pandas as pd
+
+        with self._lock:
+            return pd.DataFrame(self.records)
+
+    def _redraw_loop(self) -> None:
+        while not self._stop.wait(MIN_REDRAW_S / 2):
+            now = time.monotonic()
+            due = now - self._last_draw >= MIN_REDRAW_S
+            # Drawing costs the client CPU, which a short timed run would feel: hold it back
+            # while one runs, unless the run is long enough that the view would look stuck.
+            quiet = not self._timing or now - self._timing_since > LONG_RUN_S
+            if due and quiet and (self._dirty.is_set() or self.samples is not None):
+                self._dirty.clear()
+                try:
+                    self.redraw()
+                except Exception:  # noqa: BLE001 - a drawing glitch must not stop the sweep
+                    pass
+
+    def redraw(self) -> None:
+        """Render the live figure into the image widget."""
+        from .plots.sweep import live_figure
+
+        samples = self.samples() if self.samples is not None else None
+        fig = live_figure(self.frame(), samples, t0=self._t0)
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=72)
+        self.image.value = buf.getvalue()
+        self._last_draw = time.monotonic()
+        self.redraws += 1
 
     def close(self, results: Results | None) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
         self.bar.bar_style = "danger" if self.failed else "success"
         if results is not None and len(results.ok):
-            self.handle.update(results.plot())
+            samples = self.samples() if self.samples is not None else None
+            fig = self.final_figure(results, samples) if self.final_figure else results.plot()
+            self.handle.update(fig)
         else:
             from IPython.display import HTML
 
-            self.handle.update(HTML(f"<p>{html.escape(self.title)}: {self.done}/{self.total} trials, {self.failed} failed; no successful trial to plot.</p>"))
+            self.handle.update(HTML(f"<p>{html.escape(self.title)}: {self.done} trials, {self.failed} failed; no successful trial to plot.</p>"))
         self.box.close()
 
 
-def make_view(live: bool, *, total: int, title: str, lab: Any) -> _View:
+def make_view(live: bool, *, total: int, title: str, lab: Any, samples: Callable[[], pd.DataFrame] | None = None, final_figure: Callable[..., Any] | None = None) -> _View:
     """The right view for where the code runs: widgets, terminal, or nothing."""
     if not live:
         return NullView(total, title)
     if in_jupyter():
-        return WidgetView(total, title, lab)
+        return LiveView(total, title, lab, samples=samples, final_figure=final_figure)
     return TerminalView(total, title)

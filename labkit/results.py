@@ -49,6 +49,17 @@ class Results:
 
         return summarize(self.frame)
 
+    def table(self) -> pd.DataFrame:
+        """:meth:`summary` for reading: rates in their units, times in ms."""
+        from .analysis import format_rate
+
+        s = self.summary()
+        out = s.drop(columns=["wall_s_median", "throughput_median", "throughput_min", "throughput_max", "unit"])
+        out["median time"] = [f"{v * 1e3:.1f} ms" if v == v else "n/a" for v in s["wall_s_median"]]
+        for col, name in (("throughput_median", "throughput"), ("throughput_min", "slowest run"), ("throughput_max", "fastest run")):
+            out[name] = [format_rate(v, u) if u else "n/a" for v, u in zip(s[col], s["unit"])]
+        return out
+
     def scaling(self) -> pd.DataFrame:
         """Speedup and efficiency against the smallest worker count, with 95% intervals."""
         from .analysis import scaling
