@@ -19,7 +19,7 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from .errors import BackendUnavailable, ParameterError
 
@@ -186,6 +186,37 @@ def start_gpu_cluster(
     if memory_limit is not None:
         options["memory_limit"] = memory_limit
     return LocalCUDACluster(**options)
+
+
+def gpu_power_reader() -> tuple[str | None, Callable[[], float] | None]:
+    """A reader of the visible GPUs' energy through NVML, and what it reads.
+
+    ``("energy", f)``: ``f()`` is joules since the driver loaded (Volta and newer);
+    ``("power", f)``: ``f()`` is watts now, to be integrated by the caller;
+    ``(None, None)`` without NVML, a driver, a GPU, or either counter.
+    """
+    try:
+        from distributed.diagnostics import nvml
+
+        count = nvml.device_get_count()
+        if count < 1:
+            return None, None
+        import pynvml
+
+        handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(count)]
+    except Exception:  # noqa: BLE001 - no NVML, no driver, no GPU: not measured
+        return None, None
+    readers = {
+        "energy": lambda: sum(pynvml.nvmlDeviceGetTotalEnergyConsumption(h) for h in handles) / 1e3,  # mJ -> J
+        "power": lambda: sum(pynvml.nvmlDeviceGetPowerUsage(h) for h in handles) / 1e3,  # mW -> W
+    }
+    for mode, reader in readers.items():
+        try:
+            reader()
+            return mode, reader
+        except Exception:  # noqa: BLE001 - NVMLError_NotSupported and kin
+            continue
+    return None, None
 
 
 def gpu_info() -> list[dict[str, Any]]:

@@ -1,7 +1,7 @@
 """The ``labkit`` command: a thin layer over the functions a notebook calls.
 
     labkit run NOTEBOOK [-p NAME VALUE]... [--out DIR]
-    labkit export STORE OUT.{csv,parquet} [--experiment NAME]
+    labkit export STORE OUT.{csv,parquet}|FOLDER [--experiment NAME]
     labkit probe [--workers N] [--store PATH] [--refresh]
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import ast
 import sys
+from pathlib import Path
 from typing import Any, Sequence
 
 
@@ -38,8 +39,11 @@ def _export(args: argparse.Namespace) -> int:
     from .store import ResultStore
 
     with ResultStore(args.store) as store:
-        out = store.export(args.out, experiment=args.experiment)
-    print(out)
+        if Path(args.out).suffix in (".csv", ".parquet"):
+            print(store.export(args.out, experiment=args.experiment))
+        else:
+            for path in store.export_bundle(args.out, experiment=args.experiment).values():
+                print(path)
     return 0
 
 
@@ -70,9 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--log-output", action="store_true", help="echo the notebook's output while it runs")
     run.set_defaults(func=_run)
 
-    export = sub.add_parser("export", help="write a store's trials to CSV or Parquet")
+    export = sub.add_parser("export", help="write a store's trials to CSV/Parquet, or a Parquet bundle of all tables to a folder")
     export.add_argument("store", help="the SQLite store, e.g. results/labkit.db")
-    export.add_argument("out", help="output file ending in .csv or .parquet")
+    export.add_argument("out", help="a file ending in .csv or .parquet (trials), or a folder (trials, samples, time splits, alerts)")
     export.add_argument("--experiment", default=None, help="only this experiment")
     export.set_defaults(func=_export)
 

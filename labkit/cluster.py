@@ -113,7 +113,10 @@ class Lab:
         self.owns_cluster = False
         self.cluster: Any = None
         self._closed = False
-        dash = dashboard_address if dashboard else None
+        # Dask's scheduler serves HTTP (metrics, health) even without a dashboard, on 8787
+        # by default: with the dashboard off, let it take any free loopback port instead.
+        dash = dashboard_address if dashboard else f"{LOCALHOST}:0"
+        self._dashboard = dashboard
         self._dashboard_host = dash.rpartition(":")[0] if dash and not (address or scheduler_file or cluster) else None
         try:
             if address or scheduler_file:
@@ -154,7 +157,9 @@ class Lab:
     # -- what the cluster is -------------------------------------------------------------
 
     def _workers_info(self) -> dict[str, Any]:
-        return self.client.scheduler_info(n_workers=-1)["workers"]
+        # Ask the scheduler itself: Client.scheduler_info() returns a cached copy that the
+        # client's periodic refresh (without workers) can replace mid-call.
+        return self.client.sync(self.client.scheduler.identity, n_workers=-1)["workers"]
 
     @property
     def workers(self) -> int:
@@ -170,7 +175,7 @@ class Lab:
     def dashboard_link(self) -> str | None:
         """The dashboard's URL, or None when it is off."""
         port = self.client.scheduler_info(n_workers=0).get("services", {}).get("dashboard")
-        if port is None:
+        if port is None or not self._dashboard:
             return None
         if self._dashboard_host:
             # Dask formats the link with the scheduler's host, which for an in-process

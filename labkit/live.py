@@ -73,6 +73,9 @@ class _View:
     def alert(self, message: str) -> None:
         """An alert from the monitor."""
 
+    def metrics(self, trial_id: int, metrics: dict[str, Any]) -> None:
+        """Figures of a finished trial that arrived after it (resources, time split)."""
+
     def show(self, trial: Trial | None, skipped: int = 0) -> None:
         pass
 
@@ -174,6 +177,13 @@ class LiveView(_View):
     def alert(self, message: str) -> None:
         self.alert_lines.append(f"<div style='color:#b00'>⚠ {html.escape(message)}</div>")
         self.alerts.value = "".join(self.alert_lines[-6:])
+
+    def metrics(self, trial_id: int, metrics: dict[str, Any]) -> None:
+        with self._lock:
+            for record in self.records:
+                if record.get("trial_id") == trial_id:
+                    record.update(metrics)
+        self._dirty.set()
 
     def timing(self, active: bool) -> None:
         self._timing = active

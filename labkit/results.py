@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from .errors import ParameterError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -50,15 +52,37 @@ class Results:
         return summarize(self.frame)
 
     def table(self) -> pd.DataFrame:
-        """:meth:`summary` for reading: rates in their units, times in ms."""
-        from .analysis import format_rate
+        """One row per grid point, for reading: rates in their units, times in ms, resources.
 
-        s = self.summary()
-        out = s.drop(columns=["wall_s_median", "throughput_median", "throughput_min", "throughput_max", "unit"])
-        out["median time"] = [f"{v * 1e3:.1f} ms" if v == v else "n/a" for v in s["wall_s_median"]]
-        for col, name in (("throughput_median", "throughput"), ("throughput_min", "slowest run"), ("throughput_max", "fastest run")):
-            out[name] = [format_rate(v, u) if u else "n/a" for v, u in zip(s[col], s["unit"])]
-        return out
+        Figures no reading exists for (energy without RAPL or NVML, say) say "not measured".
+        """
+        import pandas as pd
+        from dask.utils import format_bytes
+
+        from .analysis import format_rate, point_params, varying
+
+        names, params = varying(self.frame), point_params(self.frame)
+        rows = []
+        for _, g in self.frame.groupby("point", sort=False):
+            ok = g[g["status"] == "ok"]
+            unit = ok["unit"].iloc[0] if len(ok) else ""
+
+            def measured(column: str, how: str, fmt: Any) -> str:
+                values = ok[column].dropna() if column in ok else ok.iloc[:0, 0]
+                return fmt(getattr(values, how)()) if len(values) else "not measured"
+
+            first = params.loc[g.index[0]]
+            rows.append({
+                "workers": int(first["workers"]), **{n: first[n] for n in names},
+                "ok": len(ok), "failed": len(g) - len(ok),
+                "median time": measured("wall_s", "median", lambda v: f"{v * 1e3:.1f} ms"),
+                "throughput": measured("throughput", "median", lambda v: format_rate(v, unit)),
+                "range": f"{format_rate(ok['throughput'].min(), unit)} – {format_rate(ok['throughput'].max(), unit)}" if len(ok) else "n/a",
+                "peak memory": measured("peak_memory_bytes", "max", lambda v: format_bytes(int(v))),
+                "mean CPU": measured("cpu_percent_mean", "mean", lambda v: f"{v:.0f}%"),
+                "energy": measured("energy_j", "median", lambda v: f"{v:.3g} J"),
+            })
+        return pd.DataFrame(rows).sort_values([*names, "workers"]).reset_index(drop=True)
 
     def scaling(self) -> pd.DataFrame:
         """Speedup and efficiency against the smallest worker count, with 95% intervals."""
@@ -72,11 +96,38 @@ class Results:
 
         return describe_scaling(self.frame)
 
-    def plot(self) -> Figure:
-        """Throughput, speedup and efficiency against workers."""
-        from .plots import scaling_figure
+    def samples(self) -> pd.DataFrame:
+        """The monitor's samples of this sweep's run (time, worker, metric, value, trial_id)."""
+        return self._read(lambda store: store.samples_frame(self.run_id))
 
-        return scaling_figure(self.frame, title=self.experiment)
+    def alerts(self) -> pd.DataFrame:
+        """Alerts raised during this sweep's run."""
+        return self._read(lambda store: store.alerts_frame(self.run_id))
+
+    def _read(self, query: Any) -> pd.DataFrame:
+        import pandas as pd
+
+        if self.store_path is None or self.run_id is None:
+            return pd.DataFrame(columns=["time", "worker", "metric", "value"])
+        from .store import ResultStore
+
+        with ResultStore(self.store_path) as store:
+            return query(store)
+
+    def plot(self) -> Figure:
+        """Throughput, speedup, efficiency; worker CPU, memory and time split when monitored."""
+        from .plots.sweep import sweep_figure
+
+        return sweep_figure(self.frame, self.samples(), title=self.experiment)
+
+    def export(self, folder: str | os.PathLike[str]) -> dict[str, Path]:
+        """A time-aligned Parquet bundle: trials, samples, time splits, alerts (one file each)."""
+        from .store import ResultStore
+
+        if self.store_path is None:
+            raise ParameterError("store", None, "results read from a store file")
+        with ResultStore(self.store_path) as store:
+            return store.export_bundle(folder, experiment=self.experiment)
 
     def to_csv(self, path: str | os.PathLike[str]) -> Path:
         self.frame.to_csv(path, index=False)

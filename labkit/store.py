@@ -252,6 +252,48 @@ class ResultStore:
             raise ParameterError("path", str(path), "a file name ending in .csv or .parquet")
         return out
 
+    def export_bundle(self, folder: str | os.PathLike[str], *, experiment: str | None = None, run_id: str | None = None) -> dict[str, Path]:
+        """Write trials, monitor samples, time splits and alerts as Parquet files in ``folder``.
+
+        Every table carries ``run_id``, ``trial_id`` where it has one, ``time`` (UTC) and
+        ``elapsed_s`` since its run started, so the tables line up on one time axis;
+        ``pandas.read_parquet(folder / "samples.parquet")`` reads each back.
+        """
+        import pandas as pd
+
+        out = Path(folder)
+        out.mkdir(parents=True, exist_ok=True)
+        trials = self.trials_frame(experiment, run_id)
+        runs = self.runs_frame()
+        runs = runs[runs["run_id"].isin(trials["run_id"].unique())] if experiment or run_id else runs
+        start = dict(zip(runs["run_id"], runs["started_at"]))
+
+        def aligned(df: pd.DataFrame, seconds: pd.Series) -> pd.DataFrame:
+            df = df.copy()
+            df["elapsed_s"] = seconds.to_numpy() - df["run_id"].map(start).to_numpy(dtype=float)
+            df["time"] = pd.to_datetime(seconds.to_numpy(), unit="s", utc=True)
+            return df
+
+        ids = set(runs["run_id"])
+        samples = self.samples_frame()
+        samples = samples[samples["run_id"].isin(ids)]
+        alerts = self.alerts_frame()
+        alerts = alerts[alerts["run_id"].isin(ids)]
+        split_cols = [c for c in trials.columns if c.startswith("time_")]
+        splits = trials[["run_id", "trial_id", "experiment", "point", "repeat", "workers", "started_at", *split_cols]]
+        tables = {
+            "trials": aligned(trials, trials["started_at"].astype("int64") / 1e9),
+            "samples": aligned(samples, samples["time"]),
+            "time_splits": aligned(splits, splits["started_at"].astype("int64") / 1e9),
+            "alerts": aligned(alerts, alerts["time"]),
+            "runs": runs,
+        }
+        paths = {}
+        for name, df in tables.items():
+            paths[name] = out / f"{name}.parquet"
+            df.to_parquet(paths[name], index=False)
+        return paths
+
     # -- lifetime ------------------------------------------------------------------------
 
     def close(self) -> None:
@@ -295,6 +337,8 @@ def expand_trials(df: pd.DataFrame) -> pd.DataFrame:
     params = pd.DataFrame([json.loads(s) for s in df.pop("params_json")], index=df.index)
     metrics = pd.DataFrame([json.loads(s) for s in df.pop("metrics_json")], index=df.index)
     taken = set(df.columns)
+    same = [c for c in params.columns if c in taken and params[c].astype(str).equals(df[c].astype(str))]
+    params = params.drop(columns=same)  # e.g. backend: a core column already
     params = params.rename(columns=lambda c: f"param_{c}" if c in taken else c)
     taken |= set(params.columns)
     metrics = metrics.rename(columns=lambda c: f"metric_{c}" if c in taken else c)

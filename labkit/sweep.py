@@ -14,6 +14,8 @@ on; re-running with the same store and experiment skips what already finished.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
+import contextvars
 import itertools
 import json
 import time
@@ -175,10 +177,23 @@ class Sweep:
 
     # -- running -------------------------------------------------------------------------
 
-    def run(self, lab: Lab, *, live: bool = True) -> Results:
-        """Run every point not already in the store; return the experiment's results."""
+    def run(self, lab: Lab, *, live: bool = True, monitor: bool = True, interval: float = 0.5) -> Results:
+        """Run every point not already in the store; return the experiment's results.
+
+        Parameters
+        ----------
+        lab : Lab
+        live : bool, default True
+            Show the live view (Jupyter) or a progress line (terminal).
+        monitor : bool, default True
+            Sample worker resources every ``interval`` seconds, record each trial's
+            resource summary, time split and alerts.
+        interval : float, default 0.5
+            The monitor's sampling interval (Dask workers report every 0.5 s).
+        """
         from .env import capture
         from .live import make_view
+        from .monitor import Monitor
         from .results import Results
 
         if getattr(lab, "closed", False):
@@ -192,9 +207,17 @@ class Sweep:
             )
         own_store = not isinstance(self._store_arg, ResultStore)
         store = ResultStore(self._store_arg) if own_store else self._store_arg
+        if monitor and (isinstance(interval, bool) or not isinstance(interval, (int, float)) or interval <= 0):
+            raise ParameterError("interval", interval, "a number of seconds > 0")
         config = {"grid": self.grid, "params": self.params, "repeats": asdict(self.policy), "warmup": asdict(self.warmup_policy), "timeout_s": self.timeout_s}
         run_id = store.start_run(self.experiment, self.workload.name, env=capture(lab), config=config)
-        view = make_view(live, total=len(self), title=self.experiment if self.experiment == self.workload.name else f"{self.experiment} ({self.workload.name})", lab=lab)
+        title = self.experiment if self.experiment == self.workload.name else f"{self.experiment} ({self.workload.name})"
+        settler = _Settler(store, run_id, lab)
+        mon = Monitor(lab, interval, sink=store.add_samples, on_alert=settler.on_alert, run_id=run_id) if monitor else None
+        view = make_view(live, total=len(self), title=title, lab=lab, samples=mon.to_pandas if mon else None, final_figure=lambda r, _samples: r.plot())
+        settler.monitor, settler.view = mon, view
+        if mon is not None:
+            mon.start()
         keys: list[str] = []
         try:
             done = store.finished(self.experiment)
@@ -207,10 +230,14 @@ class Sweep:
                     continue
                 view.skip(len(times))
                 if "workers" in point:
-                    lab.scale(point["workers"])
-                used = _TrialContext(self, lab, store, run_id, params, key, view).run(dict(times))
+                    with settler.scaling():
+                        lab.scale(point["workers"])
+                used = _TrialContext(self, lab, store, run_id, params, key, view, settler).run(dict(times))
                 view.skip(self.policy.maximum - len(times) - used)
+            settler.settle()
         finally:
+            if mon is not None:
+                mon.close()
             store.end_run(run_id)
             results = Results(store.trials_frame(self.experiment), experiment=self.experiment, run_id=run_id, points=keys, store_path=str(store.path))
             view.close(results)
@@ -222,8 +249,8 @@ class Sweep:
 class _TrialContext:
     """The trials of one grid point: setup, warm-up, timed repeats, teardown."""
 
-    def __init__(self, sweep: Sweep, lab: Lab, store: ResultStore, run_id: str, params: dict[str, Any], key: str, view: Any) -> None:
-        self.sweep, self.lab, self.store, self.view = sweep, lab, store, view
+    def __init__(self, sweep: Sweep, lab: Lab, store: ResultStore, run_id: str, params: dict[str, Any], key: str, view: Any, settler: _Settler) -> None:
+        self.sweep, self.lab, self.store, self.view, self.settler = sweep, lab, store, view, settler
         self.run_id, self.params, self.key = run_id, params, key
         self.workers, self.threads = lab.workers, lab.threads
         self.trial_ids: list[int] = []
@@ -261,6 +288,7 @@ class _TrialContext:
             self._maybe_raise(e)
             return len(todo)
         attempted: set[int] = set()
+        self.settler.settle()  # the previous point's figures have settled by now: cheap
         try:
             if not self._warm_up(state, times):
                 return policy.maximum - len(times)
@@ -327,26 +355,104 @@ class _TrialContext:
         """One timed run between barriers; its wall time, or None if it failed."""
         self.lab.barrier()
         started = time.time()
-        try:
-            work, wall = _call_timed(self.sweep.workload.run, state, self.sweep.timeout_s, self.lab)
-        except TrialTimeout as e:
-            self.timed_out = True
-            self.record(repeat, "timeout", error=str(e), started=started)
-            return None
-        except Exception as e:
-            self.record(repeat, "error", error=_describe(e), started=started)
-            self._maybe_raise(e)
-            return None
-        self.lab.barrier()
-        if not isinstance(work, workloads.Work):
-            self.record(repeat, "error", error=f"run() returned {type(work).__name__}, not Work(amount, unit)", started=started)
-            return None
-        self.record(repeat, "ok", wall=wall, work=work, started=started)
+        label = f"{self.run_id}-{len(self.settler.pending) + self.settler.count}"
+        with self.settler.watch(label) as watched:
+            try:
+                work, wall = _call_timed(self.sweep.workload.run, state, self.sweep.timeout_s, self.lab)
+            except TrialTimeout as e:
+                self.timed_out = True
+                watched.trial = self.record(repeat, "timeout", error=str(e), started=started)
+                return None
+            except Exception as e:
+                watched.trial = self.record(repeat, "error", error=_describe(e), started=started)
+                self._maybe_raise(e)
+                return None
+            self.lab.barrier()
+            if not isinstance(work, workloads.Work):
+                watched.trial = self.record(repeat, "error", error=f"run() returned {type(work).__name__}, not Work(amount, unit)", started=started)
+                return None
+            watched.trial = self.record(repeat, "ok", wall=wall, work=work, started=started)
         return wall
 
     def _maybe_raise(self, e: BaseException) -> None:
         if self.sweep.raise_on_error:
             raise e
+
+
+class _Watched:
+    """What the sweep learns about one timed run while it is watched."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.trial: Trial | None = None
+        self.window: Any = None
+        self.span: Any = None
+
+
+class _Settler:
+    """Resource summaries, time splits and alerts of trials, read once they have settled.
+
+    Dask's figures for a trial arrive with the workers' next heartbeats (~0.5-1 s later).
+    Rather than wait after every trial, the sweep hands each finished trial here and
+    settles the pending ones after the next point's setup (by then they are in) and once
+    more at the end of the sweep.
+    """
+
+    def __init__(self, store: ResultStore, run_id: str, lab: Lab) -> None:
+        self.store, self.run_id, self.lab = store, run_id, lab
+        self.monitor: Any = None  # set once made: the monitor calls on_alert
+        self.view: Any = None
+        self.pending: list[_Watched] = []
+        self.count = 0
+
+    def scaling(self) -> Any:
+        return self.monitor.scaling() if self.monitor is not None else contextlib.nullcontext()
+
+    @contextlib.contextmanager
+    def watch(self, label: str) -> Any:
+        """Run the block inside a monitor window and its own Dask span."""
+        from .timesplit import TrialSpan
+
+        watched = _Watched(label)
+        if self.monitor is None:
+            yield watched
+            return
+        self.view.timing(True)
+        try:
+            with self.monitor.trial(label) as window, TrialSpan(self.lab, label, rules=self.monitor.rules) as span:
+                watched.window, watched.span = window, span
+                yield watched
+        finally:
+            self.view.timing(False)
+            if watched.trial is not None and watched.trial.trial_id is not None:
+                window.trial = watched.trial.trial_id
+                self.pending.append(watched)
+
+    def on_alert(self, alert: Any) -> None:
+        """From the monitor's thread: show now; store now unless it belongs to a trial."""
+        if self.view is not None:
+            self.view.alert(alert.message)
+        if alert.trial is None:
+            self.store.add_alert(self.run_id, None, alert.kind, alert.message, worker=alert.worker, at=alert.time)
+
+    def settle(self) -> None:
+        from .errors import LabkitError
+
+        while self.pending:
+            w = self.pending.pop(0)
+            self.count += 1
+            tid = w.trial.trial_id
+            metrics: dict[str, Any] = self.monitor.summary(w.window).to_metrics()
+            try:
+                split = w.span.read()
+                metrics.update(split.to_metrics())
+                self.monitor.check_stragglers(split, w.window)
+            except LabkitError as e:  # no span figures: the split stays "not measured"
+                metrics["time_split_error"] = str(e)
+            self.store.update_metrics(tid, metrics)
+            self.view.metrics(tid, metrics)
+            for a in w.window.alerts:
+                self.store.add_alert(self.run_id, tid, a.kind, a.message, worker=a.worker, at=a.time)
 
 
 def _describe(e: BaseException) -> str:
@@ -368,7 +474,9 @@ def _call_timed(fn: Callable[[Any], Any], state: Any, timeout_s: float | None, l
     client = lab.client
     before = set(client.futures)
     pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="labkit-trial")
-    future = pool.submit(timed)
+    # Dask's span (and other annotations) live in a ContextVar, which a pool thread does
+    # not inherit: run the trial in a copy of this context.
+    future = pool.submit(contextvars.copy_context().run, timed)
     try:
         return future.result(timeout=timeout_s)
     except concurrent.futures.TimeoutError:

@@ -151,7 +151,7 @@ def test_killed_sweep_keeps_its_trials_and_resumes(tmp_path):
 def test_terminal_progress(lab, store_path, capsys):
     labkit.Sweep("test-flaky", grid={"n": [1, 2]}, repeats=2, warmup=0, store=store_path).run(lab, live=True)
     err = capsys.readouterr().err
-    assert "test-flaky [" in err and "4/4" in err and "4/4 trials in" in err
+    assert "test-flaky [" in err and "4/4" in err and "test-flaky: 4 trials in" in err
 
 
 @pytest.mark.parametrize(

@@ -43,15 +43,17 @@ def timeline_ax(ax: Axes, samples: pd.DataFrame | None, metric: str, *, scale: f
         _not_measured(ax, title)
         return
     start = rows["time"].min() if t0 is None else t0
+    top = float(rows["value"].max()) / scale
+    limits = _worker_rows(samples, limit_metric) if limit_metric else None
     for i, (worker, g) in enumerate(rows.groupby("worker", sort=True)):
         line = ax.plot(g["time"] - start, g["value"] / scale, lw=1.2, label=f"w{i} {worker.rsplit(':', 1)[-1]}")
-        limits = _worker_rows(samples, limit_metric) if limit_metric else None
-        if limits is not None:
-            lim = limits[limits["worker"] == worker]["value"]
-            if len(lim):
-                ax.axhline(lim.iloc[-1] / scale, color=line[0].get_color(), ls=":", lw=1)
+        lim = limits[limits["worker"] == worker]["value"] / scale if limits is not None else []
+        # A limit far above the use would flatten the lines: draw it only when it is near.
+        if len(lim) and lim.iloc[-1] <= 2 * top:
+            ax.axhline(lim.iloc[-1], color=line[0].get_color(), ls=":", lw=1)
+            top = max(top, float(lim.iloc[-1]))
     ax.set(xlabel="seconds", ylabel=ylabel, title=title)
-    ax.set_ylim(bottom=0)
+    ax.set_ylim(0, top * 1.15 if top > 0 else 1)
     if rows["worker"].nunique() <= 8:
         ax.legend(fontsize="x-small", loc="upper left")
 
@@ -61,7 +63,7 @@ def cpu_ax(ax: Axes, samples: pd.DataFrame | None, t0: float | None = None) -> N
 
 
 def memory_ax(ax: Axes, samples: pd.DataFrame | None, t0: float | None = None) -> None:
-    timeline_ax(ax, samples, "memory_bytes", scale=2**30, ylabel="GiB (dotted: limit)", title="Worker memory", t0=t0, limit_metric="memory_limit_bytes")
+    timeline_ax(ax, samples, "memory_bytes", scale=2**30, ylabel="GiB RSS (dotted: limit, when near)", title="Worker memory", t0=t0, limit_metric="memory_limit_bytes")
 
 
 def split_columns(frame: pd.DataFrame) -> list[str]:
