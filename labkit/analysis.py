@@ -1,19 +1,38 @@
 """From trials to answers: summaries, speedup and efficiency with their uncertainty.
 
 Every function takes the tidy trials DataFrame (``Results.frame`` or
-``ResultStore.trials_frame()``) and returns a DataFrame or a sentence. The grid point of
-each trial is its ``point`` column (canonical JSON); a *configuration* is a point without
-its worker count, so speedup compares the worker counts of one configuration.
+``ResultStore.trials_frame()``) and returns a DataFrame, a fit, a recommendation or a
+sentence. The grid point of each trial is its ``point`` column (canonical JSON); a
+*configuration* is a point without its worker count, so speedup compares the worker counts
+of one configuration.
+
+Strong scaling: :func:`scaling` (speedup, efficiency), :func:`karp_flatt`, and the model
+fits :func:`fit_amdahl`, :func:`fit_usl` with :func:`predict_throughput` beyond the counts
+measured (from :mod:`labkit.fits`, re-exported here). Weak scaling: :func:`weak_scaling`.
+Costs: :func:`fit_overhead`. Limits: :func:`roofline_fraction`. Advice:
+:func:`recommend_workers`, :func:`recommend_chunk`. Every derived figure has a 95%
+bootstrap interval over the repeats.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .errors import ParameterError
+from .fits import (  # noqa: F401  (re-exported: the fits are part of the analysis)
+    AmdahlFit,
+    OverheadFit,
+    USLFit,
+    fit_amdahl,
+    fit_overhead,
+    fit_usl,
+    predict_throughput,
+    task_counts,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -169,3 +188,346 @@ def describe_scaling(frame: pd.DataFrame) -> str:
             f"{top['efficiency']:.0%} parallel efficiency, {format_rate(top['throughput_median'], unit)}."
         )
     return "\n".join(lines) + note
+
+
+# ------------------------------------------------------------------ one configuration
+
+
+def pick_configuration(frame: pd.DataFrame, where: dict[str, Any] | None = None, *, free: tuple[str, ...] = ()) -> tuple[pd.DataFrame, str]:
+    """The ok trials of one configuration, and its description in words.
+
+    ``where`` fixes parameters by value (``{"size_mb": 64.0}``, ``{"workload": "matmul"}``);
+    every other parameter that varies is taken at its largest value (the biggest problem
+    measured: the one whose scaling matters). Parameters named in ``free`` are left to vary,
+    as are the worker counts.
+    """
+    _require(frame, ("point", "status", "throughput", "workers"))
+    ok = frame[frame["status"] == "ok"]
+    if ok.empty:
+        raise ParameterError("frame", "no trial with status ok", "at least one successful trial")
+    params = point_params(ok)
+    for key, value in (where or {}).items():
+        if key not in params.columns:
+            raise ParameterError(f"where[{key!r}]", value, f"a parameter of these trials: {', '.join(params.columns)}")
+        keep = params[key].astype(str) == str(value)
+        if not keep.any():
+            raise ParameterError(f"where[{key!r}]", value, f"a measured value: {sorted(params[key].astype(str).unique())}")
+        ok, params = ok[keep.to_numpy()], params[keep]
+    if params["workload"].nunique() > 1:
+        raise ParameterError("where", where, f"a workload, e.g. {{'workload': {params['workload'].iloc[0]!r}}}: the frame holds {sorted(params['workload'].unique())}")
+    chosen = []
+    for name in [n for n in varying(ok) if n not in free]:
+        column = params[name]
+        if not _is_numeric(column):
+            raise ParameterError("where", where, f"a value for {name!r}, one of {sorted(column.astype(str).unique())}")
+        keep = column == column.max()
+        ok, params = ok[keep.to_numpy()], params[keep]
+        chosen.append(name)
+    shown = [*[k for k in (where or {}) if k not in ("workload", "workers")], *chosen]
+    first = params.iloc[0]
+    label = ", ".join([str(first["workload"]), *(f"{k}={first[k]:g}" if isinstance(first[k], float) else f"{k}={first[k]}" for k in shown)])
+    return ok, label
+
+
+def _is_numeric(column: pd.Series) -> bool:
+    from pandas.api.types import is_numeric_dtype
+
+    return bool(is_numeric_dtype(column)) and not column.isna().any()
+
+
+# ---------------------------------------------------------- serial fraction, weak scaling
+
+
+def karp_flatt(frame: pd.DataFrame) -> pd.DataFrame:
+    """The Karp–Flatt experimentally determined serial fraction of each point.
+
+    ``e = (1/S - 1/p) / (1 - 1/p)`` with ``S`` the speedup and ``p`` the worker ratio over
+    the configuration's fewest workers (so ``e`` is relative to that baseline). A constant
+    ``e`` is a true serial part (Amdahl); an ``e`` rising with ``p`` is overhead that grows
+    with the workers (the USL's coherency). Intervals follow from the speedup's.
+    """
+    table = scaling(frame)
+    table = table[table["workers"] > table["baseline_workers"]].copy()
+    if table.empty:
+        raise ParameterError("frame", "one worker count per configuration", "at least two worker counts for a Karp–Flatt serial fraction")
+    p = table["workers"] / table["baseline_workers"]
+
+    def e(s: pd.Series) -> pd.Series:
+        return (1 / s - 1 / p) / (1 - 1 / p)
+
+    table["serial_fraction"] = e(table["speedup"])
+    table["serial_fraction_lo"], table["serial_fraction_hi"] = e(table["speedup_hi"]), e(table["speedup_lo"])
+    keep = [c for c in table.columns if not c.startswith(("speedup", "efficiency", "throughput"))]
+    return table[keep].reset_index(drop=True)
+
+
+def weak_sizes(base: float, workers: list[int], *, exponent: float = 1.0, integer: bool = False) -> list[float] | list[int]:
+    """Problem sizes that grow the work in step with the workers, for a weak-scaling grid.
+
+    ``exponent`` is how the work grows with the size: 1 for array bytes or table rows, 3
+    for the side ``n`` of a matrix multiply (2n³ flops).
+
+    >>> weak_sizes(64.0, [1, 2, 4])
+    [64.0, 128.0, 256.0]
+    >>> weak_sizes(1024, [1, 2, 8], exponent=3, integer=True)
+    [1024, 1290, 2048]
+    """
+    if not workers or min(workers) < 1:
+        raise ParameterError("workers", workers, "a non-empty list of worker counts >= 1")
+    w0 = min(workers)
+    sizes = [base * (w / w0) ** (1 / exponent) for w in sorted(set(workers))]
+    return [round(s) for s in sizes] if integer else [float(s) for s in sizes]
+
+
+def weak_grid(size: str, base: float, workers: list[int], *, exponent: float = 1.0, integer: bool = False) -> list[dict[str, Any]]:
+    """The diagonal of a weak-scaling sweep as explicit grid points: one size per worker count.
+
+    A product grid of workers × :func:`weak_sizes` gives strong and weak scaling from one
+    sweep but costs N² points; this costs N.
+
+    >>> weak_grid("size_mb", 64.0, [1, 2])
+    [{'workers': 1, 'size_mb': 64.0}, {'workers': 2, 'size_mb': 128.0}]
+    """
+    sizes = weak_sizes(base, workers, exponent=exponent, integer=integer)
+    return [{"workers": w, size: s} for w, s in zip(sorted(set(workers)), sizes)]
+
+
+def weak_scaling(frame: pd.DataFrame, size: str, *, tolerance: float = 0.05) -> pd.DataFrame:
+    """Scaled speedup and weak-scaling efficiency: the problem grows with the workers.
+
+    For each worker count ``w``, the point whose work (``amount`` of a run) is ``w/w0`` times
+    the baseline's (fewest workers ``w0``, smallest ``size``), within ``tolerance``, is
+    compared with the baseline: scaled speedup ``X(w, n)/X(w0, n0)`` (work per second;
+    ideal ``w/w0``) and efficiency ``scaled speedup / (w/w0)``, which is
+    ``T(w0, n0) / T(w, n0·w/w0)`` when the work grows exactly with the workers. Other
+    varying parameters are separate series. A workers × sizes grid holds both the strong
+    (fixed size) and the weak (the diagonal) series; :func:`weak_sizes` makes the sizes.
+    """
+    import pandas as pd
+
+    _require(frame, ("point", "status", "throughput", "workers", "amount"))
+    ok = frame[frame["status"] == "ok"]
+    params = point_params(ok)
+    if ok.empty or size not in params.columns:
+        raise ParameterError("size", size, f"a parameter of the successful trials: {', '.join(c for c in params.columns if c not in ('workload', 'workers')) or 'none'}")
+    others = ["workload", *[n for n in varying(ok) if n != size]]
+    rows = []
+    for _, g in ok.groupby(params[others].astype(str).agg("|".join, axis=1), sort=False):
+        gp = params.loc[g.index]
+        points = {(int(w), float(s)): gg for (w, s), gg in g.groupby([gp["workers"], gp[size]])}
+        w0 = min(w for w, _ in points)
+        n0 = min(s for w, s in points if w == w0)
+        base = points[(w0, n0)]
+        a0 = float(base["amount"].median())
+        for w in sorted({w for w, _ in points}):
+            target = a0 * w / w0
+            found = [(abs(float(gg["amount"].median()) / target - 1), s, gg) for (ww, s), gg in points.items() if ww == w]
+            err, s, gg = min(found, key=lambda t: t[0])
+            if err > tolerance:
+                continue
+            x, lo, hi = bootstrap_ratio(gg["throughput"].to_numpy(float), base["throughput"].to_numpy(float))
+            ideal = w / w0
+            rows.append({
+                **{n: gp.iloc[0][n] for n in others}, "workers": w, "baseline_workers": w0, size: s, f"baseline_{size}": n0,
+                "work_ratio": float(gg["amount"].median()) / a0, "repeats": len(gg),
+                "scaled_speedup": x, "scaled_speedup_lo": lo, "scaled_speedup_hi": hi,
+                "efficiency": x / ideal, "efficiency_lo": lo / ideal, "efficiency_hi": hi / ideal,
+            })
+    table = pd.DataFrame(rows)
+    if table.empty or not (table["workers"] > table["baseline_workers"]).any():
+        raise ParameterError("frame", f"no point whose work grows with the workers (by {size})", f"for each worker count w a {size} whose run does w/w0 times the baseline's work (see weak_sizes)")
+    return table
+
+
+def describe_weak_scaling(frame: pd.DataFrame, size: str) -> str:
+    """A sentence per series: how much of the baseline's speed per unit of work remained."""
+    table = weak_scaling(frame, size)
+    lines = []
+    for _, g in table.groupby("workload", sort=False):
+        top = g.iloc[-1]
+        w, w0 = int(top["workers"]), int(top["baseline_workers"])
+        lines.append(
+            f"Weak scaling of {top['workload']}: {_workers(w)} on {top['work_ratio']:.3g}× the work "
+            f"({size}={top[size]:g}) kept {top['efficiency']:.0%} ({top['efficiency_lo']:.0%}–"
+            f"{top['efficiency_hi']:.0%}) of the speed of {_workers(w0)} on {size}={top[f'baseline_{size}']:g}: "
+            f"a scaled speedup of {top['scaled_speedup']:.2f}× where {w / w0:g}× is ideal."
+        )
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------ hardware limits
+
+
+def hardware_limits(probe: Any = None, *, bandwidth: float | None = None, flops: float | None = None) -> dict[str, float]:
+    """Per-worker hardware limits keyed by work unit, for :func:`roofline_fraction`.
+
+    From a :class:`labkit.probes.HardwareProbe`: the median over workers of the best STREAM
+    triad bandwidth (``"bytes"``, bytes/s) and of float64 matmul FLOP/s (``"flops"``), or
+    the client's figures when no worker was probed. ``bandwidth`` and ``flops`` given
+    explicitly win (e.g. a datasheet's numbers).
+
+    >>> hardware_limits(bandwidth=10e9, flops=50e9)
+    {'bytes': 10000000000.0, 'flops': 50000000000.0}
+    """
+    limits: dict[str, float] = {}
+    if probe is not None:
+        for unit, get in (("bytes", probe.bandwidth), ("flops", probe.flops)):
+            values = [v for v in (get(loc) for loc in probe.workers) if v] or [v for v in [get("client")] if v]
+            if values:
+                limits[unit] = float(np.median(values))
+    for unit, value in (("bytes", bandwidth), ("flops", flops)):
+        if value is not None:
+            limits[unit] = float(value)
+    if not limits:
+        raise ParameterError("probe", probe, "a HardwareProbe with figures, or bandwidth= / flops= numbers")
+    return limits
+
+
+def roofline_fraction(frame: pd.DataFrame | list[pd.DataFrame], limits: dict[str, float], *, per_worker: bool = False) -> pd.DataFrame:
+    """The fraction of a hardware limit each point's throughput reached, with its interval.
+
+    Parameters
+    ----------
+    frame : DataFrame or list of DataFrames
+        Trials; points whose unit has no limit are left out.
+    limits : dict
+        Unit -> limit in units per second, e.g. ``{"bytes": 12e9, "flops": 80e9}``.
+    per_worker : bool, default False
+        The limits are per worker (as :func:`hardware_limits` gives them): a point's limit
+        is the worker count times it, the throughput every worker at its own limit would give.
+    """
+    import pandas as pd
+
+    if isinstance(frame, list):
+        frame = pd.concat(frame, ignore_index=True)
+    if not isinstance(limits, dict) or not limits:
+        raise ParameterError("limits", limits, "a dict of unit -> limit per second, e.g. {'bytes': 1e10}")
+    for unit, value in limits.items():
+        if not isinstance(value, (int, float)) or not np.isfinite(value) or value <= 0:
+            raise ParameterError(f"limits[{unit!r}]", value, "a finite limit > 0 per second")
+    _require(frame, ("point", "status", "throughput", "workers", "unit"))
+    ok = frame[(frame["status"] == "ok") & frame["unit"].isin(list(limits))]
+    if ok.empty:
+        raise ParameterError("limits", sorted(limits), f"a limit for a unit of the successful trials: {sorted(frame['unit'].dropna().unique())}")
+    names = {unit: varying(g) for unit, g in ok.groupby("unit")}
+    rows = []
+    for point, g in ok.groupby("point", sort=False):
+        p = json.loads(point)
+        unit = g["unit"].iloc[0]
+        limit = limits[unit] * (int(g["workers"].iloc[0]) if per_worker else 1)
+        f, lo, hi = bootstrap_ratio(g["throughput"].to_numpy(float), np.array([limit]))
+        rows.append({
+            "workload": p["workload"], "config": describe_config(point, [k for k in names[unit] if k in p]),
+            "workers": int(g["workers"].iloc[0]), "unit": unit, "throughput_median": float(g["throughput"].median()),
+            "limit": limit, "fraction": f, "fraction_lo": lo, "fraction_hi": hi,
+        })
+    return pd.DataFrame(rows)
+
+
+def describe_roofline(table: pd.DataFrame) -> str:
+    """Per workload, the point that came closest to its limit, in words."""
+    lines = []
+    for workload, g in table.groupby("workload", sort=False):
+        top = g.loc[g["fraction"].idxmax()]
+        lines.append(
+            f"{workload} came closest to its limit on {_workers(top['workers'])}"
+            f"{' (' + top['config'] + ')' if top['config'] else ''}: {format_rate(top['throughput_median'], top['unit'])}, "
+            f"{top['fraction']:.0%} ({top['fraction_lo']:.0%}–{top['fraction_hi']:.0%}) of {format_rate(top['limit'], top['unit'])}."
+        )
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------ recommendations
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """A recommended value of one parameter, the evidence, and the reason in words."""
+
+    parameter: str
+    value: Any
+    throughput: float
+    throughput_lo: float
+    throughput_hi: float
+    unit: str
+    reason: str
+
+    def describe(self) -> str:
+        return self.reason
+
+
+def _workers(n: float) -> str:
+    return f"{n:.3g} worker{'' if n == 1 else 's'}"
+
+
+def _within_noise(by_value: dict[Any, np.ndarray]) -> tuple[Any, dict[Any, tuple[float, float, float]]]:
+    """The value of best median throughput, and each value's ratio to it with its interval."""
+    best = max(by_value, key=lambda v: float(np.median(by_value[v])))
+    return best, {v: bootstrap_ratio(tp, by_value[best]) for v, tp in by_value.items()}
+
+
+def _median_interval(tp: np.ndarray) -> tuple[float, float, float]:
+    return bootstrap_ratio(tp, np.array([1.0]))
+
+
+def recommend_workers(frame: pd.DataFrame, *, where: dict[str, Any] | None = None, usl: USLFit | None = None) -> Recommendation:
+    """The fewest workers whose throughput is within run-to-run noise of the best measured.
+
+    Within noise: the 95% bootstrap interval of its throughput ratio to the best reaches 1.
+    With a USL fit, the reason also says whether more workers than measured should help.
+    """
+    ok, label = pick_configuration(frame, where)
+    by_w = {int(w): g["throughput"].to_numpy(float) for w, g in ok.groupby("workers")}
+    best, ratios = _within_noise(by_w)
+    chosen = min(w for w, (_, _, hi) in ratios.items() if hi >= 1)
+    unit = ok["unit"].iloc[0]
+    mid, lo, hi = _median_interval(by_w[chosen])
+    if chosen == best:
+        reason = f"{_workers(chosen)} for {label}: the highest throughput measured, {format_rate(mid, unit)}"
+    else:
+        r = ratios[chosen]
+        reason = (
+            f"{_workers(chosen)} for {label}: {format_rate(mid, unit)}, {r[0]:.0%} of the best measured "
+            f"({_workers(best)}) and within run-to-run noise of it (interval {r[1]:.0%}–{r[2]:.0%}), with fewer workers"
+        )
+    if usl is not None and np.isfinite(usl.peak_workers):
+        if usl.peak_workers > max(by_w) and best == max(by_w):
+            reason += f"; throughput was still rising at {_workers(max(by_w))} and the USL fit puts the peak near {_workers(round(usl.peak_workers, 1))}: measure there before relying on it"
+        elif usl.peak_workers <= max(by_w):
+            reason += f"; the USL fit puts the peak at {_workers(round(usl.peak_workers, 1))}, past which more workers make it slower"
+    elif usl is not None:
+        reason += f"; the USL fit finds no coherency cost, so more workers keep helping, less each time (ceiling {format_rate(usl.peak_throughput, unit)})"
+    return Recommendation("workers", chosen, mid, lo, hi, unit, reason + ".")
+
+
+def recommend_chunk(frame: pd.DataFrame, param: str = "chunk_mb", *, where: dict[str, Any] | None = None, overhead: OverheadFit | None = None) -> Recommendation:
+    """The largest ``param`` (chunk size) whose throughput is within noise of the fastest.
+
+    Trials are taken at the largest worker count (unless ``where`` names one) and, for
+    other varying parameters, at their largest values. Among the chunk sizes as fast as the
+    fastest within run-to-run noise, the largest is recommended: fewer tasks leave the
+    scheduler headroom as workers are added. With an overhead fit, the reason adds the
+    chunk size below which per-task overhead dominates.
+    """
+    ok, label = pick_configuration(frame, where, free=(param,))
+    if param not in point_params(ok).columns:
+        raise ParameterError("param", param, f"a parameter of these trials: {', '.join(c for c in point_params(ok).columns if c not in ('workload', 'workers'))}")
+    if where is None or "workers" not in where:
+        ok = ok[ok["workers"] == ok["workers"].max()]
+    values = point_params(ok)[param]
+    by_c = {v: g["throughput"].to_numpy(float) for v, g in ok.groupby(values)}
+    if len(by_c) < 2:
+        raise ParameterError(param, sorted(by_c), "at least two measured values to choose between")
+    best, ratios = _within_noise(by_c)
+    chosen = max(v for v, (_, _, hi) in ratios.items() if hi >= 1)
+    unit = ok["unit"].iloc[0]
+    mid, lo, hi = _median_interval(by_c[chosen])
+    workers = int(ok["workers"].iloc[0])
+    reason = f"{param}={chosen:g} for {label} on {_workers(workers)}: {format_rate(mid, unit)}"
+    reason += ", the fastest measured" if chosen == best else f", within run-to-run noise of the fastest ({param}={best:g}, interval {ratios[chosen][1]:.0%}–{ratios[chosen][2]:.0%}) with fewer, larger tasks"
+    smallest = min(by_c)
+    if smallest != chosen:
+        reason += f"; {param}={smallest:g} ran at {ratios[smallest][0]:.0%} of the fastest"
+    if overhead is not None and np.isfinite(overhead.break_even_bytes):
+        reason += f"; the overhead fit says per-task overhead outweighs the data below {overhead.break_even_bytes / 2**20:.3g} MiB per task"
+    return Recommendation(param, chosen, mid, lo, hi, unit, reason + ".")

@@ -43,6 +43,19 @@ def _as_values(key: str, values: Any) -> list[Any]:
     return values
 
 
+def _explicit_points(grid: Any) -> list[dict[str, Any]] | None:
+    """A grid given as a list of points, checked to share their keys; None for a dict grid."""
+    if not isinstance(grid, (list, tuple)):
+        return None
+    if not grid or not all(isinstance(p, dict) and p for p in grid):
+        raise ParameterError("grid", grid, "a non-empty list of non-empty dicts (one per point), or a dict of lists")
+    keys = set(grid[0])
+    for p in grid:
+        if set(p) != keys:
+            raise ParameterError("grid", p, f"points with the same keys as the first: {sorted(keys)}")
+    return [dict(p) for p in grid]
+
+
 def _check_workers(values: list[Any]) -> None:
     for w in values:
         if isinstance(w, bool) or not isinstance(w, int):
@@ -66,9 +79,11 @@ class Sweep:
     workload : str or workload object
         A registered name (see ``labkit.workloads.names()``) or an object with ``name``,
         ``defaults``, ``setup`` and ``run``.
-    grid : dict
-        Parameter name -> list of values. ``workers`` scales the lab; every other key must
-        be a parameter of the workload. A scalar is a one-value list.
+    grid : dict or list of dict
+        Parameter name -> list of values, run as their product. ``workers`` scales the
+        lab; every other key must be a parameter of the workload. A scalar is a one-value
+        list. A list of dicts (all with the same keys) runs exactly those points, e.g. the
+        diagonal of a weak-scaling sweep (see :func:`labkit.analysis.weak_grid`).
     params : dict, optional
         Fixed workload parameters applied at every point (overriding the defaults).
     repeats : int or "auto", default 3
@@ -112,8 +127,11 @@ class Sweep:
         self.workload = workloads.get(workload) if isinstance(workload, str) else workload
         if not isinstance(self.workload, workloads.Workload):
             raise ParameterTypeError("workload", workload, "a workload name or an object with name, defaults, setup and run")
+        self._explicit = _explicit_points(grid)
+        if self._explicit is not None:  # a list of points: their values, per key, for the checks
+            grid = {k: list(dict.fromkeys(p[k] for p in self._explicit)) for k in self._explicit[0]}
         if not isinstance(grid, dict):
-            raise ParameterTypeError("grid", grid, "dict of parameter name -> list of values")
+            raise ParameterTypeError("grid", grid, "dict of parameter name -> list of values, or a list of such points")
         if not grid:
             raise ParameterError("grid", grid, f"at least one of: workers, {', '.join(sorted(self.workload.defaults))}")
         self.grid = {k: _as_values(k, v) for k, v in grid.items()}
@@ -159,6 +177,8 @@ class Sweep:
 
     def points(self) -> list[dict[str, Any]]:
         """Every grid point, workers outermost so the lab is rescaled as little as possible."""
+        if self._explicit is not None:
+            return sorted(self._explicit, key=lambda p: p.get("workers", 0))  # stable: order kept within
         keys = sorted(self.grid, key=lambda k: k != "workers")
         return [dict(zip(keys, combo)) for combo in itertools.product(*(self.grid[k] for k in keys))]
 

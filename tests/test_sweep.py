@@ -209,3 +209,17 @@ def test_auto_repeats_stop_when_the_median_is_tight_and_auto_warmup_absorbs_the_
     again = sweep.run(lab, live=False)
     assert rows(store_path, "SELECT COUNT(*) FROM trials") == [(len(frame),)]  # resumed: nothing to add
     assert len(again.frame) == len(frame)
+
+
+def test_explicit_points_run_only_the_weak_scaling_diagonal(scaled_lab, store_path):
+    from labkit import analysis
+
+    grid = analysis.weak_grid("size_mb", 1.0, [1, 2])
+    results = labkit.Sweep("array-sum", grid=grid, params={"chunk_mb": 0.25}, repeats=2, warmup=0, store=store_path).run(scaled_lab, live=False)
+    assert sorted(zip(results.frame["workers"], results.frame["size_mb"])) == [(1, 1.0), (1, 1.0), (2, 2.0), (2, 2.0)]
+    weak = analysis.weak_scaling(results.frame, "size_mb")
+    assert list(weak["workers"]) == [1, 2]
+    with pytest.raises(ParameterError, match="same keys"):
+        labkit.Sweep("array-sum", grid=[{"workers": 1}, {"size_mb": 2.0}])
+    with pytest.raises(ParameterError, match="grid"):
+        labkit.Sweep("array-sum", grid=[])

@@ -7,7 +7,7 @@ True
 
 from __future__ import annotations
 
-from . import arrays, tasks  # noqa: F401  (registers the built-ins)
+from . import arrays, dataframes, synthetic, tasks  # noqa: F401  (registers the built-ins)
 from .registry import (
     BaseWorkload,
     FunctionWorkload,

@@ -26,10 +26,15 @@ class ArrayState:
     params: dict[str, Any]
 
 
-def _vector(params: dict[str, Any], seed: int) -> Any:
-    itemsize = np.dtype(params["dtype"]).itemsize
+def _vector_shape(params: dict[str, Any]) -> tuple[int, int]:
+    """Elements and elements per block of a 1-d array workload."""
+    itemsize = np.dtype(params.get("dtype", "float64")).itemsize
     n = max(1, int(params["size_mb"] * MiB) // itemsize)
-    chunk = max(1, min(n, int(params["chunk_mb"] * MiB) // itemsize))
+    return n, max(1, min(n, int(params["chunk_mb"] * MiB) // itemsize))
+
+
+def _vector(params: dict[str, Any], seed: int) -> Any:
+    n, chunk = _vector_shape(params)
     return backends.random_array((n,), chunks=chunk, dtype=params["dtype"], backend=params["backend"], seed=seed)
 
 
@@ -52,6 +57,12 @@ def _compute_blocks(client: Any, x: Any) -> None:
 
 class _ArrayWorkload(BaseWorkload):
     choices = _ARRAY_CHOICES
+
+    def tasks(self, params: dict[str, Any], workers: int) -> int:
+        """Tasks per run, as blocks (one task per block and step; a reduction's tree adds
+        a fixed proportion), for the overhead model."""
+        n, chunk = _vector_shape(params)
+        return -(-n // chunk)
 
     def teardown(self, state: ArrayState) -> None:
         state.arrays.clear()
@@ -96,6 +107,10 @@ class Matmul(_ArrayWorkload):
     name = "matmul"
     defaults = {"n": 2048, "chunk": 1024, "dtype": "float64", "backend": "numpy"}
     minimum = {"n": 1, "chunk": 1}
+
+    def tasks(self, params: dict[str, Any], workers: int) -> int:
+        """Block products per run: (n / chunk)³."""
+        return (-(-params["n"] // max(1, min(params["chunk"], params["n"])))) ** 3
 
     def setup(self, lab: Any, **params: Any) -> ArrayState:
         n, chunk = params["n"], min(params["chunk"], params["n"])

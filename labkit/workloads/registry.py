@@ -3,7 +3,9 @@
 A workload is a named unit of work with default parameters and a two-step protocol:
 ``setup(lab, **params) -> state`` builds and persists inputs (not timed) and
 ``run(state) -> Work`` does the measured work, blocking until it is really done.
-An optional ``teardown(state)`` releases what ``setup`` made.
+An optional ``teardown(state)`` releases what ``setup`` made, and an optional
+``tasks(params, workers) -> int`` says how many Dask tasks one run submits (the overhead
+model in :mod:`labkit.fits` uses it).
 
 The short form for a user's own code is a decorated function, timed whole::
 

@@ -30,6 +30,9 @@ class TaskOverhead(BaseWorkload):
     choices = {"backend": backends.BACKENDS}
     minimum = {"tasks": 1}
 
+    def tasks(self, params: dict[str, Any], workers: int) -> int:
+        return int(params["tasks"])
+
     def setup(self, lab: Any, **params: Any) -> TaskState:
         return TaskState(lab.client, params)
 
