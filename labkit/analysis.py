@@ -147,7 +147,8 @@ def scaling(frame: pd.DataFrame) -> pd.DataFrame:
         by_w = {int(w): gw["throughput"].to_numpy(float) for w, gw in g.groupby("workers")}
         w0 = min(by_w)
         for w, tp in sorted(by_w.items()):
-            s, s_lo, s_hi = bootstrap_ratio(tp, by_w[w0])
+            # The baseline is 1 by definition; its noise shows in every other point's interval.
+            s, s_lo, s_hi = (1.0, 1.0, 1.0) if w == w0 else bootstrap_ratio(tp, by_w[w0])
             ideal = w / w0
             rows.append({
                 **{n: json.loads(config)[n] for n in names}, "config": config, "workers": w, "baseline_workers": w0,
