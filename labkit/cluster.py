@@ -44,6 +44,15 @@ def _check_memory(value: Any) -> None:
         raise ParameterError("memory_limit", value, "'auto', None, a byte count, or a size such as '2GiB'")
 
 
+def scheduler_workers(client: Any, timeout: float | None = None) -> dict[str, Any]:
+    """Every worker the scheduler knows, asked of the scheduler itself.
+
+    ``Client.scheduler_info()`` returns a cached copy that the client's periodic refresh
+    (made without workers) can replace mid-call, so it sometimes lists no workers at all.
+    """
+    return client.sync(client.scheduler.identity, n_workers=-1, callback_timeout=timeout)["workers"]
+
+
 def _running_tasks(dask_worker: Any) -> int:
     """Tasks occupying a worker's threads, cancelled ones included (run on each worker)."""
     return len(dask_worker.state.all_running_tasks)
@@ -157,9 +166,7 @@ class Lab:
     # -- what the cluster is -------------------------------------------------------------
 
     def _workers_info(self) -> dict[str, Any]:
-        # Ask the scheduler itself: Client.scheduler_info() returns a cached copy that the
-        # client's periodic refresh (without workers) can replace mid-call.
-        return self.client.sync(self.client.scheduler.identity, n_workers=-1)["workers"]
+        return scheduler_workers(self.client)
 
     @property
     def workers(self) -> int:

@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .alerts import Alert, AlertLog, AlertRules, worker_conditions
+from .cluster import scheduler_workers
 from .errors import ParameterError, ParameterTypeError
 from .resources import (
     ResourceSummary,
@@ -238,7 +239,8 @@ class Monitor:
 
         with self._lock:
             gen, scaling = self._scale_gen, self._scaling > 0
-        workers = self._identity().get("workers", {})
+        # a scheduler that stops answering must not hang the thread
+        workers = scheduler_workers(self.client, timeout=max(10.0, 5 * self.interval))
         now = time.time()
         new: list[Sample] = []
         conditions: list[tuple[str, str, bool, Any, float, TrialWindow | None]] = []
@@ -284,14 +286,6 @@ class Monitor:
         self._deliver(direct)
         self._flush()
         return new
-
-    def _identity(self) -> dict[str, Any]:
-        """The scheduler's identity with every worker: what ``client.scheduler_info(n_workers=-1)``
-        fetches, but asked directly. ``scheduler_info`` returns the client's cached copy, which
-        the client's own periodic refresh (every 2 s, without workers) can replace between the
-        fetch and the return: about 1% of calls then show no workers at all."""
-        timeout = max(10.0, 5 * self.interval)  # a scheduler that stops answering must not hang the thread
-        return self.client.sync(self.client.scheduler.identity, n_workers=-1, callback_timeout=timeout)
 
     def _alert(self, kind: str, worker: str | None, holds: bool, message: Any, t: float, window: TrialWindow | None, *, one_off: bool = False) -> Alert | None:
         """Fire (once per episode) an alert about ``window``'s trial (None: no trial)."""

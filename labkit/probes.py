@@ -41,6 +41,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from . import backends
+from .cluster import scheduler_workers
 from .hardware import HardwareProbe, MatmulResult, NetworkResult, StreamResult, TaskOverhead
 from .errors import LabkitError, ParameterError, ParameterTypeError
 
@@ -224,7 +225,7 @@ def network_bandwidth(client: Client, sizes: tuple[str, ...] = DEFAULT_NETWORK_S
     LabkitError
         With fewer than 2 workers (``benchmark_hardware`` then returns no network figure).
     """
-    workers = sorted(client.scheduler_info(n_workers=-1)["workers"])
+    workers = sorted(scheduler_workers(client))
     if len(workers) < 2:
         raise LabkitError(f"the cluster has {len(workers)} worker(s); network bandwidth needs a pair "
                           "of workers (Client.benchmark_hardware() returns no network figure either)")
@@ -333,7 +334,7 @@ def _probe_workers(probe: HardwareProbe, client: Client, nbytes: int, matmul_n: 
     # bus and each would report a fraction of it. client.run runs outside the task queue,
     # so the probe does not wait behind (or compete with) tasks; it does hold the worker's
     # event loop for its ~0.5 s, which is why the probe sizes are kept small.
-    for addr in sorted(client.scheduler_info(n_workers=-1)["workers"]):
+    for addr in sorted(scheduler_workers(client)):
         try:
             result = client.run(_probe_worker, nbytes, matmul_n, repeats, workers=[addr])[addr]
         except Exception as e:  # noqa: BLE001 - one failing worker must not lose the other figures

@@ -35,6 +35,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from ..cluster import scheduler_workers
 from ..errors import ParameterError
 from .registry import BaseWorkload, Work, register
 
@@ -84,7 +85,7 @@ class Synthetic(BaseWorkload):
 
         client, p = state.client, state.params
         # Read at every run: the worker count is the N of the curve, whatever scaled the lab.
-        info = client.scheduler_info(n_workers=-1)["workers"]
+        info = scheduler_workers(client)
         _check_one_thread(info)
         addrs = sorted(info)
         n, m, t1 = len(addrs), p["tasks_per_worker"], p["work_s"]
