@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -78,6 +79,25 @@ def workload_blocks(lab: labkit.Lab, rounds: int, block: int) -> dict[str, list[
     return times
 
 
+def sweep_rounds(lab: labkit.Lab, rounds: int, store: str) -> dict[str, dict[str, list[float]]]:
+    """Whole sweeps (workers 1 and 2, 5 repeats each) with the monitor on and off, interleaved.
+
+    Two figures per sweep: the summed trial times it recorded (what monitoring does to the
+    measurements) and the wall time of ``sweep.run()`` (which with the monitor also waits,
+    once, for the heartbeats that settle the last trial's figures).
+    """
+    out: dict[str, dict[str, list[float]]] = {k: {"trials": [], "wall": []} for k in ("off", "on")}
+    for i in range(rounds):
+        for name in ("off", "on") if i % 2 == 0 else ("on", "off"):
+            sweep = labkit.Sweep("array-sum", grid={"workers": [1, 2]}, params={"size_mb": 128.0}, repeats=5, warmup=1, experiment=f"bench-{name}-{i}", store=store)
+            t0 = time.perf_counter()
+            results = sweep.run(lab, live=False, monitor=name == "on")
+            out[name]["wall"].append(time.perf_counter() - t0)
+            out[name]["trials"].append(float(results.ok["wall_s"].sum()))
+    lab.scale(2)
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rounds", type=int, default=15, help="rounds of off/on/off blocks (>= 7)")
@@ -88,6 +108,8 @@ def main() -> None:
     with labkit.Lab(workers=2, threads_per_worker=1, dashboard=False) as lab:
         cpu = {iv: monitor_cpu(lab, iv, args.idle_s) for iv in (0.5, 0.1)}
         times = workload_blocks(lab, args.rounds, args.block)
+        with tempfile.TemporaryDirectory() as tmp:
+            sweeps = sweep_rounds(lab, max(7, args.rounds // 2), f"{tmp}/bench.db")
 
     import dask
 
@@ -110,6 +132,13 @@ def main() -> None:
     print(f"ratio_of_medians {statistics.median(times['on']) / statistics.median(times['off']):.4f}")
     print(f"ratio_aa {statistics.median(control):.4f}")
     print(f"thread_cpu_pct_0.5s {100 * cpu[0.5]['thread']:.3f}")
+    print()
+    print(f"whole sweeps (array-sum 128 MiB, workers 1 and 2, 5 repeats), {len(sweeps['on']['wall'])} interleaved rounds")
+    print(f"{'monitor':>12} {'trials s':>9} {'run() s':>8}")
+    for name in ("off", "on"):
+        print(f"{name:>12} {statistics.median(sweeps[name]['trials']):>9.4f} {statistics.median(sweeps[name]['wall']):>8.3f}")
+    print(f"sweep_trials_ratio {statistics.median(sweeps['on']['trials']) / statistics.median(sweeps['off']['trials']):.4f}")
+    print(f"sweep_wall_ratio {statistics.median(sweeps['on']['wall']) / statistics.median(sweeps['off']['wall']):.4f}")
     print(f"ratio {statistics.median(ratios):.4f}")
 
 

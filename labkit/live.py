@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 MIN_REDRAW_S = 0.5
 #: A timed run longer than this gets live redraws while it runs.
 LONG_RUN_S = 5.0
+#: Back-to-back short runs still get a redraw this often, so the figure never looks stuck.
+MAX_STALE_S = 3.0
 
 
 def in_jupyter() -> bool:
@@ -203,7 +205,7 @@ class LiveView(_View):
             due = now - self._last_draw >= MIN_REDRAW_S
             # Drawing costs the client CPU, which a short timed run would feel: hold it back
             # while one runs, unless the run is long enough that the view would look stuck.
-            quiet = not self._timing or now - self._timing_since > LONG_RUN_S
+            quiet = not self._timing or now - self._timing_since > LONG_RUN_S or now - self._last_draw > MAX_STALE_S
             if due and quiet and (self._dirty.is_set() or self.samples is not None):
                 self._dirty.clear()
                 try:

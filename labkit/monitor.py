@@ -344,6 +344,11 @@ class Monitor:
         i = bisect.bisect_right(self._starts, t) - 1
         return self._windows[i] if i >= 0 and self._windows[i].covers(t) else None
 
+    def settled(self, window: TrialWindow) -> bool:
+        """Whether :meth:`summary` of ``window`` would return without waiting."""
+        with self._lock:
+            return self._settled(window)
+
     def _settled(self, w: TrialWindow) -> bool:
         """Closed, and every worker has reported a measurement made after it (or we waited long enough)."""
         if w.end is None or w._closed_at is None:

@@ -308,7 +308,7 @@ class _TrialContext:
             self._maybe_raise(e)
             return len(todo)
         attempted: set[int] = set()
-        self.settler.settle()  # the previous point's figures have settled by now: cheap
+        self.settler.settle(wait=False)  # what has settled of earlier points: no waiting
         try:
             if not self._warm_up(state, times):
                 return policy.maximum - len(times)
@@ -455,10 +455,14 @@ class _Settler:
         if alert.trial is None:
             self.store.add_alert(self.run_id, None, alert.kind, alert.message, worker=alert.worker, at=alert.time)
 
-    def settle(self) -> None:
+    def settle(self, *, wait: bool = True) -> None:
+        """Store the figures of the pending trials; without ``wait`` only of those whose
+        heartbeats are already in (so a sweep never stalls between points)."""
         from .errors import LabkitError
 
         while self.pending:
+            if not wait and not self.monitor.settled(self.pending[0].window):
+                return
             w = self.pending.pop(0)
             self.count += 1
             tid = w.trial.trial_id
