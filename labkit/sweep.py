@@ -14,7 +14,6 @@ on; re-running with the same store and experiment skips what already finished.
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
 import contextvars
 import itertools
 import json
@@ -27,6 +26,7 @@ from . import workloads
 from .errors import ClusterError, ParameterError, ParameterTypeError, TrialTimeout
 from .store import ResultStore, Trial, check_store_path, default_path
 from .timing import Repeats, Warmup, spread
+from .watch import Settler
 
 if TYPE_CHECKING:
 
@@ -232,7 +232,7 @@ class Sweep:
         config = {"grid": self.grid, "params": self.params, "repeats": asdict(self.policy), "warmup": asdict(self.warmup_policy), "timeout_s": self.timeout_s}
         run_id = store.start_run(self.experiment, self.workload.name, env=capture(lab), config=config)
         title = self.experiment if self.experiment == self.workload.name else f"{self.experiment} ({self.workload.name})"
-        settler = _Settler(store, run_id, lab)
+        settler = Settler(store, run_id, lab)
         mon = Monitor(lab, interval, sink=store.add_samples, on_alert=settler.on_alert, run_id=run_id) if monitor else None
         view = make_view(live, total=len(self), title=title, lab=lab, samples=mon.to_pandas if mon else None, final_figure=lambda r, _samples: r.plot())
         settler.monitor, settler.view = mon, view
@@ -269,7 +269,7 @@ class Sweep:
 class _TrialContext:
     """The trials of one grid point: setup, warm-up, timed repeats, teardown."""
 
-    def __init__(self, sweep: Sweep, lab: Lab, store: ResultStore, run_id: str, params: dict[str, Any], key: str, view: Any, settler: _Settler) -> None:
+    def __init__(self, sweep: Sweep, lab: Lab, store: ResultStore, run_id: str, params: dict[str, Any], key: str, view: Any, settler: Settler) -> None:
         self.sweep, self.lab, self.store, self.view, self.settler = sweep, lab, store, view, settler
         self.run_id, self.params, self.key = run_id, params, key
         self.workers, self.threads = lab.workers, lab.threads
@@ -397,86 +397,6 @@ class _TrialContext:
     def _maybe_raise(self, e: BaseException) -> None:
         if self.sweep.raise_on_error:
             raise e
-
-
-class _Watched:
-    """What the sweep learns about one timed run while it is watched."""
-
-    def __init__(self, label: str) -> None:
-        self.label = label
-        self.trial: Trial | None = None
-        self.window: Any = None
-        self.span: Any = None
-
-
-class _Settler:
-    """Resource summaries, time splits and alerts of trials, read once they have settled.
-
-    Dask's figures for a trial arrive with the workers' next heartbeats (~0.5-1 s later).
-    Rather than wait after every trial, the sweep hands each finished trial here and
-    settles the pending ones after the next point's setup (by then they are in) and once
-    more at the end of the sweep.
-    """
-
-    def __init__(self, store: ResultStore, run_id: str, lab: Lab) -> None:
-        self.store, self.run_id, self.lab = store, run_id, lab
-        self.monitor: Any = None  # set once made: the monitor calls on_alert
-        self.view: Any = None
-        self.pending: list[_Watched] = []
-        self.count = 0
-
-    def scaling(self) -> Any:
-        return self.monitor.scaling() if self.monitor is not None else contextlib.nullcontext()
-
-    @contextlib.contextmanager
-    def watch(self, label: str) -> Any:
-        """Run the block inside a monitor window and its own Dask span."""
-        from .timesplit import TrialSpan
-
-        watched = _Watched(label)
-        if self.monitor is None:
-            yield watched
-            return
-        self.view.timing(True)
-        try:
-            with self.monitor.trial(label) as window, TrialSpan(self.lab, label, rules=self.monitor.rules) as span:
-                watched.window, watched.span = window, span
-                yield watched
-        finally:
-            self.view.timing(False)
-            if watched.trial is not None and watched.trial.trial_id is not None:
-                window.trial = watched.trial.trial_id
-                self.pending.append(watched)
-
-    def on_alert(self, alert: Any) -> None:
-        """From the monitor's thread: show now; store now unless it belongs to a trial."""
-        if self.view is not None:
-            self.view.alert(alert.message)
-        if alert.trial is None:
-            self.store.add_alert(self.run_id, None, alert.kind, alert.message, worker=alert.worker, at=alert.time)
-
-    def settle(self, *, wait: bool = True) -> None:
-        """Store the figures of the pending trials; without ``wait`` only of those whose
-        heartbeats are already in (so a sweep never stalls between points)."""
-        from .errors import LabkitError
-
-        while self.pending:
-            if not wait and not self.monitor.settled(self.pending[0].window):
-                return
-            w = self.pending.pop(0)
-            self.count += 1
-            tid = w.trial.trial_id
-            metrics: dict[str, Any] = self.monitor.summary(w.window).to_metrics()
-            try:
-                split = w.span.read()
-                metrics.update(split.to_metrics())
-                self.monitor.check_stragglers(split, w.window)
-            except LabkitError as e:  # no span figures: the split stays "not measured"
-                metrics["time_split_error"] = str(e)
-            self.store.update_metrics(tid, metrics)
-            self.view.metrics(tid, metrics)
-            for a in w.window.alerts:
-                self.store.add_alert(self.run_id, tid, a.kind, a.message, worker=a.worker, at=a.time)
 
 
 def _describe(e: BaseException) -> str:
