@@ -9,15 +9,14 @@ of one configuration.
 Strong scaling: :func:`scaling` (speedup, efficiency), :func:`karp_flatt`, and the model
 fits :func:`fit_amdahl`, :func:`fit_usl` with :func:`predict_throughput` beyond the counts
 measured (from :mod:`labkit.fits`, re-exported here). Weak scaling: :func:`weak_scaling`.
-Costs: :func:`fit_overhead`. Limits: :func:`roofline_fraction`. Advice:
-:func:`recommend_workers`, :func:`recommend_chunk`. Every derived figure has a 95%
-bootstrap interval over the repeats.
+Costs: :func:`fit_overhead`. Limits: :mod:`labkit.roofline`. Advice:
+:mod:`labkit.recommend`. Every derived figure has a 95% bootstrap interval over the
+repeats.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -70,6 +69,10 @@ def varying(frame: pd.DataFrame) -> list[str]:
     """Parameters (other than workers) whose value differs between the frame's points."""
     params = point_params(frame).drop(columns=["workload", "workers"], errors="ignore")
     return [c for c in params.columns if params[c].astype(str).nunique() > 1]
+
+
+def _workers(n: float) -> str:
+    return f"{n:.3g} worker{'' if n == 1 else 's'}"
 
 
 def _config_keys(frame: pd.DataFrame) -> pd.Series:
@@ -354,181 +357,3 @@ def describe_weak_scaling(frame: pd.DataFrame, size: str) -> str:
             f"a scaled speedup of {top['scaled_speedup']:.2f}× where {w / w0:g}× is ideal."
         )
     return "\n".join(lines)
-
-
-# ------------------------------------------------------------------ hardware limits
-
-
-def hardware_limits(probe: Any = None, *, bandwidth: float | None = None, flops: float | None = None) -> dict[str, float]:
-    """Per-worker hardware limits keyed by work unit, for :func:`roofline_fraction`.
-
-    From a :class:`labkit.probes.HardwareProbe`: the median over workers of the best STREAM
-    triad bandwidth (``"bytes"``, bytes/s) and of float64 matmul FLOP/s (``"flops"``), or
-    the client's figures when no worker was probed. ``bandwidth`` and ``flops`` given
-    explicitly win (e.g. a datasheet's numbers).
-
-    >>> hardware_limits(bandwidth=10e9, flops=50e9)
-    {'bytes': 10000000000.0, 'flops': 50000000000.0}
-    """
-    limits: dict[str, float] = {}
-    if probe is not None:
-        for unit, get in (("bytes", probe.bandwidth), ("flops", probe.flops)):
-            values = [v for v in (get(loc) for loc in probe.workers) if v] or [v for v in [get("client")] if v]
-            if values:
-                limits[unit] = float(np.median(values))
-    for unit, value in (("bytes", bandwidth), ("flops", flops)):
-        if value is not None:
-            limits[unit] = float(value)
-    if not limits:
-        raise ParameterError("probe", probe, "a HardwareProbe with figures, or bandwidth= / flops= numbers")
-    return limits
-
-
-def roofline_fraction(frame: pd.DataFrame | list[pd.DataFrame], limits: dict[str, float], *, per_worker: bool = False) -> pd.DataFrame:
-    """The fraction of a hardware limit each point's throughput reached, with its interval.
-
-    Parameters
-    ----------
-    frame : DataFrame or list of DataFrames
-        Trials; points whose unit has no limit are left out.
-    limits : dict
-        Unit -> limit in units per second, e.g. ``{"bytes": 12e9, "flops": 80e9}``.
-    per_worker : bool, default False
-        The limits are per worker (as :func:`hardware_limits` gives them): a point's limit
-        is the worker count times it, the throughput every worker at its own limit would give.
-    """
-    import pandas as pd
-
-    if isinstance(frame, list):
-        frame = pd.concat(frame, ignore_index=True)
-    if not isinstance(limits, dict) or not limits:
-        raise ParameterError("limits", limits, "a dict of unit -> limit per second, e.g. {'bytes': 1e10}")
-    for unit, value in limits.items():
-        if not isinstance(value, (int, float)) or not np.isfinite(value) or value <= 0:
-            raise ParameterError(f"limits[{unit!r}]", value, "a finite limit > 0 per second")
-    _require(frame, ("point", "status", "throughput", "workers", "unit"))
-    ok = frame[(frame["status"] == "ok") & frame["unit"].isin(list(limits))]
-    if ok.empty:
-        raise ParameterError("limits", sorted(limits), f"a limit for a unit of the successful trials: {sorted(frame['unit'].dropna().unique())}")
-    names = {unit: varying(g) for unit, g in ok.groupby("unit")}
-    rows = []
-    for point, g in ok.groupby("point", sort=False):
-        p = json.loads(point)
-        unit = g["unit"].iloc[0]
-        limit = limits[unit] * (int(g["workers"].iloc[0]) if per_worker else 1)
-        f, lo, hi = bootstrap_ratio(g["throughput"].to_numpy(float), np.array([limit]))
-        rows.append({
-            "workload": p["workload"], "config": describe_config(point, [k for k in names[unit] if k in p]),
-            "workers": int(g["workers"].iloc[0]), "unit": unit, "throughput_median": float(g["throughput"].median()),
-            "limit": limit, "fraction": f, "fraction_lo": lo, "fraction_hi": hi,
-        })
-    return pd.DataFrame(rows)
-
-
-def describe_roofline(table: pd.DataFrame) -> str:
-    """Per workload, the point that came closest to its limit, in words."""
-    lines = []
-    for workload, g in table.groupby("workload", sort=False):
-        top = g.loc[g["fraction"].idxmax()]
-        lines.append(
-            f"{workload} came closest to its limit on {_workers(top['workers'])}"
-            f"{' (' + top['config'] + ')' if top['config'] else ''}: {format_rate(top['throughput_median'], top['unit'])}, "
-            f"{top['fraction']:.0%} ({top['fraction_lo']:.0%}–{top['fraction_hi']:.0%}) of {format_rate(top['limit'], top['unit'])}."
-        )
-    return "\n".join(lines)
-
-
-# ------------------------------------------------------------------ recommendations
-
-
-@dataclass(frozen=True)
-class Recommendation:
-    """A recommended value of one parameter, the evidence, and the reason in words."""
-
-    parameter: str
-    value: Any
-    throughput: float
-    throughput_lo: float
-    throughput_hi: float
-    unit: str
-    reason: str
-
-    def describe(self) -> str:
-        return self.reason
-
-
-def _workers(n: float) -> str:
-    return f"{n:.3g} worker{'' if n == 1 else 's'}"
-
-
-def _within_noise(by_value: dict[Any, np.ndarray]) -> tuple[Any, dict[Any, tuple[float, float, float]]]:
-    """The value of best median throughput, and each value's ratio to it with its interval."""
-    best = max(by_value, key=lambda v: float(np.median(by_value[v])))
-    return best, {v: bootstrap_ratio(tp, by_value[best]) for v, tp in by_value.items()}
-
-
-def _median_interval(tp: np.ndarray) -> tuple[float, float, float]:
-    return bootstrap_ratio(tp, np.array([1.0]))
-
-
-def recommend_workers(frame: pd.DataFrame, *, where: dict[str, Any] | None = None, usl: USLFit | None = None) -> Recommendation:
-    """The fewest workers whose throughput is within run-to-run noise of the best measured.
-
-    Within noise: the 95% bootstrap interval of its throughput ratio to the best reaches 1.
-    With a USL fit, the reason also says whether more workers than measured should help.
-    """
-    ok, label = pick_configuration(frame, where)
-    by_w = {int(w): g["throughput"].to_numpy(float) for w, g in ok.groupby("workers")}
-    best, ratios = _within_noise(by_w)
-    chosen = min(w for w, (_, _, hi) in ratios.items() if hi >= 1)
-    unit = ok["unit"].iloc[0]
-    mid, lo, hi = _median_interval(by_w[chosen])
-    if chosen == best:
-        reason = f"{_workers(chosen)} for {label}: the highest throughput measured, {format_rate(mid, unit)}"
-    else:
-        r = ratios[chosen]
-        reason = (
-            f"{_workers(chosen)} for {label}: {format_rate(mid, unit)}, {r[0]:.0%} of the best measured "
-            f"({_workers(best)}) and within run-to-run noise of it (interval {r[1]:.0%}–{r[2]:.0%}), with fewer workers"
-        )
-    if usl is not None and np.isfinite(usl.peak_workers):
-        if usl.peak_workers > max(by_w) and best == max(by_w):
-            reason += f"; throughput was still rising at {_workers(max(by_w))} and the USL fit puts the peak near {_workers(round(usl.peak_workers, 1))}: measure there before relying on it"
-        elif usl.peak_workers <= max(by_w):
-            reason += f"; the USL fit puts the peak at {_workers(round(usl.peak_workers, 1))}, past which more workers make it slower"
-    elif usl is not None:
-        reason += f"; the USL fit finds no coherency cost, so more workers keep helping, less each time (ceiling {format_rate(usl.peak_throughput, unit)})"
-    return Recommendation("workers", chosen, mid, lo, hi, unit, reason + ".")
-
-
-def recommend_chunk(frame: pd.DataFrame, param: str = "chunk_mb", *, where: dict[str, Any] | None = None, overhead: OverheadFit | None = None) -> Recommendation:
-    """The largest ``param`` (chunk size) whose throughput is within noise of the fastest.
-
-    Trials are taken at the largest worker count (unless ``where`` names one) and, for
-    other varying parameters, at their largest values. Among the chunk sizes as fast as the
-    fastest within run-to-run noise, the largest is recommended: fewer tasks leave the
-    scheduler headroom as workers are added. With an overhead fit, the reason adds the
-    chunk size below which per-task overhead dominates.
-    """
-    ok, label = pick_configuration(frame, where, free=(param,))
-    if param not in point_params(ok).columns:
-        raise ParameterError("param", param, f"a parameter of these trials: {', '.join(c for c in point_params(ok).columns if c not in ('workload', 'workers'))}")
-    if where is None or "workers" not in where:
-        ok = ok[ok["workers"] == ok["workers"].max()]
-    values = point_params(ok)[param]
-    by_c = {v: g["throughput"].to_numpy(float) for v, g in ok.groupby(values)}
-    if len(by_c) < 2:
-        raise ParameterError(param, sorted(by_c), "at least two measured values to choose between")
-    best, ratios = _within_noise(by_c)
-    chosen = max(v for v, (_, _, hi) in ratios.items() if hi >= 1)
-    unit = ok["unit"].iloc[0]
-    mid, lo, hi = _median_interval(by_c[chosen])
-    workers = int(ok["workers"].iloc[0])
-    reason = f"{param}={chosen:g} for {label} on {_workers(workers)}: {format_rate(mid, unit)}"
-    reason += ", the fastest measured" if chosen == best else f", within run-to-run noise of the fastest ({param}={best:g}, interval {ratios[chosen][1]:.0%}–{ratios[chosen][2]:.0%}) with fewer, larger tasks"
-    smallest = min(by_c)
-    if smallest != chosen:
-        reason += f"; {param}={smallest:g} ran at {ratios[smallest][0]:.0%} of the fastest"
-    if overhead is not None and np.isfinite(overhead.break_even_bytes):
-        reason += f"; the overhead fit says per-task overhead outweighs the data below {overhead.break_even_bytes / 2**20:.3g} MiB per task"
-    return Recommendation(param, chosen, mid, lo, hi, unit, reason + ".")

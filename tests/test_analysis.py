@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from labkit import ParameterError, analysis, plots
+from labkit import ParameterError, analysis, plots, recommend, roofline
 from labkit.fits import amdahl_throughput, usl_throughput
 from labkit.store import ResultStore, Trial
 
@@ -192,12 +192,12 @@ def test_task_counts_of_array_and_own_workloads() -> None:
 
 def test_roofline_fraction_against_limits() -> None:
     frame = _frame([{"workers": w, "wall_s": [1.0, 1.0, 1.0], "amount": w * 2e9, "unit": "bytes", "workload": "array-sum"} for w in (1, 2)])
-    table = analysis.roofline_fraction(frame, {"bytes": 4e9})
+    table = roofline.roofline_fraction(frame, {"bytes": 4e9})
     assert table["fraction"].tolist() == pytest.approx([0.5, 1.0])
-    per = analysis.roofline_fraction(frame, analysis.hardware_limits(bandwidth=4e9), per_worker=True)
+    per = roofline.roofline_fraction(frame, roofline.hardware_limits(bandwidth=4e9), per_worker=True)
     assert per["fraction"].tolist() == pytest.approx([0.5, 0.5])
     assert per["limit"].tolist() == [4e9, 8e9]
-    assert "50%" in analysis.describe_roofline(per)
+    assert "50%" in roofline.describe_roofline(per)
 
 
 # -------------------------------------------------------------- recommendations
@@ -211,21 +211,21 @@ def _chunk_frame(medians: dict[float, float], spread: float = 0.02) -> Any:
 
 def test_recommended_chunk_is_the_fastest_within_noise() -> None:
     # 4 MiB is clearly the fastest; 16 MiB clearly slower: 4 is recommended.
-    rec = analysis.recommend_chunk(_chunk_frame({0.25: 1.0, 1.0: 5.0, 4.0: 9.5, 16.0: 6.0}))
+    rec = recommend.recommend_chunk(_chunk_frame({0.25: 1.0, 1.0: 5.0, 4.0: 9.5, 16.0: 6.0}))
     assert rec.parameter == "chunk_mb" and rec.value == 4.0
     assert rec.throughput == pytest.approx(9.5, rel=1e-6)
     assert "the fastest measured" in rec.describe()
     # 4 and 16 MiB are within noise of each other: the larger (fewer tasks) is recommended.
-    rec = analysis.recommend_chunk(_chunk_frame({0.25: 1.0, 1.0: 5.0, 4.0: 9.1, 16.0: 9.0}, spread=0.05))
+    rec = recommend.recommend_chunk(_chunk_frame({0.25: 1.0, 1.0: 5.0, 4.0: 9.1, 16.0: 9.0}, spread=0.05))
     assert rec.value == 16.0 and "within run-to-run noise of the fastest (chunk_mb=4" in rec.describe()
 
 
 def test_recommended_workers_are_the_fewest_within_noise_of_the_best() -> None:
     rows = [{"workers": w, "wall_s": [1 / x * 1.03, 1 / x, 1 / x * 0.97], "amount": 1.0, "unit": "items"} for w, x in ((1, 1.0), (2, 1.9), (4, 3.0), (8, 3.05))]
     frame = _frame(rows)
-    rec = analysis.recommend_workers(frame)
+    rec = recommend.recommend_workers(frame)
     assert rec.value == 4 and "within run-to-run noise" in rec.describe()
-    with_fit = analysis.recommend_workers(frame, usl=analysis.fit_usl(frame))
+    with_fit = recommend.recommend_workers(frame, usl=analysis.fit_usl(frame))
     assert with_fit.value == 4 and "USL fit" in with_fit.describe()
 
 
@@ -254,14 +254,14 @@ def test_degenerate_inputs_raise_parameter_errors_naming_the_problem() -> None:
     with pytest.raises(ParameterError, match="tasks and bytes varied independently"):
         analysis.fit_overhead(same_bytes)
     with pytest.raises(ParameterError, match="finite limit > 0") as e:
-        analysis.roofline_fraction(one_point, {"items": float("nan")})
+        roofline.roofline_fraction(one_point, {"items": float("nan")})
     assert e.value.name == "limits['items']"
     with pytest.raises(ParameterError, match="a limit for a unit"):
-        analysis.roofline_fraction(one_point, {"bytes": 1e9})
+        roofline.roofline_fraction(one_point, {"bytes": 1e9})
     with pytest.raises(ParameterError, match="weak_sizes"):
         analysis.weak_scaling(_frame([{"workers": w, "wall_s": [1.0], "amount": 1.0, "unit": "items", "size": 1} for w in (1, 2)]), "size")
     with pytest.raises(ParameterError, match="at least two measured values"):
-        analysis.recommend_chunk(_chunk_frame({4.0: 1.0}))
+        recommend.recommend_chunk(_chunk_frame({4.0: 1.0}))
 
 
 # ----------------------------------------------------------------------- plots
@@ -286,6 +286,6 @@ def test_other_figures_draw_their_data() -> None:
     fit = analysis.fit_overhead(frame)
     fig = plots.chunk_figure(frame, fit)
     assert len(fig.axes[0].get_lines()) >= 2 and fig.axes[1].get_yscale() == "log"
-    table = analysis.roofline_fraction(frame, {"bytes": 4e9})
+    table = roofline.roofline_fraction(frame, {"bytes": 4e9})
     bars = plots.roofline_figure(table).axes[0].patches
     assert [b.get_width() for b in bars] == pytest.approx(table["fraction"].tolist())

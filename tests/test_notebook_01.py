@@ -11,7 +11,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from labkit import ResultStore, analysis
+from labkit import ResultStore, analysis, recommend
 from labkit.report import run_notebook
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "01_data_parallel_scaling.ipynb"
@@ -78,7 +78,7 @@ def test_notebook_prints_conclusions_from_its_numbers(_run: tuple[object, Path])
         chunks = s.trials_frame("nb01/chunks")
         groupby = s.trials_frame("nb01/groupby")
     overhead = analysis.fit_overhead(chunks)
-    assert analysis.recommend_chunk(chunks, overhead=overhead).describe() in printed
+    assert recommend.recommend_chunk(chunks, overhead=overhead).describe() in printed
     assert analysis.describe_weak_scaling(groupby, "rows") in printed
     for text in ("USL fit over 1–4 workers (synthetic)", "Amdahl fit over", "Overhead model over 6 points", "came closest to its limit"):
         assert text in printed
