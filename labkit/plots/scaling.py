@@ -256,14 +256,19 @@ def weak_scaling_ax(ax: Axes, frame: pd.DataFrame, size: str) -> None:
     ax.legend(fontsize="small")
 
 
-def weak_scaling_figure(frame: pd.DataFrame, size: str, *, title: str | None = None) -> Figure:
-    """Throughput against data size per worker count, and weak-scaling efficiency."""
+def _side_by_side(left: Any, right: Any, title: str | None) -> Figure:
+    """A two-panel figure: ``left(ax)`` and ``right(ax)`` draw the panels."""
     fig, axes = new_figure(2)
-    throughput_vs_ax(axes[0, 0], frame, size)
-    weak_scaling_ax(axes[0, 1], frame, size)
+    left(axes[0, 0])
+    right(axes[0, 1])
     if title:
         fig.suptitle(title)
     return fig
+
+
+def weak_scaling_figure(frame: pd.DataFrame, size: str, *, title: str | None = None) -> Figure:
+    """Throughput against data size per worker count, and weak-scaling efficiency."""
+    return _side_by_side(lambda ax: throughput_vs_ax(ax, frame, size), lambda ax: weak_scaling_ax(ax, frame, size), title)
 
 
 # ------------------------------------------------------------ overhead and roofline
@@ -292,12 +297,7 @@ def overhead_ax(ax: Axes, frame: pd.DataFrame, fit: OverheadFit) -> None:
 
 def chunk_figure(frame: pd.DataFrame, fit: OverheadFit, param: str = "chunk_mb", *, title: str | None = None) -> Figure:
     """Throughput against chunk size, and the fitted overhead model against the runs."""
-    fig, axes = new_figure(2)
-    throughput_vs_ax(axes[0, 0], frame, param)
-    overhead_ax(axes[0, 1], frame, fit)
-    if title:
-        fig.suptitle(title)
-    return fig
+    return _side_by_side(lambda ax: throughput_vs_ax(ax, frame, param), lambda ax: overhead_ax(ax, frame, fit), title)
 
 
 def roofline_ax(ax: Axes, table: pd.DataFrame) -> None:
