@@ -48,7 +48,7 @@ def test_sweep_runs_at_the_configured_times(_sweep: labkit.Results) -> None:
     for w, g in frame.groupby("workers"):
         expected = expected_time(int(w), WORK_S, SIGMA, KAPPA)
         # Sleeps never end early; the cluster adds its scheduling latency on top.
-        assert expected <= g["wall_s"].median() < expected + 0.06, (w, g["wall_s"].tolist())
+        assert expected <= g["wall_s"].median() < expected + 0.15, (w, g["wall_s"].tolist())
 
 
 def test_fit_recovers_the_configured_serial_fraction(_sweep: labkit.Results) -> None:
