@@ -223,3 +223,17 @@ def test_explicit_points_run_only_the_weak_scaling_diagonal(scaled_lab, store_pa
         labkit.Sweep("array-sum", grid=[{"workers": 1}, {"size_mb": 2.0}])
     with pytest.raises(ParameterError, match="grid"):
         labkit.Sweep("array-sum", grid=[])
+
+
+def test_every_trial_gets_its_settled_resources_and_time_split(scaled_lab, store_path):
+    results = labkit.Sweep("array-sum", grid={"workers": [1, 2]}, params={"size_mb": 16.0, "chunk_mb": 2.0}, repeats=2, warmup=0, store=store_path).run(scaled_lab, live=False)
+    frame = results.frame
+    assert frame["time_settled"].astype(bool).all()  # read after the heartbeats, not before
+    buckets = [c for c in frame.columns if c.startswith("time_") and c.endswith("_s") and c != "time_total_s"]
+    assert len(buckets) == 7
+    assert (frame[buckets].sum(axis=1) - frame["time_total_s"]).abs().le(0.1 * frame["time_total_s"]).all()
+    assert (frame["time_compute_cpu_s"] > 0).all()
+    assert (frame["peak_memory_bytes"] > 0).all() and frame["measurements"].ge(1).all()
+    assert frame["energy_j"].isna().all()  # no RAPL, no GPU here: not measured, never a guess
+    samples = results.samples()
+    assert {"cpu_percent", "memory_bytes"} <= set(samples["metric"])
