@@ -161,6 +161,7 @@ class Sweep:
             self._store_arg = check_store_path(default_path() if store is None else store)
 
     def _complete(self, times: dict[int, float]) -> bool:
+        """Whether a point's timed runs so far satisfy the repeats policy."""
         if self.policy.adaptive:
             return self.policy.enough(list(times.values()))
         return all(r in times for r in range(self.policy.minimum))
@@ -225,10 +226,10 @@ class Sweep:
                 f"connected by address with {lab.workers} workers; drop workers from the grid "
                 "or use Lab(cluster=...)"
             )
-        own_store = not isinstance(self._store_arg, ResultStore)
-        store = ResultStore(self._store_arg) if own_store else self._store_arg
         if monitor and (isinstance(interval, bool) or not isinstance(interval, (int, float)) or interval <= 0):
             raise ParameterError("interval", interval, "a number of seconds > 0")
+        own_store = not isinstance(self._store_arg, ResultStore)
+        store = ResultStore(self._store_arg) if own_store else self._store_arg
         config = {"grid": self.grid, "params": self.params, "repeats": asdict(self.policy), "warmup": asdict(self.warmup_policy), "timeout_s": self.timeout_s}
         run_id = store.start_run(self.experiment, self.workload.name, env=capture(lab), config=config)
         title = self.experiment if self.experiment == self.workload.name else f"{self.experiment} ({self.workload.name})"
@@ -312,7 +313,7 @@ class _TrialContext:
         try:
             if not self._warm_up(state, times):
                 return policy.maximum - len(times)
-            while not self._enough(times):
+            while not self.sweep._complete(times):
                 pending = self._pending(times, attempted)
                 if not pending:
                     break
@@ -335,12 +336,6 @@ class _TrialContext:
                 except Exception:  # noqa: BLE001 - a failed teardown must not lose the sweep
                     pass
         return len(attempted)
-
-    def _enough(self, times: dict[int, float]) -> bool:
-        policy = self.sweep.policy
-        if policy.adaptive:
-            return policy.enough(list(times.values()))
-        return all(r in times for r in range(policy.minimum))
 
     def _summarise(self, times: dict[int, float]) -> None:
         """Store the point's spread and run count on each of its trials."""
