@@ -40,6 +40,14 @@ class Work:
             raise ParameterError("Work.unit", self.unit, f"a unit name such as {', '.join(UNITS)}")
 
 
+@dataclass
+class ClientState:
+    """The state of a workload whose setup makes nothing: the client and the parameters."""
+
+    client: Any
+    params: dict[str, Any]
+
+
 @runtime_checkable
 class Workload(Protocol):
     """What the Sweep needs of a workload."""

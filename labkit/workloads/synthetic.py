@@ -32,12 +32,11 @@ grows.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from ..cluster import scheduler_workers
 from ..errors import ParameterError
-from .registry import BaseWorkload, Work, register
+from .registry import BaseWorkload, ClientState, Work, register
 
 ITEMS_PER_SECOND = 1000.0  # one item is one millisecond of single-worker work
 
@@ -57,12 +56,6 @@ def expected_time(workers: int, work_s: float, serial_fraction: float, coherency
     return work_s * (serial_fraction + (1 - serial_fraction) / n + coherency * (n - 1))
 
 
-@dataclass
-class SyntheticState:
-    client: Any
-    params: dict[str, Any]
-
-
 class Synthetic(BaseWorkload):
     """Sleeping tasks whose throughput follows the USL with set ``σ`` and ``κ``."""
 
@@ -71,16 +64,16 @@ class Synthetic(BaseWorkload):
     defaults = {"work_s": 0.8, "serial_fraction": 0.1, "coherency": 0.0, "tasks_per_worker": 1}
     minimum = {"work_s": 1e-3, "serial_fraction": 0.0, "coherency": 0.0, "tasks_per_worker": 1}
 
-    def setup(self, lab: Any, **params: Any) -> SyntheticState:
+    def setup(self, lab: Any, **params: Any) -> ClientState:
         if params["serial_fraction"] >= 1:
             raise ParameterError("synthetic.serial_fraction", params["serial_fraction"], "a fraction in [0, 1)")
-        return SyntheticState(lab.client, params)
+        return ClientState(lab.client, params)
 
     def tasks(self, params: dict[str, Any], workers: int) -> int:
         """Tasks one run submits: the serial one and ``tasks_per_worker`` per worker."""
         return 1 + workers * params["tasks_per_worker"]
 
-    def run(self, state: SyntheticState) -> Work:
+    def run(self, state: ClientState) -> Work:
         from distributed import wait
 
         client, p = state.client, state.params

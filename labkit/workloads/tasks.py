@@ -3,23 +3,16 @@
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
 from typing import Any
 
 from .. import backends
-from .registry import BaseWorkload, Work, register
+from .registry import BaseWorkload, ClientState, Work, register
 
 
 def _tiny(i: int, backend: str) -> float:
     """A task that does almost nothing on the chosen array module."""
     xp = importlib.import_module(backend)  # validated by the sweep; no per-task GPU probe
     return float(xp.full(1, i).sum())
-
-
-@dataclass
-class TaskState:
-    client: Any
-    params: dict[str, Any]
 
 
 class TaskOverhead(BaseWorkload):
@@ -33,10 +26,10 @@ class TaskOverhead(BaseWorkload):
     def tasks(self, params: dict[str, Any], workers: int) -> int:
         return int(params["tasks"])
 
-    def setup(self, lab: Any, **params: Any) -> TaskState:
-        return TaskState(lab.client, params)
+    def setup(self, lab: Any, **params: Any) -> ClientState:
+        return ClientState(lab.client, params)
 
-    def run(self, state: TaskState) -> Work:
+    def run(self, state: ClientState) -> Work:
         from distributed import wait
 
         n, backend = state.params["tasks"], state.params["backend"]
