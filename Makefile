@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PORT ?= 8888
 
-.PHONY: demo test test-fast lab bench clean
+.PHONY: demo test test-fast test-gpu lint lab bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,13 +24,24 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 $(CHROMIUM):
 	$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends chromium
 
-## test: set up and run the whole suite (installs chromium with apt when missing)
-test: $(STAMP) $(CHROMIUM)
+## lint: ruff (lint and format check) and the import-linter contract of labkit's layers
+lint: $(STAMP)
+	$(BIN)/ruff check labkit tests benchmarks
+	$(BIN)/ruff format --check labkit tests benchmarks
+	$(BIN)/lint-imports
+
+## test: set up, lint, and run the whole suite with labkit's doctests (installs chromium with apt when missing)
+test: lint $(CHROMIUM)
 	$(BIN)/python -m pytest
 
-## test-fast: the suite without the real-browser tests
-test-fast: $(STAMP)
+## test-fast: lint and the suite without the real-browser tests
+test-fast: lint
 	$(BIN)/python -m pytest -m "not browser"
+
+## test-gpu: the tests of the GPU path (CuPy, dask-cuda, NVML); needs the gpu extra and a CUDA GPU
+test-gpu: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[gpu,dev]"
+	$(BIN)/python -m pytest -m gpu -rs tests/test_gpu.py
 
 ## lab: JupyterLab on 127.0.0.1 with a token (printed in the log)
 lab: $(STAMP)

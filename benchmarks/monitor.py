@@ -31,8 +31,8 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
-import labkit  # noqa: E402
-from labkit.monitor import Monitor  # noqa: E402
+import labkit
+from labkit.monitor import Monitor
 
 
 def process_cpu() -> float:
@@ -89,7 +89,15 @@ def sweep_rounds(lab: labkit.Lab, rounds: int, store: str) -> dict[str, dict[str
     out: dict[str, dict[str, list[float]]] = {k: {"trials": [], "wall": []} for k in ("off", "on")}
     for i in range(rounds):
         for name in ("off", "on") if i % 2 == 0 else ("on", "off"):
-            sweep = labkit.Sweep("array-sum", grid={"workers": [1, 2]}, params={"size_mb": 128.0}, repeats=5, warmup=1, experiment=f"bench-{name}-{i}", store=store)
+            sweep = labkit.Sweep(
+                "array-sum",
+                grid={"workers": [1, 2]},
+                params={"size_mb": 128.0},
+                repeats=5,
+                warmup=1,
+                experiment=f"bench-{name}-{i}",
+                store=store,
+            )
             t0 = time.perf_counter()
             results = sweep.run(lab, live=False, monitor=name == "on")
             out[name]["wall"].append(time.perf_counter() - t0)
@@ -115,9 +123,13 @@ def main() -> None:
 
     print(f"labkit Monitor overhead: 2 workers x 1 thread, {psutil.cpu_count()} cores, dask {dask.__version__}")
     print()
-    print(f"{'interval':>9} {'ticks/s':>8} {'sampler thread CPU':>19} {'% of a core':>12} {'process CPU added':>18} {'% of a core':>12}")
+    print(
+        f"{'interval':>9} {'ticks/s':>8} {'sampler thread CPU':>19} {'% of a core':>12} {'process CPU added':>18} {'% of a core':>12}"
+    )
     for iv, c in cpu.items():
-        print(f"{iv:>7.1f} s {c['ticks_per_s']:>8.2f} {c['thread']:>17.5f} s/s {100 * c['thread']:>11.3f}% {c['added']:>16.5f} s/s {100 * c['added']:>11.2f}%")
+        print(
+            f"{iv:>7.1f} s {c['ticks_per_s']:>8.2f} {c['thread']:>17.5f} s/s {100 * c['thread']:>11.3f}% {c['added']:>16.5f} s/s {100 * c['added']:>11.2f}%"
+        )
     print()
     print(f"array-sum (64 MB), blocks of {args.block} runs, {args.rounds} rounds of off/on/off blocks")
     print(f"{'monitor':>12} {'median s':>9} {'min s':>8} {'max s':>8}")
@@ -133,11 +145,17 @@ def main() -> None:
     print(f"ratio_aa {statistics.median(control):.4f}")
     print(f"thread_cpu_pct_0.5s {100 * cpu[0.5]['thread']:.3f}")
     print()
-    print(f"whole sweeps (array-sum 128 MiB, workers 1 and 2, 5 repeats), {len(sweeps['on']['wall'])} interleaved rounds")
+    print(
+        f"whole sweeps (array-sum 128 MiB, workers 1 and 2, 5 repeats), {len(sweeps['on']['wall'])} interleaved rounds"
+    )
     print(f"{'monitor':>12} {'trials s':>9} {'run() s':>8}")
     for name in ("off", "on"):
-        print(f"{name:>12} {statistics.median(sweeps[name]['trials']):>9.4f} {statistics.median(sweeps[name]['wall']):>8.3f}")
-    print(f"sweep_trials_ratio {statistics.median(sweeps['on']['trials']) / statistics.median(sweeps['off']['trials']):.4f}")
+        print(
+            f"{name:>12} {statistics.median(sweeps[name]['trials']):>9.4f} {statistics.median(sweeps[name]['wall']):>8.3f}"
+        )
+    print(
+        f"sweep_trials_ratio {statistics.median(sweeps['on']['trials']) / statistics.median(sweeps['off']['trials']):.4f}"
+    )
     print(f"sweep_wall_ratio {statistics.median(sweeps['on']['wall']) / statistics.median(sweeps['off']['wall']):.4f}")
     print(f"ratio {statistics.median(ratios):.4f}")
 

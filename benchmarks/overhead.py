@@ -39,9 +39,19 @@ def plain_round(lab: labkit.Lab, size_mb: float, chunk_mb: float) -> tuple[float
     return t1 - t0, t1 - t_all
 
 
-def labkit_round(lab: labkit.Lab, size_mb: float, chunk_mb: float, store: Path, i: str, monitor: bool = True) -> tuple[float, float]:
+def labkit_round(
+    lab: labkit.Lab, size_mb: float, chunk_mb: float, store: Path, i: str, monitor: bool = True
+) -> tuple[float, float]:
     t_all = time.perf_counter()
-    sweep = labkit.Sweep("array-sum", grid={"size_mb": [size_mb]}, params={"chunk_mb": chunk_mb}, repeats=1, warmup=0, experiment=f"overhead-{i}", store=store)
+    sweep = labkit.Sweep(
+        "array-sum",
+        grid={"size_mb": [size_mb]},
+        params={"chunk_mb": chunk_mb},
+        repeats=1,
+        warmup=0,
+        experiment=f"overhead-{i}",
+        store=store,
+    )
     results = sweep.run(lab, live=False, monitor=monitor)
     total = time.perf_counter() - t_all
     (wall,) = results.ok["wall_s"]
@@ -55,7 +65,9 @@ def main() -> None:
     parser.add_argument("--chunk-mb", type=float, default=16.0)
     args = parser.parse_args()
 
-    times: dict[str, list[float]] = {k: [] for k in ("labkit", "plain", "bare", "labkit_total", "plain_total", "bare_total")}
+    times: dict[str, list[float]] = {
+        k: [] for k in ("labkit", "plain", "bare", "labkit_total", "plain_total", "bare_total")
+    }
     with tempfile.TemporaryDirectory() as tmp, labkit.Lab(workers=2, threads_per_worker=1, dashboard=False) as lab:
         store = Path(tmp) / "bench.db"
         plain_round(lab, args.size_mb, args.chunk_mb)  # warm both paths once, untimed
@@ -73,16 +85,24 @@ def main() -> None:
                 times[f"{who}_total"].append(run[1])
 
     med = {k: statistics.median(v) for k, v in times.items()}
-    print(f"array-sum {args.size_mb:g} MiB in {args.chunk_mb:g} MiB chunks, 2 workers x 1 thread, {args.rounds} interleaved rounds")
+    print(
+        f"array-sum {args.size_mb:g} MiB in {args.chunk_mb:g} MiB chunks, 2 workers x 1 thread, {args.rounds} interleaved rounds"
+    )
     print(f"{'':28}{'median ms':>10}{'min ms':>9}{'max ms':>9}")
     for key, label in (
-        ("plain", "plain dask compute()"), ("labkit", "labkit recorded trial"), ("bare", "  same, monitor off"),
-        ("plain_total", "plain persist + compute"), ("labkit_total", "labkit sweep.run() total"), ("bare_total", "  same, monitor off"),
+        ("plain", "plain dask compute()"),
+        ("labkit", "labkit recorded trial"),
+        ("bare", "  same, monitor off"),
+        ("plain_total", "plain persist + compute"),
+        ("labkit_total", "labkit sweep.run() total"),
+        ("bare_total", "  same, monitor off"),
     ):
         v = times[key]
         print(f"{label:28}{med[key] * 1e3:10.1f}{min(v) * 1e3:9.1f}{max(v) * 1e3:9.1f}")
     print(f"ratio {med['labkit'] / med['plain']:.3f}")
-    print(f"end-to-end {med['labkit_total'] / med['plain_total']:.3f}  (monitor off {med['bare_total'] / med['plain_total']:.3f})")
+    print(
+        f"end-to-end {med['labkit_total'] / med['plain_total']:.3f}  (monitor off {med['bare_total'] / med['plain_total']:.3f})"
+    )
 
 
 if __name__ == "__main__":

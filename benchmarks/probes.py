@@ -32,7 +32,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
-from labkit.probes import TRIAD_SCALAR, run_probes, stream_bandwidth  # noqa: E402
+from labkit.probes import TRIAD_SCALAR, run_probes, stream_bandwidth
 
 REPEATS = 5
 
@@ -113,16 +113,20 @@ def main() -> None:
     print(f"STREAM triad, {args.array_mb:g} MiB arrays, {len(res['best'])} interleaved rounds, GB/s")
     print(f"{'variant':<{width}}  {'median':>7}  {'min':>7}  {'max':>7}")
     for name, values in rows:
-        print(f"{name:<{width}}  {statistics.median(values) / 1e9:7.2f}  "
-              f"{min(values) / 1e9:7.2f}  {max(values) / 1e9:7.2f}")
+        print(
+            f"{name:<{width}}  {statistics.median(values) / 1e9:7.2f}  "
+            f"{min(values) / 1e9:7.2f}  {max(values) / 1e9:7.2f}"
+        )
     labkit = statistics.median(res["best"])
     print(f"ratio {labkit / statistics.median(res['in_place']):.3f}")
     print(f"ratio_median {statistics.median(res['median']) / statistics.median(res['in_place']):.3f}")
     print(f"ratio_vs_temporaries {labkit / statistics.median(res['temporaries']):.3f}")
 
     durations, started = time_run_probes()
-    print(f"run_probes end to end, 2-worker LocalCluster: median {statistics.median(durations):.2f} s "
-          f"of {', '.join(f'{d:.2f}' for d in durations)} s (cluster start {started:.2f} s)")
+    print(
+        f"run_probes end to end, 2-worker LocalCluster: median {statistics.median(durations):.2f} s "
+        f"of {', '.join(f'{d:.2f}' for d in durations)} s (cluster start {started:.2f} s)"
+    )
 
 
 if __name__ == "__main__":

@@ -9,11 +9,16 @@
 
 from __future__ import annotations
 
+import importlib
+import sys
 from importlib import metadata
+from types import ModuleType
 
-from . import workloads
+from . import analysis, workloads
+from .analysis import fits, recommend, roofline
 from .cluster import Lab
-from .errors import (
+from .common import errors
+from .common.errors import (
     BackendUnavailable,
     ClusterError,
     LabkitError,
@@ -21,10 +26,26 @@ from .errors import (
     ParameterTypeError,
     TrialTimeout,
 )
-from .results import Results
+from .experiment import Results, Sweep
 from .store import ResultStore, Trial
-from .sweep import Sweep
 from .workloads import Work, workload
+
+# Names from before the parts became folders: ``import labkit.fits`` and
+# ``from labkit.errors import ParameterError`` keep working.
+for _module in (fits, recommend, roofline, errors):
+    sys.modules[f"{__name__}.{_module.__name__.rsplit('.', 1)[1]}"] = _module
+
+# Parts imported on first use, so that ``import labkit`` does not load matplotlib.
+_LAZY = {"plots": "labkit.plots", "probes": "labkit.probes"}
+
+
+def __getattr__(name: str) -> ModuleType:
+    if name in _LAZY:
+        module = importlib.import_module(_LAZY[name])
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module 'labkit' has no attribute {name!r}")
+
 
 try:
     __version__ = metadata.version("labkit")
@@ -45,5 +66,11 @@ __all__ = [
     "TrialTimeout",
     "Work",
     "workload",
+    "analysis",
+    "errors",
+    "fits",
+    "recommend",
+    "roofline",
     "workloads",
+    *_LAZY,
 ]

@@ -1,8 +1,8 @@
 """The ``labkit`` command: a thin layer over the functions a notebook calls.
 
-    labkit run NOTEBOOK [-p NAME VALUE]... [--out DIR]
-    labkit export STORE OUT.{csv,parquet}|FOLDER [--experiment NAME]
-    labkit probe [--workers N] [--store PATH] [--refresh]
+labkit run NOTEBOOK [-p NAME VALUE]... [--out DIR]
+labkit export STORE OUT.{csv,parquet}|FOLDER [--experiment NAME]
+labkit probe [--workers N] [--store PATH] [--refresh]
 """
 
 from __future__ import annotations
@@ -10,8 +10,9 @@ from __future__ import annotations
 import argparse
 import ast
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 
 def parse_value(text: str) -> Any:
@@ -23,7 +24,7 @@ def parse_value(text: str) -> Any:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .report import run_notebook
+    from labkit.report import run_notebook
 
     params = {name: parse_value(value) for name, value in args.parameters}
     result = run_notebook(args.notebook, params, args.out, timeout_s=args.timeout, log_output=args.log_output)
@@ -36,7 +37,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from .store import ResultStore
+    from labkit.store import ResultStore
 
     with ResultStore(args.store) as store:
         if Path(args.out).suffix in (".csv", ".parquet"):
@@ -48,8 +49,8 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _probe(args: argparse.Namespace) -> int:
-    from .cluster import Lab
-    from .probes import cached_probes
+    from labkit.cluster import Lab
+    from labkit.probes import cached_probes
 
     params = {"array_mb": args.array_mb, "matmul_n": args.matmul_n, "repeats": args.repeats}
     if args.address:
@@ -63,20 +64,37 @@ def _probe(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="labkit", description="A scaling lab for Dask: run experiments, keep results, write reports.")
+    parser = argparse.ArgumentParser(
+        prog="labkit", description="A scaling lab for Dask: run experiments, keep results, write reports."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="execute a notebook with papermill and write an HTML report")
     run.add_argument("notebook", help="path of the .ipynb to run")
-    run.add_argument("-p", "--parameter", dest="parameters", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"), help="set a parameter (Python literal or string); repeatable")
-    run.add_argument("--out", default="reports", help="folder for the executed notebook and its HTML (default: reports)")
+    run.add_argument(
+        "-p",
+        "--parameter",
+        dest="parameters",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "VALUE"),
+        help="set a parameter (Python literal or string); repeatable",
+    )
+    run.add_argument(
+        "--out", default="reports", help="folder for the executed notebook and its HTML (default: reports)"
+    )
     run.add_argument("--timeout", type=float, default=None, help="longest a cell may run, in seconds")
     run.add_argument("--log-output", action="store_true", help="echo the notebook's output while it runs")
     run.set_defaults(func=_run)
 
-    export = sub.add_parser("export", help="write a store's trials to CSV/Parquet, or a Parquet bundle of all tables to a folder")
+    export = sub.add_parser(
+        "export", help="write a store's trials to CSV/Parquet, or a Parquet bundle of all tables to a folder"
+    )
     export.add_argument("store", help="the SQLite store, e.g. results/labkit.db")
-    export.add_argument("out", help="a file ending in .csv or .parquet (trials), or a folder (trials, samples, time splits, alerts)")
+    export.add_argument(
+        "out", help="a file ending in .csv or .parquet (trials), or a folder (trials, samples, time splits, alerts)"
+    )
     export.add_argument("--experiment", default=None, help="only this experiment")
     export.set_defaults(func=_export)
 
@@ -94,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from .errors import LabkitError
+    from labkit.common.errors import LabkitError
 
     try:
         return int(args.func(args))

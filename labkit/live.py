@@ -17,32 +17,34 @@ import io
 import sys
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
 
-from .analysis import format_rate
+from labkit.common.format import format_rate
+from labkit.common.jupyter import in_jupyter
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from .results import Results
-    from .store import Trial
+    from labkit.store import Trial
 
 #: Fewest seconds between two redraws of the live figure (at most 2 per second).
+
+
+class FinishedSweep(Protocol):
+    """What the view needs of a finished sweep's results (``labkit.Results`` is one)."""
+
+    @property
+    def ok(self) -> pd.DataFrame: ...
+
+    def plot(self) -> Any: ...
+
+
 MIN_REDRAW_S = 0.5
 #: A timed run longer than this gets live redraws while it runs.
 LONG_RUN_S = 5.0
 #: Back-to-back short runs still get a redraw this often, so the figure never looks stuck.
 MAX_STALE_S = 3.0
-
-
-def in_jupyter() -> bool:
-    """True inside a Jupyter kernel (JupyterLab, Notebook, or papermill)."""
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return False
-    shell = get_ipython()
-    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
 
 
 def _trial_text(t: Trial) -> str:
@@ -81,7 +83,7 @@ class _View:
     def show(self, trial: Trial | None, skipped: int = 0) -> None:
         pass
 
-    def close(self, results: Results | None) -> None:
+    def close(self, results: FinishedSweep | None) -> None:
         pass
 
 
@@ -105,7 +107,7 @@ class TerminalView(_View):
     def alert(self, message: str) -> None:
         sys.stderr.write(("\n" if sys.stderr.isatty() else "") + f"ALERT {message}\n")
 
-    def close(self, results: Results | None) -> None:
+    def close(self, results: FinishedSweep | None) -> None:
         failed = f", {self.failed} failed" if self.failed else ""
         end = f"{self.title}: {self.done} trials in {time.monotonic() - self.started:.1f}s{failed}"
         sys.stderr.write(("\r" + end.ljust(160) if sys.stderr.isatty() else end) + "\n")
@@ -129,14 +131,24 @@ class LiveView(_View):
 
     keep = 8
 
-    def __init__(self, total: int, title: str, lab: Any, *, samples: Callable[[], pd.DataFrame] | None = None, final_figure: Callable[..., Any] | None = None) -> None:
+    def __init__(
+        self,
+        total: int,
+        title: str,
+        lab: Any,
+        *,
+        samples: Callable[[], pd.DataFrame] | None = None,
+        final_figure: Callable[..., Any] | None = None,
+    ) -> None:
         super().__init__(total, title)
         import ipywidgets as w
         from IPython.display import display
 
         self.lab, self.samples, self.final_figure = lab, samples, final_figure
         link = getattr(lab, "dashboard_link", None)
-        head = f"<b>{html.escape(title)}</b> — {lab.kind} cluster, {lab.workers} workers, {lab.threads} threads" + (f' — <a href="{link}" target="_blank">Dask dashboard</a>' if link else "")
+        head = f"<b>{html.escape(title)}</b> — {lab.kind} cluster, {lab.workers} workers, {lab.threads} threads" + (
+            f' — <a href="{link}" target="_blank">Dask dashboard</a>' if link else ""
+        )
         self.header = w.HTML(head)
         self.bar = w.IntProgress(value=0, min=0, max=max(total, 1), description="trials", bar_style="info")
         self.status = w.HTML("")
@@ -165,12 +177,14 @@ class LiveView(_View):
     def show(self, trial: Trial | None, skipped: int = 0) -> None:
         self.bar.value = min(self.done, self.bar.max)
         elapsed = time.monotonic() - self.started
-        self.status.value = f"&nbsp;{self.done}/{self.total} &nbsp; {elapsed:.1f}s" + (f" &nbsp; <span style='color:#b00'>{self.failed} failed</span>" if self.failed else "")
+        self.status.value = f"&nbsp;{self.done}/{self.total} &nbsp; {elapsed:.1f}s" + (
+            f" &nbsp; <span style='color:#b00'>{self.failed} failed</span>" if self.failed else ""
+        )
         line = f"resumed {skipped} trials already in the store" if trial is None else _trial_text(trial)
         self.lines = (self.lines + [html.escape(line)])[-self.keep :]
         self.table.value = "<pre style='margin:0;font-size:11px'>" + "\n".join(self.lines) + "</pre>"
         if trial is not None:
-            from .store import trial_record
+            from labkit.store import trial_record
 
             with self._lock:
                 self.records.append(trial_record(trial))
@@ -215,7 +229,7 @@ class LiveView(_View):
 
     def redraw(self) -> None:
         """Render the live figure into the image widget."""
-        from .plots.sweep import live_figure
+        from labkit.plots.sweep import live_figure
 
         samples = self.samples() if self.samples is not None else None
         fig = live_figure(self.frame(), samples, t0=self._t0)
@@ -225,7 +239,7 @@ class LiveView(_View):
         self._last_draw = time.monotonic()
         self.redraws += 1
 
-    def close(self, results: Results | None) -> None:
+    def close(self, results: FinishedSweep | None) -> None:
         self._stop.set()
         self._thread.join(timeout=10)
         self.bar.bar_style = "danger" if self.failed else "success"
@@ -236,11 +250,23 @@ class LiveView(_View):
         else:
             from IPython.display import HTML
 
-            self.handle.update(HTML(f"<p>{html.escape(self.title)}: {self.done} trials, {self.failed} failed; no successful trial to plot.</p>"))
+            self.handle.update(
+                HTML(
+                    f"<p>{html.escape(self.title)}: {self.done} trials, {self.failed} failed; no successful trial to plot.</p>"
+                )
+            )
         self.box.close()
 
 
-def make_view(live: bool, *, total: int, title: str, lab: Any, samples: Callable[[], pd.DataFrame] | None = None, final_figure: Callable[..., Any] | None = None) -> _View:
+def make_view(
+    live: bool,
+    *,
+    total: int,
+    title: str,
+    lab: Any,
+    samples: Callable[[], pd.DataFrame] | None = None,
+    final_figure: Callable[..., Any] | None = None,
+) -> _View:
     """The right view for where the code runs: widgets, terminal, or nothing."""
     if not live:
         return NullView(total, title)

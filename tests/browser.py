@@ -105,7 +105,9 @@ def set_parameters(src: Path, dest: Path, params: Mapping[str, Any]) -> Path:
 
     nb = nbformat.read(src, as_version=4)
     cell = next(c for c in nb.cells if c.cell_type == "code" and "parameters" in c.metadata.get("tags", []))
-    values = {n.targets[0].id: ast.literal_eval(n.value) for n in ast.parse(cell.source).body if isinstance(n, ast.Assign)}
+    values = {
+        n.targets[0].id: ast.literal_eval(n.value) for n in ast.parse(cell.source).body if isinstance(n, ast.Assign)
+    }
     unknown = set(params) - set(values)
     assert not unknown, f"{src.name} has no parameters {sorted(unknown)} (it has {sorted(values)})"
     values.update(params)
@@ -209,7 +211,9 @@ def _stop(server: LabServer) -> None:
         tree = []
     if server.process.poll() is None:
         try:  # shuts every kernel down first (a kernel ends its own Dask cluster)
-            req = urllib.request.Request(f"{server.base}/api/shutdown", method="POST", headers={"Authorization": f"token {server.token}"})
+            req = urllib.request.Request(
+                f"{server.base}/api/shutdown", method="POST", headers={"Authorization": f"token {server.token}"}
+            )
             urllib.request.urlopen(req, timeout=10).close()
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             pass
@@ -232,7 +236,9 @@ def _stop(server: LabServer) -> None:
 
 
 @contextmanager
-def jupyter_lab(root: Path, state: Path, *, disabled_extensions: Sequence[str] = (), timeout_s: float = 60) -> Iterator[LabServer]:
+def jupyter_lab(
+    root: Path, state: Path, *, disabled_extensions: Sequence[str] = (), timeout_s: float = 60
+) -> Iterator[LabServer]:
     """JupyterLab serving ``root`` on 127.0.0.1 with a random token; stopped on exit, kernels too."""
     env = jupyter_env(state)
     _write_lab_settings(state, disabled_extensions)
@@ -240,12 +246,22 @@ def jupyter_lab(root: Path, state: Path, *, disabled_extensions: Sequence[str] =
         port, token = free_port(), secrets.token_hex(16)
         log = state / f"jupyterlab-{attempt}.log"
         cmd = [
-            sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-            "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
-            "--LabApp.news_url=None", "--allow-root",
+            sys.executable,
+            "-m",
+            "jupyterlab",
+            "--no-browser",
+            "--ip=127.0.0.1",
+            f"--port={port}",
+            "--ServerApp.port_retries=0",
+            f"--IdentityProvider.token={token}",
+            f"--ServerApp.root_dir={root}",
+            "--LabApp.news_url=None",
+            "--allow-root",
         ]
         with log.open("wb") as out:
-            process = subprocess.Popen(cmd, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            process = subprocess.Popen(
+                cmd, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
         server = LabServer(port, token, process, log)
         try:
             _wait_ready(server, timeout_s)
@@ -382,7 +398,7 @@ def _screenshot(page: Page, selector: str, path: Path) -> Path | None:
         page.locator(selector).first.evaluate("e => e.scrollIntoView({block: 'center'})", timeout=2000)
         page.screenshot(path=str(path))
         return path
-    except Exception:  # the element left the page between the check and the shot
+    except Exception:  # noqa: BLE001 - the element left the page between the check and the shot
         return None
 
 
@@ -424,7 +440,11 @@ def watch_live_view(page: Page, url: str, shots: Path, *, timeout_s: float = 120
         while not (width := page.evaluate(FINAL_FIGURE_JS)) and width is not None and time.monotonic() < deadline:
             time.sleep(poll_s)
         run.final_figure_width = width
-    selector = "[data-labkit-live-area] img, [data-labkit-live-area]" if run.appeared_s is not None else ".jp-OutputArea-output"
+    selector = (
+        "[data-labkit-live-area] img, [data-labkit-live-area]"
+        if run.appeared_s is not None
+        else ".jp-OutputArea-output"
+    )
     if shot := _screenshot(page, selector, shots / "final.png"):
         run.screenshots.append(shot)
     return run

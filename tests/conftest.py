@@ -8,6 +8,21 @@ from pathlib import Path
 import pytest
 
 import labkit
+from labkit.cluster.gpu import gpu_status
+
+GPU = gpu_status()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Run ``gpu`` tests only where CuPy and a CUDA device are usable, and ``no_gpu`` tests
+    (which check what labkit says without one) only where they are not."""
+    no_gpu = pytest.mark.skip(reason=f"needs CuPy and a CUDA GPU: {GPU.reason}")
+    has_gpu = pytest.mark.skip(reason="checks the behaviour without a GPU, and a CUDA GPU is usable here")
+    for item in items:
+        if "gpu" in item.keywords and not GPU.available:
+            item.add_marker(no_gpu)
+        if "no_gpu" in item.keywords and GPU.available:
+            item.add_marker(has_gpu)
 
 
 @pytest.fixture(scope="session")

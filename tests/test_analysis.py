@@ -32,15 +32,37 @@ def _frame(rows: list[dict[str, Any]], workload: str = "synthetic") -> Any:
             point = json.dumps({"workload": name, "workers": workers, **row}, sort_keys=True)
             for r, wall in enumerate(walls):
                 ok = wall is not None and not (isinstance(wall, float) and math.isnan(wall))
-                store.add_trial(Trial(
-                    run_id=run_id, experiment="test", workload=name, point=point, params=row,
-                    repeat=r, workers=workers, threads=workers, backend=None, status="ok",
-                    wall_s=wall if ok else None, amount=amount, unit=unit,
-                ))
+                store.add_trial(
+                    Trial(
+                        run_id=run_id,
+                        experiment="test",
+                        workload=name,
+                        point=point,
+                        params=row,
+                        repeat=r,
+                        workers=workers,
+                        threads=workers,
+                        backend=None,
+                        status="ok",
+                        wall_s=wall if ok else None,
+                        amount=amount,
+                        unit=unit,
+                    )
+                )
         return store.trials_frame("test")
 
 
-def _usl_frame(workers: list[int], sigma: float, kappa: float, *, repeats: int = 5, noise: float = 0.0, seed: int = 0, rate: float = 500.0, **params: Any) -> Any:
+def _usl_frame(
+    workers: list[int],
+    sigma: float,
+    kappa: float,
+    *,
+    repeats: int = 5,
+    noise: float = 0.0,
+    seed: int = 0,
+    rate: float = 500.0,
+    **params: Any,
+) -> Any:
     """Trials whose throughput follows the USL, with multiplicative noise."""
     rng = np.random.default_rng(seed)
     amount = 1000.0
@@ -79,7 +101,15 @@ def test_usl_fit_recovers_sigma_kappa_within_5_percent_with_noise() -> None:
 
 def test_amdahl_fit_recovers_serial_fraction_within_001_with_noise() -> None:
     rng = np.random.default_rng(3)
-    rows = [{"workers": w, "wall_s": list(1000.0 / (amdahl_throughput(w, 200.0, 0.1) * np.exp(rng.normal(0, 0.03, 5)))), "amount": 1000.0, "unit": "items"} for w in WIDE]
+    rows = [
+        {
+            "workers": w,
+            "wall_s": list(1000.0 / (amdahl_throughput(w, 200.0, 0.1) * np.exp(rng.normal(0, 0.03, 5)))),
+            "amount": 1000.0,
+            "unit": "items",
+        }
+        for w in WIDE
+    ]
     fit = analysis.fit_amdahl(_frame(rows))
     assert abs(fit.serial_fraction - 0.1) < 0.01
     assert fit.serial_fraction_ci[0] < fit.serial_fraction < fit.serial_fraction_ci[1]
@@ -96,7 +126,9 @@ def test_usl_prediction_beyond_measured_counts() -> None:
     truth = usl_throughput(table["workers"].to_numpy(), 500.0, 0.05, 0.002)
     np.testing.assert_allclose(table["throughput"], truth, rtol=0.06)
     assert table["measured"].tolist() == [True, True, False, False]
-    assert (table["throughput_lo"] <= table["throughput"]).all() and (table["throughput"] <= table["throughput_hi"]).all()
+    assert (table["throughput_lo"] <= table["throughput"]).all() and (
+        table["throughput"] <= table["throughput_hi"]
+    ).all()
     # The band widens with the distance from the data.
     width = (table["throughput_hi"] - table["throughput_lo"]) / table["throughput"]
     assert width.iloc[-1] > width.iloc[1]
@@ -105,17 +137,31 @@ def test_usl_prediction_beyond_measured_counts() -> None:
 
 
 def test_fit_picks_the_largest_configuration_unless_told() -> None:
-    frame = _frame([
-        {"workers": w, "wall_s": [1000.0 / usl_throughput(w, 100.0, sigma, 0.0)] * 3, "amount": 1000.0, "unit": "items", "size": size}
-        for size, sigma in ((1, 0.3), (2, 0.1)) for w in (1, 2, 4)
-    ])
+    frame = _frame(
+        [
+            {
+                "workers": w,
+                "wall_s": [1000.0 / usl_throughput(w, 100.0, sigma, 0.0)] * 3,
+                "amount": 1000.0,
+                "unit": "items",
+                "size": size,
+            }
+            for size, sigma in ((1, 0.3), (2, 0.1))
+            for w in (1, 2, 4)
+        ]
+    )
     assert analysis.fit_amdahl(frame).serial_fraction == pytest.approx(0.1, abs=1e-6)
     assert analysis.fit_amdahl(frame, where={"size": 1}).serial_fraction == pytest.approx(0.3, abs=1e-6)
     assert "size=2" in analysis.fit_amdahl(frame).config
 
 
 def test_karp_flatt_is_the_serial_fraction_of_amdahl_data() -> None:
-    frame = _frame([{"workers": w, "wall_s": [1000.0 / amdahl_throughput(w, 100.0, 0.2)] * 3, "amount": 1000.0, "unit": "items"} for w in (1, 2, 4, 8)])
+    frame = _frame(
+        [
+            {"workers": w, "wall_s": [1000.0 / amdahl_throughput(w, 100.0, 0.2)] * 3, "amount": 1000.0, "unit": "items"}
+            for w in (1, 2, 4, 8)
+        ]
+    )
     table = analysis.karp_flatt(frame)
     assert table["workers"].tolist() == [2, 4, 8]
     np.testing.assert_allclose(table["serial_fraction"], 0.2, rtol=1e-9)
@@ -138,13 +184,24 @@ def test_weak_scaling_pairs_size_with_workers() -> None:
     for w in (1, 2, 4):
         for size in analysis.weak_sizes(64.0, [1, 2, 4]):
             t = size * MiB / (w * 1e9) * (1 + 0.1 * (w - 1))
-            rows.append({"workers": w, "wall_s": [t, t * 1.01, t * 0.99], "amount": size * MiB, "unit": "bytes", "size_mb": size, "workload": "array-sum"})
+            rows.append(
+                {
+                    "workers": w,
+                    "wall_s": [t, t * 1.01, t * 0.99],
+                    "amount": size * MiB,
+                    "unit": "bytes",
+                    "size_mb": size,
+                    "workload": "array-sum",
+                }
+            )
     table = analysis.weak_scaling(_frame(rows, "array-sum"), "size_mb")
     assert table["workers"].tolist() == [1, 2, 4]
     assert table["size_mb"].tolist() == [64.0, 128.0, 256.0]
     np.testing.assert_allclose(table["efficiency"], [1.0, 1 / 1.1, 1 / 1.3], rtol=1e-6)
     np.testing.assert_allclose(table["scaled_speedup"], [1.0, 2 / 1.1, 4 / 1.3], rtol=1e-6)
-    assert (table["efficiency_lo"] <= table["efficiency"]).all() and (table["efficiency"] <= table["efficiency_hi"]).all()
+    assert (table["efficiency_lo"] <= table["efficiency"]).all() and (
+        table["efficiency"] <= table["efficiency_hi"]
+    ).all()
     text = analysis.describe_weak_scaling(_frame(rows, "array-sum"), "size_mb")
     assert "4 workers on 4× the work (size_mb=256)" in text and "77%" in text
 
@@ -159,8 +216,18 @@ def _chunk_rows(a: float, b: float, bw: float, *, noise: float = 0.0, seed: int 
         for chunk in (0.0625, 0.25, 1.0, 4.0, 16.0):
             tasks = math.ceil(size / chunk)
             t = a + b * tasks + size * MiB / bw
-            rows.append({"workers": 2, "wall_s": list(t * np.exp(rng.normal(0, noise, 3))), "amount": size * MiB, "unit": "bytes",
-                         "size_mb": size, "chunk_mb": chunk, "dtype": "float64", "backend": "numpy"})
+            rows.append(
+                {
+                    "workers": 2,
+                    "wall_s": list(t * np.exp(rng.normal(0, noise, 3))),
+                    "amount": size * MiB,
+                    "unit": "bytes",
+                    "size_mb": size,
+                    "chunk_mb": chunk,
+                    "dtype": "float64",
+                    "backend": "numpy",
+                }
+            )
     return rows
 
 
@@ -183,7 +250,20 @@ def test_overhead_model_recovers_its_costs() -> None:
 def test_task_counts_of_array_and_own_workloads() -> None:
     frame = _frame(_chunk_rows(0.01, 5e-4, 2e9), "array-sum")
     assert analysis.task_counts(frame).iloc[:15:3].tolist() == [256, 64, 16, 4, 1]
-    syn = _frame([{"workers": 4, "wall_s": [0.3], "amount": 300.0, "unit": "items", "tasks_per_worker": 2, "work_s": 0.3, "serial_fraction": 0.1, "coherency": 0.0}])
+    syn = _frame(
+        [
+            {
+                "workers": 4,
+                "wall_s": [0.3],
+                "amount": 300.0,
+                "unit": "items",
+                "tasks_per_worker": 2,
+                "work_s": 0.3,
+                "serial_fraction": 0.1,
+                "coherency": 0.0,
+            }
+        ]
+    )
     assert analysis.task_counts(syn).tolist() == [9]
 
 
@@ -191,7 +271,12 @@ def test_task_counts_of_array_and_own_workloads() -> None:
 
 
 def test_roofline_fraction_against_limits() -> None:
-    frame = _frame([{"workers": w, "wall_s": [1.0, 1.0, 1.0], "amount": w * 2e9, "unit": "bytes", "workload": "array-sum"} for w in (1, 2)])
+    frame = _frame(
+        [
+            {"workers": w, "wall_s": [1.0, 1.0, 1.0], "amount": w * 2e9, "unit": "bytes", "workload": "array-sum"}
+            for w in (1, 2)
+        ]
+    )
     table = roofline.roofline_fraction(frame, {"bytes": 4e9})
     assert table["fraction"].tolist() == pytest.approx([0.5, 1.0])
     per = roofline.roofline_fraction(frame, roofline.hardware_limits(bandwidth=4e9), per_worker=True)
@@ -204,8 +289,25 @@ def test_roofline_fraction_against_limits() -> None:
 
 
 def _chunk_frame(medians: dict[float, float], spread: float = 0.02) -> Any:
-    rows = [{"workers": 2, "wall_s": [1 / m * (1 + spread), 1 / m, 1 / m * (1 - spread), 1 / m * (1 + spread / 2), 1 / m * (1 - spread / 2)],
-             "amount": 1.0, "unit": "bytes", "size_mb": 64.0, "chunk_mb": c, "dtype": "float64", "backend": "numpy"} for c, m in medians.items()]
+    rows = [
+        {
+            "workers": 2,
+            "wall_s": [
+                1 / m * (1 + spread),
+                1 / m,
+                1 / m * (1 - spread),
+                1 / m * (1 + spread / 2),
+                1 / m * (1 - spread / 2),
+            ],
+            "amount": 1.0,
+            "unit": "bytes",
+            "size_mb": 64.0,
+            "chunk_mb": c,
+            "dtype": "float64",
+            "backend": "numpy",
+        }
+        for c, m in medians.items()
+    ]
     return _frame(rows, "array-sum")
 
 
@@ -221,7 +323,10 @@ def test_recommended_chunk_is_the_fastest_within_noise() -> None:
 
 
 def test_recommended_workers_are_the_fewest_within_noise_of_the_best() -> None:
-    rows = [{"workers": w, "wall_s": [1 / x * 1.03, 1 / x, 1 / x * 0.97], "amount": 1.0, "unit": "items"} for w, x in ((1, 1.0), (2, 1.9), (4, 3.0), (8, 3.05))]
+    rows = [
+        {"workers": w, "wall_s": [1 / x * 1.03, 1 / x, 1 / x * 0.97], "amount": 1.0, "unit": "items"}
+        for w, x in ((1, 1.0), (2, 1.9), (4, 3.0), (8, 3.05))
+    ]
     frame = _frame(rows)
     rec = recommend.recommend_workers(frame)
     assert rec.value == 4 and "within run-to-run noise" in rec.describe()
@@ -241,11 +346,15 @@ def test_degenerate_inputs_raise_parameter_errors_naming_the_problem() -> None:
         analysis.fit_amdahl(one_point)
     with pytest.raises(ParameterError, match="two worker counts"):
         analysis.karp_flatt(one_point)
-    zero_time = _frame([{"workers": w, "wall_s": [0.0 if w == 2 else 1.0 / w] * 2, "amount": 1.0, "unit": "items"} for w in (1, 2, 4)])
+    zero_time = _frame(
+        [{"workers": w, "wall_s": [0.0 if w == 2 else 1.0 / w] * 2, "amount": 1.0, "unit": "items"} for w in (1, 2, 4)]
+    )
     with pytest.raises(ParameterError, match=r"workers=\[2\]") as e:
         analysis.fit_usl(zero_time)
     assert e.value.name == "throughput"
-    nan_time = _frame([{"workers": w, "wall_s": [float("nan"), 1.0 / w], "amount": 1.0, "unit": "items"} for w in (1, 2, 4)])
+    nan_time = _frame(
+        [{"workers": w, "wall_s": [float("nan"), 1.0 / w], "amount": 1.0, "unit": "items"} for w in (1, 2, 4)]
+    )
     with pytest.raises(ParameterError, match="finite values > 0"):
         analysis.fit_amdahl(nan_time)
     with pytest.raises(ParameterError, match="no trial with status ok"):
@@ -259,7 +368,9 @@ def test_degenerate_inputs_raise_parameter_errors_naming_the_problem() -> None:
     with pytest.raises(ParameterError, match="a limit for a unit"):
         roofline.roofline_fraction(one_point, {"bytes": 1e9})
     with pytest.raises(ParameterError, match="weak_sizes"):
-        analysis.weak_scaling(_frame([{"workers": w, "wall_s": [1.0], "amount": 1.0, "unit": "items", "size": 1} for w in (1, 2)]), "size")
+        analysis.weak_scaling(
+            _frame([{"workers": w, "wall_s": [1.0], "amount": 1.0, "unit": "items", "size": 1} for w in (1, 2)]), "size"
+        )
     with pytest.raises(ParameterError, match="at least two measured values"):
         recommend.recommend_chunk(_chunk_frame({4.0: 1.0}))
 

@@ -43,7 +43,9 @@ def chromium() -> Iterator[b.Browser]:
 
 def _live_run(browser: b.Browser, tmp: Path, *, disabled_extensions: tuple[str, ...] = ()) -> b.LiveRun:
     root = tmp / "notebooks"
-    nb = b.set_parameters(QUICKSTART, root / QUICKSTART.name, {**LIVE_PARAMS, "store": str(tmp / "results" / "labkit.db")})
+    nb = b.set_parameters(
+        QUICKSTART, root / QUICKSTART.name, {**LIVE_PARAMS, "store": str(tmp / "results" / "labkit.db")}
+    )
     with b.jupyter_lab(root, tmp / "jupyter", disabled_extensions=disabled_extensions) as lab:
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         try:
@@ -73,7 +75,9 @@ def assert_widget_rendered(run: b.LiveRun) -> None:
                 f"`.labkit-live` box should be. Is the {b.WIDGET_MANAGER} JupyterLab extension installed and "
                 f"enabled (`jupyter labextension list`)?\n{run.describe()}"
             )
-        raise AssertionError(f"the live view did not render: no `.labkit-live` element within {run.elapsed_s:.0f} s\n{run.describe()}")
+        raise AssertionError(
+            f"the live view did not render: no `.labkit-live` element within {run.elapsed_s:.0f} s\n{run.describe()}"
+        )
 
 
 def test_live_widget_renders(quickstart: b.LiveRun) -> None:
@@ -93,7 +97,9 @@ def test_live_progress_increases(quickstart: b.LiveRun) -> None:
 def test_live_figure_redraws(quickstart: b.LiveRun) -> None:
     assert_widget_rendered(quickstart)
     figures = quickstart.figures
-    assert figures, f"no <img> inside the live view while the sweep ran (the live figure is missing)\n{quickstart.describe()}"
+    assert figures, (
+        f"no <img> inside the live view while the sweep ran (the live figure is missing)\n{quickstart.describe()}"
+    )
     changes = len(figures) - 1
     assert changes >= 2, f"the live figure changed {changes} time(s) during the sweep, expected >= 2: {figures}"
 
@@ -123,8 +129,22 @@ def test_report_figures_are_images(chromium: b.Browser, tmp_path: Path) -> None:
     """The HTML report of `labkit run`, opened offline, shows its figures as decoded images."""
     nb = tmp_path / QUICKSTART.name
     nb.write_bytes(QUICKSTART.read_bytes())
-    cmd = [*labkit_command(), "run", str(nb), "-p", "sizes_mb", "[8.0, 16.0]", "-p", "repeats", "2",
-           "-p", "store", str(tmp_path / "x.db"), "--out", str(tmp_path / "reports")]
+    cmd = [
+        *labkit_command(),
+        "run",
+        str(nb),
+        "-p",
+        "sizes_mb",
+        "[8.0, 16.0]",
+        "-p",
+        "repeats",
+        "2",
+        "-p",
+        "store",
+        str(tmp_path / "x.db"),
+        "--out",
+        str(tmp_path / "reports"),
+    ]
     env = b.jupyter_env(tmp_path / "jupyter")
     proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, f"`labkit run` failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr[-3000:]}"
@@ -142,11 +162,15 @@ def test_report_figures_are_images(chromium: b.Browser, tmp_path: Path) -> None:
             img = images.nth(i)
             img.scroll_into_view_if_needed()
             natural = img.evaluate("i => i.complete ? i.naturalWidth : 0")
-            assert img.is_visible() and natural > 100, f"image {i} of {html} is not a visible decoded figure (naturalWidth {natural})"
+            assert img.is_visible() and natural > 100, (
+                f"image {i} of {html} is not a visible decoded figure (naturalWidth {natural})"
+            )
         sweep = page.locator(".jp-CodeCell").filter(has_text="sweep.run(")
         assert sweep.count() == 1, "cannot find the sweep cell in the report"
         widgets = sweep.locator(".jp-OutputArea-output[data-mime-type*='widget'], script[type*='jupyter.widget-view']")
-        assert widgets.count() == 0, "the sweep cell's output is still a widget (an empty box offline), not the final figure"
+        assert widgets.count() == 0, (
+            "the sweep cell's output is still a widget (an empty box offline), not the final figure"
+        )
         figure = sweep.locator(".jp-OutputArea-output img")
         assert figure.count() >= 1, "the sweep cell has no figure where the live view was"
         figure.first.scroll_into_view_if_needed()

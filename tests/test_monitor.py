@@ -13,13 +13,13 @@ import distributed
 import pytest
 
 import labkit
-from labkit.alerts import Alert, AlertLog, AlertRules, worker_conditions
 from labkit.errors import ParameterError
-from labkit.monitor import Monitor
-from labkit.power import EnergyMeter, RaplCounter
-from labkit.resources import Sample, resource_summary
+from labkit.measure.alerts import Alert, AlertLog, AlertRules, worker_conditions
+from labkit.measure.monitor import Monitor
+from labkit.measure.power import EnergyMeter, RaplCounter
+from labkit.measure.resources import Sample, resource_summary
+from labkit.measure.timesplit import TrialSpan
 from labkit.store import ResultStore
-from labkit.timesplit import TrialSpan
 
 
 @pytest.fixture(scope="module")
@@ -285,7 +285,12 @@ def test_alert_log_survives_a_broken_callback(caplog: pytest.LogCaptureFixture) 
 
 
 def test_worker_conditions_read_dask_metrics_names() -> None:
-    m = {"memory": 900, "spilled_bytes": {"memory": 0, "disk": 10}, "gpu_utilization": 0, "task_counts": {"executing": 2}}
+    m = {
+        "memory": 900,
+        "spilled_bytes": {"memory": 0, "disk": 10},
+        "gpu_utilization": 0,
+        "task_counts": {"executing": 2},
+    }
     held = {kind: holds for kind, holds, _ in worker_conditions(AlertRules(), "w", m, 1000)}
     assert held == {"memory": True, "spill": True, "gpu-idle": True}
     assert worker_conditions(AlertRules(), "w", {"memory": 900}, None) == []  # no limit: no fraction

@@ -18,11 +18,24 @@ NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "01_data_paral
 MiB = 2**20
 WORKERS = [1, 2, 3]
 PARAMS = {
-    "workers": WORKERS, "array_mb": 8.0, "array_chunk_mb": 1.0, "matmul_n": 384, "matmul_chunk": 128,
-    "table_rows": 100_000, "table_partitions": 4, "table_groups": 100,
-    "chunk_sweep_mb": [4.0, 16.0], "chunk_sizes_mb": [0.0625, 0.5, 4.0],
-    "calibration_workers": [1, 2, 3, 4], "serial_fraction": 0.1, "coherency": 0.002, "work_s": 0.3,
-    "probe_mb": 8.0, "repeats": 3, "warmup": 1, "experiment": "nb01",
+    "workers": WORKERS,
+    "array_mb": 8.0,
+    "array_chunk_mb": 1.0,
+    "matmul_n": 384,
+    "matmul_chunk": 128,
+    "table_rows": 100_000,
+    "table_partitions": 4,
+    "table_groups": 100,
+    "chunk_sweep_mb": [4.0, 16.0],
+    "chunk_sizes_mb": [0.0625, 0.5, 4.0],
+    "calibration_workers": [1, 2, 3, 4],
+    "serial_fraction": 0.1,
+    "coherency": 0.002,
+    "work_s": 0.3,
+    "probe_mb": 8.0,
+    "repeats": 3,
+    "warmup": 1,
+    "experiment": "nb01",
 }
 
 
@@ -36,7 +49,13 @@ def _run(tmp_path_factory: pytest.TempPathFactory) -> tuple[object, Path]:
 
 def _printed(notebook: Path) -> str:
     nb = nbformat.read(notebook, as_version=4)
-    return "\n".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "stream")
+    return "\n".join(
+        o.get("text", "")
+        for c in nb.cells
+        if c.cell_type == "code"
+        for o in c.get("outputs", [])
+        if o.output_type == "stream"
+    )
 
 
 def test_notebook_is_thin_and_committed_without_outputs() -> None:
@@ -80,7 +99,12 @@ def test_notebook_prints_conclusions_from_its_numbers(_run: tuple[object, Path])
     overhead = analysis.fit_overhead(chunks)
     assert recommend.recommend_chunk(chunks, overhead=overhead).describe() in printed
     assert analysis.describe_weak_scaling(groupby, "rows") in printed
-    for text in ("USL fit over 1–4 workers (synthetic)", "Amdahl fit over", "Overhead model over 6 points", "came closest to its limit"):
+    for text in (
+        "USL fit over 1–4 workers (synthetic)",
+        "Amdahl fit over",
+        "Overhead model over 6 points",
+        "came closest to its limit",
+    ):
         assert text in printed
     html = result.html.read_text()
     assert html.count("<img") >= 10

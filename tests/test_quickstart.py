@@ -13,14 +13,30 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def labkit_run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "labkit", "run", *args], cwd=cwd, capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "labkit", "run", *args], cwd=cwd, capture_output=True, text=True, timeout=600
+    )
 
 
 def test_quickstart_runs_headless_and_writes_a_report(tmp_path):
     store = tmp_path / "qs.db"
     done = labkit_run(
-        str(ROOT / "notebooks" / "00_quickstart.ipynb"), "-p", "sizes_mb", "[4.0, 16.0]", "-p", "chunk_mb", "2.0",
-        "-p", "repeats", "2", "-p", "store", str(store), "--out", str(tmp_path / "reports"), cwd=tmp_path,
+        str(ROOT / "notebooks" / "00_quickstart.ipynb"),
+        "-p",
+        "sizes_mb",
+        "[4.0, 16.0]",
+        "-p",
+        "chunk_mb",
+        "2.0",
+        "-p",
+        "repeats",
+        "2",
+        "-p",
+        "store",
+        str(store),
+        "--out",
+        str(tmp_path / "reports"),
+        cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     html = tmp_path / "reports" / "00_quickstart.html"
@@ -46,7 +62,11 @@ def test_failed_cell_exits_nonzero_and_still_writes_the_report(tmp_path):
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     params = nbformat.v4.new_code_cell("answer = 41")
     params.metadata["tags"] = ["parameters"]
-    nb.cells = [params, nbformat.v4.new_code_cell("print('before', answer)"), nbformat.v4.new_code_cell("raise ValueError(f'wrong answer {answer}')")]
+    nb.cells = [
+        params,
+        nbformat.v4.new_code_cell("print('before', answer)"),
+        nbformat.v4.new_code_cell("raise ValueError(f'wrong answer {answer}')"),
+    ]
     src = tmp_path / "broken.ipynb"
     nbformat.write(nb, src)
 

@@ -14,9 +14,19 @@ from labkit.store import ResultStore, Trial
 
 def make_trial(run_id: str, repeat: int, wall: float = 0.5, status: str = "ok") -> Trial:
     return Trial(
-        run_id=run_id, experiment="exp", workload="array-sum", point='{"workers": 2, "size_mb": 8.0}',
-        params={"size_mb": 8.0, "status": "shadowed"}, repeat=repeat, workers=2, threads=2,
-        backend="numpy", status=status, wall_s=wall, amount=1e9, unit="bytes",
+        run_id=run_id,
+        experiment="exp",
+        workload="array-sum",
+        point='{"workers": 2, "size_mb": 8.0}',
+        params={"size_mb": 8.0, "status": "shadowed"},
+        repeat=repeat,
+        workers=2,
+        threads=2,
+        backend="numpy",
+        status=status,
+        wall_s=wall,
+        amount=1e9,
+        unit="bytes",
         metrics={"peak_memory": 123.0},
     )
 

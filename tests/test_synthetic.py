@@ -25,9 +25,13 @@ def _sweep(lab: labkit.Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     """One sweep of the session lab over 1–8 workers; the lab is put back to 2 after."""
     store = tmp_path_factory.mktemp("synthetic") / "store.db"
     sweep = labkit.Sweep(
-        "synthetic", grid={"workers": [1, 2, 3, 4, 8]},
+        "synthetic",
+        grid={"workers": [1, 2, 3, 4, 8]},
         params={"work_s": WORK_S, "serial_fraction": SIGMA, "coherency": KAPPA},
-        repeats=3, warmup=1, experiment="calibration", store=store,
+        repeats=3,
+        warmup=1,
+        experiment="calibration",
+        store=store,
     )
     try:
         yield sweep.run(lab, live=False)
@@ -85,8 +89,12 @@ def test_serial_fraction_must_be_below_one(lab: labkit.Lab) -> None:
 
 def test_dataframe_groupby_counts_rows(lab: labkit.Lab, store_path: Path) -> None:
     results = labkit.Sweep(
-        "dataframe-groupby", grid={"workers": [2], "partitions": [1, 4]},
-        params={"rows": 20_000, "groups": 50}, repeats=2, warmup=0, store=store_path,
+        "dataframe-groupby",
+        grid={"workers": [2], "partitions": [1, 4]},
+        params={"rows": 20_000, "groups": 50},
+        repeats=2,
+        warmup=0,
+        store=store_path,
     ).run(lab, live=False)
     frame = results.frame
     assert (frame["status"] == "ok").all() and len(frame) == 4

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from labkit.errors import ParameterError, ParameterTypeError
-from labkit.timing import Repeats, Warmup, ci_available, median_ci, spread
+from labkit.experiment.timing import Repeats, Warmup, ci_available, median_ci, spread
 
 
 def test_median_interval_covers_the_true_median():

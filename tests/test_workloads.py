@@ -52,6 +52,7 @@ def test_parameter_checks(key, value, error, words):
     assert words in str(err.value)
 
 
+@pytest.mark.no_gpu
 def test_cupy_without_gpu_is_a_clear_error():
     with pytest.raises(BackendUnavailable, match="backend='cupy' needs CuPy"):
         labkit.Sweep("array-sum", grid={"backend": ["cupy"]})

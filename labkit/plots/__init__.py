@@ -1,21 +1,19 @@
 """Static figures: one module per subject, each taking tidy DataFrames.
 
-``scaling`` draws throughput, speedup and efficiency against workers, the fitted scaling
-models, weak scaling, the overhead model and roofline fractions. The live view redraws the
+``axes``: what every figure shares; ``scaling``: throughput, speedup and efficiency against
+workers, the fitted scaling models and weak scaling; ``costs``: the overhead model and
+roofline fractions; ``resources``: CPU, memory and time split; ``sweep``: a whole sweep. The live view redraws the
 same functions while a sweep runs.
 """
 
 from __future__ import annotations
 
+from .axes import new_figure
+from .costs import chunk_figure, overhead_ax, roofline_ax, roofline_figure
 from .scaling import (
-    chunk_figure,
     fit_ax,
     fit_figure,
     karp_flatt_ax,
-    new_figure,
-    overhead_ax,
-    roofline_ax,
-    roofline_figure,
     scaling_figure,
     speedup_ax,
     throughput_ax,
@@ -23,8 +21,11 @@ from .scaling import (
     weak_scaling_ax,
     weak_scaling_figure,
 )
+from .sweep import live_figure, sweep_figure
 
 __all__ = [
+    "live_figure",
+    "sweep_figure",
     "chunk_figure",
     "fit_ax",
     "fit_figure",

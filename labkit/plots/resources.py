@@ -18,8 +18,13 @@ if TYPE_CHECKING:
 
 SPLIT_ORDER = ("compute_cpu", "compute_other", "transfer", "spill", "serialization", "idle", "other")
 SPLIT_COLORS = {
-    "compute_cpu": "#1f77b4", "compute_other": "#9ecae1", "transfer": "#ff7f0e", "spill": "#d62728",
-    "serialization": "#9467bd", "idle": "#c7c7c7", "other": "#8c564b",
+    "compute_cpu": "#1f77b4",
+    "compute_other": "#9ecae1",
+    "transfer": "#ff7f0e",
+    "spill": "#d62728",
+    "serialization": "#9467bd",
+    "idle": "#c7c7c7",
+    "other": "#8c564b",
 }
 
 
@@ -32,11 +37,23 @@ def _not_measured(ax: Axes, what: str) -> None:
 def _worker_rows(samples: pd.DataFrame | None, metric: str) -> pd.DataFrame | None:
     if samples is None or samples.empty:
         return None
-    rows = samples[(samples["metric"] == metric) & samples["worker"].str.startswith(("tcp://", "tls://", "ucx://", "inproc://"))]
+    rows = samples[
+        (samples["metric"] == metric) & samples["worker"].str.startswith(("tcp://", "tls://", "ucx://", "inproc://"))
+    ]
     return None if rows.empty else rows
 
 
-def timeline_ax(ax: Axes, samples: pd.DataFrame | None, metric: str, *, scale: float = 1.0, ylabel: str, title: str, t0: float | None = None, limit_metric: str | None = None) -> None:
+def timeline_ax(
+    ax: Axes,
+    samples: pd.DataFrame | None,
+    metric: str,
+    *,
+    scale: float = 1.0,
+    ylabel: str,
+    title: str,
+    t0: float | None = None,
+    limit_metric: str | None = None,
+) -> None:
     """One line per worker of ``metric`` over time (seconds since ``t0``)."""
     rows = _worker_rows(samples, metric)
     if rows is None:
@@ -63,7 +80,16 @@ def cpu_ax(ax: Axes, samples: pd.DataFrame | None, t0: float | None = None) -> N
 
 
 def memory_ax(ax: Axes, samples: pd.DataFrame | None, t0: float | None = None) -> None:
-    timeline_ax(ax, samples, "memory_bytes", scale=2**30, ylabel="GiB RSS (dotted: limit, when near)", title="Worker memory", t0=t0, limit_metric="memory_limit_bytes")
+    timeline_ax(
+        ax,
+        samples,
+        "memory_bytes",
+        scale=2**30,
+        ylabel="GiB RSS (dotted: limit, when near)",
+        title="Worker memory",
+        t0=t0,
+        limit_metric="memory_limit_bytes",
+    )
 
 
 def split_columns(frame: pd.DataFrame) -> list[str]:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .axes import new_figure
 from .resources import cpu_ax, memory_ax, time_split_ax
-from .scaling import new_figure, speedup_ax, throughput_ax
+from .scaling import speedup_ax, throughput_ax
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from . import arrays, dataframes, synthetic, tasks  # noqa: F401  (registers the built-ins)
 from .registry import (
+    ENTRY_POINT_GROUP,
     BaseWorkload,
     FunctionWorkload,
     Work,
     Workload,
     check_value,
     get,
+    load_entry_points,
     names,
     register,
     resolve_params,
@@ -22,6 +24,8 @@ from .registry import (
 )
 
 __all__ = [
+    "ENTRY_POINT_GROUP",
+    "load_entry_points",
     "BaseWorkload",
     "FunctionWorkload",
     "Work",

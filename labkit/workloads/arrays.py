@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from .. import backends
+from labkit.cluster import backends
+
 from .registry import BaseWorkload, Work, register
 
 MiB = 2**20

@@ -21,11 +21,13 @@ def _partition(index: int, rows: int, groups: int) -> Any:
     import pandas as pd
 
     rng = np.random.default_rng(index)  # seeded by position: the same table every time
-    return pd.DataFrame({
-        "key": rng.integers(0, groups, rows, dtype=np.int64),
-        "x": rng.random(rows),
-        "y": rng.standard_normal(rows),
-    })
+    return pd.DataFrame(
+        {
+            "key": rng.integers(0, groups, rows, dtype=np.int64),
+            "x": rng.random(rows),
+            "y": rng.standard_normal(rows),
+        }
+    )
 
 
 def _partition_rows(rows: int, partitions: int) -> list[int]:

@@ -5,7 +5,7 @@ A workload is a named unit of work with default parameters and a two-step protoc
 ``run(state) -> Work`` does the measured work, blocking until it is really done.
 An optional ``teardown(state)`` releases what ``setup`` made, and an optional
 ``tasks(params, workers) -> int`` says how many Dask tasks one run submits (the overhead
-model in :mod:`labkit.fits` uses it).
+model in :mod:`labkit.analysis.fits` uses it).
 
 The short form for a user's own code is a decorated function, timed whole::
 
@@ -18,10 +18,11 @@ The short form for a user's own code is a decorated function, timed whole::
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
-from ..errors import LabkitError, ParameterError, ParameterTypeError
+from labkit.common.errors import LabkitError, ParameterError, ParameterTypeError
 
 UNITS = ("bytes", "flops", "items", "samples", "tasks", "trials", "rows", "tokens")
 
@@ -156,16 +157,26 @@ class FunctionWorkload(BaseWorkload):
             return out
         if isinstance(out, tuple) and len(out) == 2:
             return Work(*out)
-        raise LabkitError(
-            f"workload {self.name!r} returned {type(out).__name__}; return Work(amount, unit)"
-        )
+        raise LabkitError(f"workload {self.name!r} returned {type(out).__name__}; return Work(amount, unit)")
 
 
 _REGISTRY: dict[str, Workload] = {}
+_ORIGIN: dict[str, tuple[str, str]] = {}  # name -> (module, qualname) of what registered it
+ENTRY_POINT_GROUP = "labkit.workloads"
 
 
-def register(workload: Workload, *, replace: bool = True) -> Workload:
-    """Add a workload object to the registry under its ``name``."""
+def _origin(obj: Any) -> tuple[str, str]:
+    target = getattr(obj, "fn", obj)
+    target = target if inspect.isclass(target) or inspect.isfunction(target) else type(target)
+    return getattr(target, "__module__", ""), getattr(target, "__qualname__", "")
+
+
+def register(workload: Workload, *, replace: bool = False) -> Workload:
+    """Add a workload object to the registry under its ``name``.
+
+    A name already taken raises :class:`~labkit.common.errors.LabkitError` unless
+    ``replace=True``, so that a plugin or a typo cannot silently shadow another workload.
+    """
     name = getattr(workload, "name", None)
     if not isinstance(name, str) or not name:
         raise LabkitError(f"workload {workload!r} has no name")
@@ -173,28 +184,83 @@ def register(workload: Workload, *, replace: bool = True) -> Workload:
         if not hasattr(workload, attr):
             raise LabkitError(f"workload {name!r} has no {attr!r}: see labkit.workloads.Workload")
     if name in _REGISTRY and not replace:
-        raise LabkitError(f"a workload named {name!r} is already registered")
+        module, qualname = _ORIGIN.get(name, ("", ""))
+        raise LabkitError(
+            f"a workload named {name!r} is already registered (by {module}.{qualname}); "
+            "choose another name, or pass replace=True to replace it"
+        )
     _REGISTRY[name] = workload
+    _ORIGIN[name] = _origin(workload)
     return workload
 
 
-def workload(name: str, *, description: str = "") -> Callable[[Any], Any]:
-    """Decorator registering a function (short form) or a workload class under ``name``."""
+def workload(name: str, *, description: str = "", replace: bool = False) -> Callable[[Any], Any]:
+    """Decorator registering a function (short form) or a workload class under ``name``.
+
+    Running the same definition again (a notebook cell re-run) replaces it; another
+    definition under a taken name raises unless ``replace=True``.
+    """
 
     def decorate(obj: Any) -> Any:
+        again = _ORIGIN.get(name) == _origin(obj)
         if inspect.isclass(obj):
             instance = obj()
             instance.name = name
-            register(instance)
+            register(instance, replace=replace or again)
         else:
-            register(FunctionWorkload(name, obj, description))
+            register(FunctionWorkload(name, obj, description), replace=replace or again)
         return obj
 
     return decorate
 
 
+def load_entry_points(group: str = ENTRY_POINT_GROUP) -> dict[str, str]:
+    """Register the workloads other packages declare in the ``labkit.workloads`` entry-point group.
+
+    Each entry point names a workload object, a workload class (instantiated), or a plain
+    function (timed whole, as with :func:`workload`); its name is the workload's name. A
+    package declares one in its ``pyproject.toml``::
+
+        [project.entry-points."labkit.workloads"]
+        my-sum = "my_package.workloads:MySum"
+
+    Called once, on the first :func:`get` or :func:`names`. A plugin that fails to load,
+    or whose name is taken, is skipped with a warning. Returns ``name -> why`` for each
+    skipped one.
+    """
+    import warnings
+    from importlib.metadata import entry_points
+
+    skipped = {}
+    for ep in entry_points(group=group):
+        try:
+            obj = ep.load()
+            if inspect.isclass(obj):
+                obj = obj()
+            if inspect.isfunction(obj):
+                obj = FunctionWorkload(ep.name, obj, "")
+            if getattr(obj, "name", ep.name) != ep.name:
+                obj.name = ep.name
+            register(obj)
+        except Exception as e:  # noqa: BLE001 - a broken plugin must not break labkit
+            skipped[ep.name] = f"{type(e).__name__}: {e}"
+            warnings.warn(f"labkit: workload plugin {ep.name!r} ({ep.value}) skipped: {e}", stacklevel=2)
+    return skipped
+
+
+_plugins_loaded = False
+
+
+def _load_plugins_once() -> None:
+    global _plugins_loaded
+    if not _plugins_loaded:
+        _plugins_loaded = True
+        load_entry_points()
+
+
 def get(name: str) -> Workload:
     """The registered workload called ``name``."""
+    _load_plugins_once()
     if isinstance(name, str) and name in _REGISTRY:
         return _REGISTRY[name]
     raise ParameterError("workload", name, f"one of {', '.join(map(repr, names()))}")
@@ -202,4 +268,5 @@ def get(name: str) -> Workload:
 
 def names() -> list[str]:
     """Names of all registered workloads, sorted."""
+    _load_plugins_once()
     return sorted(_REGISTRY)

@@ -34,8 +34,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ..cluster import scheduler_workers
-from ..errors import ParameterError
+from labkit.common.errors import ParameterError
+from labkit.common.scheduler import scheduler_workers
+
 from .registry import BaseWorkload, ClientState, Work, register
 
 ITEMS_PER_SECOND = 1000.0  # one item is one millisecond of single-worker work
@@ -97,7 +98,8 @@ def _check_one_thread(info: dict[str, Any]) -> None:
     threads = sorted({w["nthreads"] for w in info.values()})
     if threads != [1]:
         raise ParameterError(
-            "threads_per_worker", threads,
+            "threads_per_worker",
+            threads,
             "1: synthetic's tasks of one worker must run one after another for the curve to "
             "hold; start the lab with Lab(threads_per_worker=1)",
         )

@@ -5,7 +5,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .. import backends
+from labkit.cluster import backends
+
 from .registry import BaseWorkload, ClientState, Work, register
 
 

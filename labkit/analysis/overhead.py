@@ -1,0 +1,228 @@
+"""The cost of a run split three ways: ``T = a + b·tasks + bytes/bandwidth``.
+
+A fixed cost per run, a cost per task and a cost per byte, fitted with bounded least squares
+to runs of different task counts and data sizes, each with a bootstrap interval over the
+repeats.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from labkit import workloads
+from labkit.common.errors import ParameterError
+from labkit.common.format import format_interval, format_rate
+
+from .frames import pick_configuration, varying
+from .intervals import CONFIDENCE, N_BOOT, band, bootstrap, check_options, interval
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+@dataclass(frozen=True)
+class OverheadFit:
+    """``T = a + b·tasks + bytes/bandwidth`` fitted to wall times.
+
+    ``fixed_s`` is ``a`` (cost of any run), ``per_task_s`` is ``b``, ``bandwidth`` the
+    bytes per second of the data term (inf when no cost per byte was measured).
+    ``break_even_bytes = b × bandwidth``: below this many bytes per task, the per-task
+    overhead costs more than moving the task's data.
+    """
+
+    fixed_s: float
+    per_task_s: float
+    bandwidth: float
+    fixed_s_ci: tuple[float, float]
+    per_task_s_ci: tuple[float, float]
+    bandwidth_ci: tuple[float, float]
+    break_even_bytes: float
+    break_even_bytes_ci: tuple[float, float]
+    points: int
+    confidence: float = CONFIDENCE
+    config: str = ""
+    samples: np.ndarray = field(default_factory=lambda: np.empty((0, 3)), repr=False, compare=False)
+
+    def predict(
+        self, tasks: np.ndarray | float, nbytes: np.ndarray | float
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Wall time of a run of ``tasks`` tasks over ``nbytes`` bytes: ``(mid, lo, hi)``."""
+        t, b = np.broadcast_arrays(np.atleast_1d(np.asarray(tasks, float)), np.atleast_1d(np.asarray(nbytes, float)))
+        design = np.column_stack([np.ones_like(t), t, b])
+        inv_bw = 0.0 if not np.isfinite(self.bandwidth) else 1 / self.bandwidth
+        mid = design @ np.array([self.fixed_s, self.per_task_s, inv_bw])
+        return band(mid, self.samples @ design.T, self.confidence)
+
+    def describe(self) -> str:
+        """The three costs in words, and the chunk size below which tasks cost more than data."""
+
+        where = f" ({self.config})" if self.config else ""
+        ms = [v * 1e3 for v in (self.fixed_s, *self.fixed_s_ci)]
+        us = [v * 1e6 for v in (self.per_task_s, *self.per_task_s_ci)]
+        text = (
+            f"Overhead model over {self.points} points{where}: each run costs {format_interval(*ms)} ms fixed "
+            f"and {format_interval(*us)} µs per task"
+        )
+        if not np.isfinite(self.bandwidth):
+            return text + "; the data's own time was too small to measure at these sizes (no cost per byte)."
+        lo, hi = self.bandwidth_ci
+        rate = f"{format_rate(self.bandwidth, 'bytes')} (" + (
+            f"{format_rate(lo, 'bytes')}–{format_rate(hi, 'bytes')})"
+            if np.isfinite(hi)
+            else f"at least {format_rate(lo, 'bytes')}: the slowest bound is not resolved)"
+        )
+        text += f", and moves data at {rate}."
+        if self.per_task_s > 0:
+            mb = [v / 2**20 for v in (self.break_even_bytes, *self.break_even_bytes_ci)]
+            text += (
+                f" Per-task overhead outweighs the data's own time for tasks smaller than {format_interval(*mb)} MiB."
+            )
+        return text
+
+
+def overhead_fit(
+    tasks: np.ndarray | list[float],
+    nbytes: np.ndarray | list[float],
+    wall_s: np.ndarray | list[float],
+    *,
+    config: str = "",
+    confidence: float = CONFIDENCE,
+    n_boot: int = N_BOOT,
+    seed: int = 0,
+) -> OverheadFit:
+    """Fit ``T = a + b·tasks + bytes/bandwidth`` (all terms >= 0) to trials' wall times.
+
+    Bounded linear least squares (``scipy.optimize.lsq_linear``) on relative errors; trials
+    with the same ``(tasks, bytes)`` are repeats of one point for the bootstrap. Tasks and
+    bytes must vary independently (at least 3 points not on one line).
+
+    >>> t = np.array([10, 100, 1000, 10, 100, 1000])
+    >>> b = np.array([1e8, 1e8, 1e8, 4e8, 4e8, 4e8])
+    >>> fit = overhead_fit(t, b, 0.01 + 2e-4 * t + b / 2e9)
+    >>> round(fit.fixed_s, 4), round(fit.per_task_s * 1e6), round(fit.bandwidth / 1e9, 2)
+    (0.01, 200, 2.0)
+    """
+    t, b, w = (np.asarray(v, float) for v in (tasks, nbytes, wall_s))
+    if not (t.shape == b.shape == w.shape) or t.ndim != 1:
+        raise ParameterError("tasks/bytes/wall_s", (t.shape, b.shape, w.shape), "three 1-d arrays of one length")
+    for name, v, low in (("wall_s", w, 0.0), ("tasks", t, 0.0), ("bytes", b, -1.0)):
+        if np.any(~np.isfinite(v)) or np.any(v <= low):
+            raise ParameterError(
+                name, v[~np.isfinite(v) | (v <= low)][:3].tolist(), f"finite values > {max(low, 0):g} for every trial"
+            )
+    check_options(confidence, n_boot)
+    design = np.column_stack([np.ones_like(t), t, b / 1e9])  # bytes in GB keeps columns comparable
+    points = np.unique(design, axis=0)
+    if points.shape[0] < 3 or np.linalg.matrix_rank(points) < 3:
+        raise ParameterError(
+            "tasks/bytes",
+            f"{points.shape[0]} distinct (tasks, bytes) points",
+            "tasks and bytes varied independently: at least 3 points, not all with the same bytes or the same tasks per byte",
+        )
+
+    def once(rows: np.ndarray, wall: np.ndarray) -> np.ndarray:
+        from scipy.optimize import lsq_linear
+
+        coef = lsq_linear(rows / wall[:, None], np.ones_like(wall), bounds=(0, np.inf)).x
+        # A term at its bound comes back as 1e-20 or so: zero, when it adds nothing
+        # measurable to any run (it would otherwise read as a bandwidth of 1e20 B/s).
+        coef[coef * rows.max(axis=0) < 1e-6 * np.median(wall)] = 0.0
+        return coef
+
+    groups = np.unique(design, axis=0, return_inverse=True)[1].ravel()
+    est = once(design, w)
+    samples = bootstrap(once, design, w, groups, design @ est, n_boot, seed)
+    samples[:, 2] /= 1e9  # back to seconds per byte
+    a, per_task, per_byte = (float(v) for v in (est[0], est[1], est[2] / 1e9))
+    bw_samples = np.where(samples[:, 2] > 0, 1 / np.maximum(samples[:, 2], 1e-300), np.inf)
+    bw = 1 / per_byte if per_byte > 0 else float("inf")
+    even = samples[:, 1] * bw_samples
+    return OverheadFit(
+        fixed_s=a,
+        per_task_s=per_task,
+        bandwidth=bw,
+        fixed_s_ci=interval(samples[:, 0], a, confidence),
+        per_task_s_ci=interval(samples[:, 1], per_task, confidence),
+        bandwidth_ci=interval(bw_samples, bw, confidence),
+        break_even_bytes=per_task * bw,
+        break_even_bytes_ci=interval(np.nan_to_num(even, nan=0.0), per_task * bw, confidence),
+        points=int(points.shape[0]),
+        confidence=confidence,
+        config=config,
+        samples=samples,
+    )
+
+
+def task_counts(frame: pd.DataFrame) -> pd.Series:
+    """Tasks one run of each trial's point submits (for :func:`fit_overhead`), from the
+    workload's ``tasks(params, workers)`` method."""
+    import pandas as pd
+
+    def one(point: str, workers: int) -> int:
+        params = json.loads(point)
+        name = params.pop("workload")
+        params.pop("workers", None)
+        wl = workloads.get(name)
+        if hasattr(wl, "tasks"):
+            return int(wl.tasks(params, int(workers)))
+        raise ParameterError(
+            "frame",
+            f"trials of workload {name!r}",
+            "a 'tasks' column, or a workload with a tasks(params, workers) method",
+        )
+
+    return pd.Series(
+        [one(p, w) for p, w in zip(frame["point"], frame["workers"])], index=frame.index, name="tasks", dtype=float
+    )
+
+
+def fit_overhead(
+    frame: pd.DataFrame,
+    *,
+    tasks: str = "tasks",
+    nbytes: str = "bytes",
+    where: dict[str, Any] | None = None,
+    confidence: float = CONFIDENCE,
+    n_boot: int = N_BOOT,
+    seed: int = 0,
+) -> OverheadFit:
+    """Fit ``T = a + b·tasks + bytes/bandwidth`` to the ok trials of one workload.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        Trials at several task counts and data sizes (e.g. a chunk × size sweep).
+    tasks : str, default "tasks"
+        Column of task counts; when absent, :func:`task_counts` derives them.
+    nbytes : str, default "bytes"
+        Column of bytes per run; when absent, ``amount`` of trials counted in bytes.
+    where : dict, optional
+        Fixes parameters; by default the trials at the largest worker count are fitted.
+    """
+
+    ok, label = pick_configuration(frame, where, free=tuple(varying(frame)))
+    if where is None or "workers" not in where:
+        ok = ok[ok["workers"] == ok["workers"].max()]
+        label += f", {int(ok['workers'].iloc[0])} workers"
+    t = ok[tasks] if tasks in ok.columns else task_counts(ok)
+    if nbytes in ok.columns:
+        b = ok[nbytes]
+    elif set(ok["unit"]) == {"bytes"}:
+        b = ok["amount"]
+    else:
+        raise ParameterError(
+            "nbytes", nbytes, f"a column of bytes per run (trials are counted in {sorted(set(ok['unit']))}, not bytes)"
+        )
+    return overhead_fit(
+        t.to_numpy(float),
+        b.to_numpy(float),
+        ok["wall_s"].to_numpy(float),
+        config=label,
+        confidence=confidence,
+        n_boot=n_boot,
+        seed=seed,
+    )

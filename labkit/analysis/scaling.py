@@ -1,0 +1,160 @@
+"""Strong scaling from a trials frame: summaries, speedup, efficiency and Karp–Flatt.
+
+Every function takes the tidy trials DataFrame (``Results.frame`` or
+``ResultStore.trials_frame()``) and returns a DataFrame or a sentence; every derived
+figure has a 95% bootstrap interval over the repeats.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from labkit.common.errors import ParameterError
+from labkit.common.format import format_rate
+
+from .frames import config_keys, describe_config, point_params, require, varying
+from .intervals import bootstrap_ratio
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def summarize(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per grid point: trials ok/failed, median wall time and throughput, spread."""
+    import pandas as pd
+
+    require(frame, ("point", "status", "wall_s", "throughput", "workers"))
+    if frame.empty:
+        return pd.DataFrame(
+            columns=[
+                "workers",
+                "ok",
+                "failed",
+                "wall_s_median",
+                "throughput_median",
+                "throughput_min",
+                "throughput_max",
+                "unit",
+            ]
+        )
+    names = varying(frame)
+    params = point_params(frame)
+    rows = []
+    for _, g in frame.groupby("point", sort=False):
+        ok = g[g["status"] == "ok"]
+        first = params.loc[g.index[0]]
+        row: dict[str, Any] = {"workers": int(first["workers"]), **{n: first[n] for n in names}}
+        row.update(
+            ok=len(ok),
+            failed=len(g) - len(ok),
+            wall_s_median=ok["wall_s"].median() if len(ok) else np.nan,
+            throughput_median=ok["throughput"].median() if len(ok) else np.nan,
+            throughput_min=ok["throughput"].min() if len(ok) else np.nan,
+            throughput_max=ok["throughput"].max() if len(ok) else np.nan,
+            unit=ok["unit"].iloc[0] if len(ok) else None,
+        )
+        rows.append(row)
+    return pd.DataFrame(rows).sort_values([*names, "workers"]).reset_index(drop=True)
+
+
+def scaling(frame: pd.DataFrame) -> pd.DataFrame:
+    """Speedup and efficiency of each point against the fewest workers of its configuration.
+
+    Returns one row per point with ``speedup`` and ``efficiency`` and their 95% bootstrap
+    intervals (``*_lo``, ``*_hi``) from the repeats' throughputs.
+    """
+    import pandas as pd
+
+    require(frame, ("point", "status", "throughput", "workers"))
+    ok = frame[frame["status"] == "ok"]
+    if ok.empty:
+        raise ParameterError("frame", "no trial with status ok", "at least one successful trial")
+    names = varying(frame)
+    configs = config_keys(ok)
+    rows = []
+    for config, g in ok.groupby(configs, sort=False):
+        by_w = {int(w): gw["throughput"].to_numpy(float) for w, gw in g.groupby("workers")}
+        w0 = min(by_w)
+        for w, tp in sorted(by_w.items()):
+            # The baseline is 1 by definition; its noise shows in every other point's interval.
+            s, s_lo, s_hi = (1.0, 1.0, 1.0) if w == w0 else bootstrap_ratio(tp, by_w[w0])
+            ideal = w / w0
+            rows.append(
+                {
+                    **{n: json.loads(config)[n] for n in names},
+                    "config": config,
+                    "workers": w,
+                    "baseline_workers": w0,
+                    "repeats": tp.size,
+                    "throughput_median": float(np.median(tp)),
+                    "speedup": s,
+                    "speedup_lo": s_lo,
+                    "speedup_hi": s_hi,
+                    "efficiency": s / ideal,
+                    "efficiency_lo": s_lo / ideal,
+                    "efficiency_hi": s_hi / ideal,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def describe_scaling(frame: pd.DataFrame) -> str:
+    """A sentence per configuration, e.g. "2 workers ran 1.6× faster than 1: 80% efficiency"."""
+    ok = frame[frame["status"] == "ok"]
+    failed = frame[frame["status"] != "ok"]
+    note = ""
+    if len(failed):
+        first = failed["error"].dropna()
+        note = f" {len(failed)} trial(s) did not finish ok" + (f" (first: {first.iloc[0]})" if len(first) else "") + "."
+    if ok.empty:
+        return "No trial finished ok, so there is nothing to conclude." + note
+    table = scaling(frame)
+    names = varying(frame)
+    lines = []
+    for config, g in table.groupby("config", sort=False):
+        where = f"For {describe_config(config, names)}: " if names else ""
+        unit = ok["unit"].iloc[0]
+        if len(g) < 2:
+            row = g.iloc[0]
+            lines.append(
+                f"{where}only {int(row['workers'])} worker(s) measured, at {format_rate(row['throughput_median'], unit)}; add worker counts to see scaling."
+            )
+            continue
+        top = g.iloc[-1]
+        w, w0 = int(top["workers"]), int(top["baseline_workers"])
+        verdict = "faster" if top["speedup"] >= 1 else "slower"
+        factor = top["speedup"] if top["speedup"] >= 1 else 1 / top["speedup"]
+        lines.append(
+            f"{where}{w} workers ran {factor:.2f}× {verdict} than {w0} "
+            f"(95% interval {top['speedup_lo']:.2f}–{top['speedup_hi']:.2f}×): "
+            f"{top['efficiency']:.0%} parallel efficiency, {format_rate(top['throughput_median'], unit)}."
+        )
+    return "\n".join(lines) + note
+
+
+def karp_flatt(frame: pd.DataFrame) -> pd.DataFrame:
+    """The Karp–Flatt experimentally determined serial fraction of each point.
+
+    ``e = (1/S - 1/p) / (1 - 1/p)`` with ``S`` the speedup and ``p`` the worker ratio over
+    the configuration's fewest workers (so ``e`` is relative to that baseline). A constant
+    ``e`` is a true serial part (Amdahl); an ``e`` rising with ``p`` is overhead that grows
+    with the workers (the USL's coherency). Intervals follow from the speedup's.
+    """
+    table = scaling(frame)
+    table = table[table["workers"] > table["baseline_workers"]].copy()
+    if table.empty:
+        raise ParameterError(
+            "frame", "one worker count per configuration", "at least two worker counts for a Karp–Flatt serial fraction"
+        )
+    p = table["workers"] / table["baseline_workers"]
+
+    def e(s: pd.Series) -> pd.Series:
+        return (1 / s - 1 / p) / (1 - 1 / p)
+
+    table["serial_fraction"] = e(table["speedup"])
+    table["serial_fraction_lo"], table["serial_fraction_hi"] = e(table["speedup_hi"]), e(table["speedup_lo"])
+    keep = [c for c in table.columns if not c.startswith(("speedup", "efficiency", "throughput"))]
+    return table[keep].reset_index(drop=True)

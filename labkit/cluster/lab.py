@@ -1,0 +1,262 @@
+"""The Lab: one Dask cluster and its Client, for the length of an experiment.
+
+>>> with Lab(workers=2, threads_per_worker=1, dashboard=False) as lab:   # doctest: +SKIP
+...     lab.scale(1)
+...     lab.workers
+1
+
+``Lab()`` starts a ``distributed.LocalCluster`` sized by Dask for this machine;
+``Lab(gpu=True)`` starts dask-cuda's ``LocalCUDACluster``; ``Lab(address=...)`` or
+``Lab(scheduler_file=...)`` connects to a running scheduler; ``Lab(cluster=obj)`` adopts a
+cluster object built elsewhere (dask-jobqueue, dask-kubernetes, a cloud service).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from labkit.common.errors import ClusterError, ParameterError
+from labkit.common.scheduler import running_tasks, scheduler_workers
+
+from .launch import LOCALHOST, check_count, check_memory, start_cluster
+
+
+class Lab:
+    """A Dask cluster and its Client, as a context manager.
+
+    Parameters
+    ----------
+    workers : int, optional
+        Number of workers to start (default: Dask's choice for this machine, or one per
+        GPU with ``gpu=True``).
+    threads_per_worker : int, optional
+        Threads per worker (default: Dask's choice).
+    memory_limit : str or int, default "auto"
+        Memory limit per worker, e.g. ``"2GiB"``; ``"auto"`` shares the machine's memory.
+    gpu : bool, default False
+        Start dask-cuda's ``LocalCUDACluster``. Raises
+        :class:`~labkit.common.errors.BackendUnavailable` naming what is missing.
+    address : str, optional
+        Connect to a running scheduler, e.g. ``"tcp://host:8786"``.
+    scheduler_file : str, optional
+        Connect to the scheduler described by this file.
+    cluster : object, optional
+        Adopt a cluster object (anything with ``scale`` and a scheduler address). The Lab
+        closes only its Client, not an adopted cluster.
+    processes : bool, default True
+        Workers in separate processes (True) or threads of this process.
+    dashboard : bool, default True
+        Serve Dask's dashboard on ``dashboard_address``.
+    dashboard_address : str, default "127.0.0.1:8787"
+        Where the dashboard listens; a busy port falls back to a free one.
+    **cluster_kwargs
+        Passed to the cluster class.
+    """
+
+    def __init__(
+        self,
+        workers: int | None = None,
+        threads_per_worker: int | None = None,
+        memory_limit: str | int | None = "auto",
+        *,
+        gpu: bool = False,
+        address: str | None = None,
+        scheduler_file: str | os.PathLike[str] | None = None,
+        cluster: Any = None,
+        processes: bool = True,
+        dashboard: bool = True,
+        dashboard_address: str = f"{LOCALHOST}:8787",
+        **cluster_kwargs: Any,
+    ) -> None:
+        check_count("workers", workers)
+        check_count("threads_per_worker", threads_per_worker)
+        check_memory(memory_limit)
+        sources = [
+            k
+            for k, v in (("gpu", gpu), ("address", address), ("scheduler_file", scheduler_file), ("cluster", cluster))
+            if v
+        ]
+        if len(sources) > 1:
+            raise ParameterError(
+                sources[1], "given", f"only one of gpu, address, scheduler_file, cluster (also got {sources[0]})"
+            )
+        if scheduler_file is not None and not os.path.exists(scheduler_file):
+            raise ParameterError("scheduler_file", str(scheduler_file), "the path of an existing scheduler file")
+        if (address or scheduler_file) and (workers or threads_per_worker or cluster_kwargs):
+            raise ParameterError(
+                "workers",
+                workers,
+                "not set when connecting to a running scheduler; use lab.scale() if its cluster can scale",
+            )
+
+        from distributed import Client
+
+        self.kind = "local"
+        self.owns_cluster = False
+        self.cluster: Any = None
+        self._closed = False
+        # Dask's scheduler serves HTTP (metrics, health) even without a dashboard, on 8787
+        # by default: with the dashboard off, let it take any free loopback port instead.
+        dash = dashboard_address if dashboard else f"{LOCALHOST}:0"
+        self._dashboard = dashboard
+        self._dashboard_host = dash.rpartition(":")[0] if dash and not (address or scheduler_file or cluster) else None
+        try:
+            if address or scheduler_file:
+                self.kind = "remote"
+                self.client = Client(
+                    address=address, scheduler_file=None if scheduler_file is None else os.fspath(scheduler_file)
+                )
+            elif cluster is not None:
+                self.kind, self.cluster = "adopted", cluster
+                self.client = Client(cluster)
+            else:
+                self.cluster = start_cluster(
+                    gpu, workers, threads_per_worker, memory_limit, processes, dash, cluster_kwargs
+                )
+                self.kind, self.owns_cluster = ("gpu" if gpu else "local"), True
+                self.client = Client(self.cluster)
+                if workers:
+                    self.client.wait_for_workers(workers, timeout=120)
+        except Exception:
+            self._close_cluster()
+            raise
+
+    # -- what the cluster is -------------------------------------------------------------
+
+    def _workers_info(self) -> dict[str, Any]:
+        return scheduler_workers(self.client)
+
+    @property
+    def workers(self) -> int:
+        """Number of workers the scheduler knows now."""
+        return len(self._workers_info())
+
+    @property
+    def threads(self) -> int:
+        """Total threads over all workers."""
+        return sum(w["nthreads"] for w in self._workers_info().values())
+
+    @property
+    def dashboard_link(self) -> str | None:
+        """The dashboard's URL, or None when it is off."""
+        port = self.client.scheduler_info(n_workers=0).get("services", {}).get("dashboard")
+        if port is None or not self._dashboard:
+            return None
+        if self._dashboard_host:
+            # Dask formats the link with the scheduler's host, which for an in-process
+            # cluster is the machine's public address although we bound to loopback.
+            return f"http://{self._dashboard_host}:{port}/status"
+        return self.client.dashboard_link
+
+    def info(self) -> dict[str, Any]:
+        """Plain facts about the cluster: kind, scheduler, workers, threads, memory."""
+        ws = self._workers_info()
+        return {
+            "kind": self.kind,
+            "scheduler": self.client.scheduler.address,
+            "workers": len(ws),
+            "threads": sum(w["nthreads"] for w in ws.values()),
+            "memory_limit": sum(w.get("memory_limit") or 0 for w in ws.values()),
+            "dashboard": self.dashboard_link,
+        }
+
+    def __repr__(self) -> str:
+        if self._closed:
+            return "<Lab closed>"
+        i = self.info()
+        return f"<Lab {i['kind']}: {i['workers']} workers, {i['threads']} threads, dashboard {i['dashboard']}>"
+
+    def _repr_html_(self) -> str:
+        if self._closed:
+            return "<p>Lab closed</p>"
+        from dask.utils import format_bytes
+
+        i = self.info()
+        link = f'<a href="{i["dashboard"]}" target="_blank">{i["dashboard"]}</a>' if i["dashboard"] else "off"
+        return (
+            f"<p><b>Lab</b> ({i['kind']}): {i['workers']} workers, {i['threads']} threads, "
+            f"{format_bytes(i['memory_limit'])} memory; scheduler <code>{i['scheduler']}</code>; "
+            f"dashboard {link}</p>"
+        )
+
+    # -- changing it -------------------------------------------------------------------
+
+    def scale(self, n: int, *, timeout: float = 120.0) -> None:
+        """Set the number of workers to ``n`` and wait until the scheduler has exactly ``n``."""
+        check_count("n", n, allow_none=False)
+        if self.workers == n:
+            return
+        if self.cluster is None:
+            raise ClusterError(
+                f"cannot scale to {n} workers: this Lab is connected to a scheduler by address and "
+                "has no cluster object to scale. Scale that cluster where it was started, or pass "
+                "Lab(cluster=...) so labkit can scale it."
+            )
+        self.cluster.scale(n)
+        deadline = time.monotonic() + timeout
+        # wait_for_workers returns at once on scale-down while the scheduler still lists
+        # the retiring workers, so poll the count both ways.
+        while self.workers != n:
+            if time.monotonic() > deadline:
+                raise ClusterError(
+                    f"scale({n}) did not settle within {timeout:.0f} s: the scheduler has {self.workers} workers"
+                )
+            time.sleep(0.05)
+
+    def adapt(self, minimum: int = 1, maximum: int | None = None, **kwargs: Any) -> Any:
+        """Turn on Dask's adaptive scaling between ``minimum`` and ``maximum`` workers."""
+        check_count("minimum", minimum, allow_none=False)
+        check_count("maximum", maximum)
+        if maximum is not None and maximum < minimum:
+            raise ParameterError("maximum", maximum, f"an integer >= minimum ({minimum})")
+        if self.cluster is None:
+            raise ClusterError("adapt() needs a cluster object; this Lab is connected by address")
+        return self.cluster.adapt(minimum=minimum, maximum=maximum, **kwargs)
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until no worker thread runs a task (cancelled ones included); True if idle.
+
+        A cancelled Python task keeps its thread until it returns, and the scheduler may
+        give that worker new tasks meanwhile: after a timeout the sweep waits here so the
+        next trial does not queue behind the abandoned one.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            busy = self.client.run(running_tasks)
+            if not any(busy.values()):
+                return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.1)
+
+    def barrier(self) -> None:
+        """Return once every worker has answered: nothing of earlier work is still running."""
+        self.client.run(lambda: None)
+
+    # -- lifetime ------------------------------------------------------------------------
+
+    def _close_cluster(self) -> None:
+        if self.owns_cluster and self.cluster is not None:
+            self.cluster.close()
+
+    def close(self) -> None:
+        """Close the Client and, when this Lab started it, the cluster. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        client = getattr(self, "client", None)
+        if client is not None:
+            client.close()
+        self._close_cluster()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __enter__(self) -> Lab:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

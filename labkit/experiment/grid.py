@@ -1,0 +1,53 @@
+"""A sweep's grid: checking it, and the points it holds.
+
+A grid is a dict of parameter -> values (run as their product) or a list of points (run as
+given); ``workers`` values scale the lab.
+
+>>> explicit_points([{"workers": 1, "n": 8}, {"workers": 2, "n": 16}])
+[{'workers': 1, 'n': 8}, {'workers': 2, 'n': 16}]
+>>> as_values("n", 8)
+[8]
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from labkit.common.errors import ParameterError, ParameterTypeError
+
+
+def as_values(key: str, values: Any) -> list[Any]:
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+        return [values]
+    values = list(values)
+    if not values:
+        raise ParameterError(f"grid[{key!r}]", values, "a non-empty list of values")
+    return values
+
+
+def explicit_points(grid: Any) -> list[dict[str, Any]] | None:
+    """A grid given as a list of points, checked to share their keys; None for a dict grid."""
+    if not isinstance(grid, (list, tuple)):
+        return None
+    if not grid or not all(isinstance(p, dict) and p for p in grid):
+        raise ParameterError("grid", grid, "a non-empty list of non-empty dicts (one per point), or a dict of lists")
+    keys = set(grid[0])
+    for p in grid:
+        if set(p) != keys:
+            raise ParameterError("grid", p, f"points with the same keys as the first: {sorted(keys)}")
+    return [dict(p) for p in grid]
+
+
+def check_workers(values: list[Any]) -> None:
+    for w in values:
+        if isinstance(w, bool) or not isinstance(w, int):
+            raise ParameterTypeError("grid['workers']", w, "int")
+        if w < 1:
+            raise ParameterError("grid['workers']", w, "integers >= 1")
+
+
+def check_count(name: str, value: Any, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ParameterTypeError(name, value, "int")
+    if value < low:
+        raise ParameterError(name, value, f"an integer >= {low}")

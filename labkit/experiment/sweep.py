@@ -1,0 +1,263 @@
+"""Sweep: a grid of points × repeats, one durable Trial per timed run.
+
+>>> sweep = Sweep("array-sum", grid={"workers": [1, 2], "size_mb": [16.0, 64.0]},
+...               repeats=3, store="results/demo.db")        # doctest: +SKIP
+>>> results = sweep.run(lab)                                  # doctest: +SKIP
+>>> results.frame[["workers", "size_mb", "throughput"]]      # doctest: +SKIP
+
+Each point: scale the lab if the grid has ``workers``, ``setup`` (untimed), ``warmup``
+runs (untimed), then ``repeats`` timed runs, each between two barriers, each appended to
+the store the moment it ends. A failing or timed-out run is recorded and the sweep goes
+on; re-running with the same store and experiment skips what already finished.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
+
+from labkit import workloads
+from labkit.common.errors import ClusterError, ParameterError, ParameterTypeError
+from labkit.store import ResultStore, check_store_path, default_path
+
+from .grid import as_values, check_workers, explicit_points
+from .settle import Settler
+from .timing import Repeats, Warmup
+from .trial import PointRunner
+
+if TYPE_CHECKING:
+    from labkit.cluster import Lab
+
+    from .results import Results
+
+
+class Sweep:
+    """A scaling experiment: a workload run at every point of a parameter grid.
+
+    Parameters
+    ----------
+    workload : str or workload object
+        A registered name (see ``labkit.workloads.names()``) or an object with ``name``,
+        ``defaults``, ``setup`` and ``run``.
+    grid : dict or list of dict
+        Parameter name -> list of values, run as their product. ``workers`` scales the
+        lab; every other key must be a parameter of the workload. A scalar is a one-value
+        list. A list of dicts (all with the same keys) runs exactly those points, e.g. the
+        diagonal of a weak-scaling sweep (see :func:`labkit.analysis.weak_grid`).
+    params : dict, optional
+        Fixed workload parameters applied at every point (overriding the defaults).
+    repeats : int or "auto", default 3
+        Timed runs per point; ``"auto"`` keeps timing until the 95% interval of the
+        median is within ``ci_target`` of it, or ``max_repeats`` runs.
+    warmup : int or "auto", default 1
+        Untimed runs per point before the timed ones; ``"auto"`` runs them until two in
+        a row agree within 10% (at most 5), which catches first-run effects (imports,
+        compilation, CUDA context, caches) that one warm-up may not absorb.
+    experiment : str, optional
+        Name under which trials are stored and resumed (default: the workload's name).
+    store : str, Path or ResultStore, optional
+        Where trials go (default ``results/labkit.db`` or ``$LABKIT_STORE``).
+    timeout_s : float, optional
+        Longest a timed run may take; a longer one is cancelled and recorded as ``timeout``.
+    raise_on_error : bool, default False
+        Re-raise a trial's exception (after recording it) instead of going on.
+    ci_target : float, default 0.03
+        With ``repeats="auto"``: the relative half-width of the median's interval to reach.
+    max_repeats : int, default 30
+        With ``repeats="auto"``: the most timed runs per point.
+
+    All arguments are checked here, before any cluster work.
+    """
+
+    def __init__(
+        self,
+        workload: str | Any,
+        grid: dict[str, Any],
+        *,
+        params: dict[str, Any] | None = None,
+        repeats: int = 3,
+        warmup: int = 1,
+        experiment: str | None = None,
+        store: str | Any | None = None,
+        timeout_s: float | None = None,
+        raise_on_error: bool = False,
+        ci_target: float = 0.03,
+        max_repeats: int = 30,
+    ) -> None:
+        self.workload = workloads.get(workload) if isinstance(workload, str) else workload
+        if not isinstance(self.workload, workloads.Workload):
+            raise ParameterTypeError(
+                "workload", workload, "a workload name or an object with name, defaults, setup and run"
+            )
+        self._explicit = explicit_points(grid)
+        if self._explicit is not None:  # a list of points: their values, per key, for the checks
+            grid = {k: list(dict.fromkeys(p[k] for p in self._explicit)) for k in self._explicit[0]}
+        if not isinstance(grid, dict):
+            raise ParameterTypeError("grid", grid, "dict of parameter name -> list of values, or a list of such points")
+        if not grid:
+            raise ParameterError("grid", grid, f"at least one of: workers, {', '.join(sorted(self.workload.defaults))}")
+        self.grid = {k: as_values(k, v) for k, v in grid.items()}
+        if "workers" in self.grid:
+            check_workers(self.grid["workers"])
+        self.params = dict(params or {})
+        if "workers" in self.params:
+            raise ParameterError("params['workers']", self.params["workers"], "not set here: put workers in the grid")
+        workloads.resolve_params(self.workload, self.params)
+        for key, values in self.grid.items():
+            if key != "workers":
+                for v in values:
+                    workloads.check_value(self.workload, key, v)
+        self.policy = Repeats.parse(repeats, target=ci_target, maximum=max_repeats)
+        self.warmup_policy = Warmup.parse(warmup)
+        if timeout_s is not None and (
+            isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float)) or timeout_s <= 0
+        ):
+            raise ParameterError("timeout_s", timeout_s, "None or a number of seconds > 0")
+        if experiment is not None and (not isinstance(experiment, str) or not experiment.strip()):
+            raise ParameterError("experiment", experiment, "a non-empty name")
+        self._check_backends()
+        self.repeats, self.warmup, self.timeout_s = repeats, warmup, timeout_s
+        self.raise_on_error = raise_on_error
+        self.experiment = experiment or self.workload.name
+        if isinstance(store, ResultStore):
+            self._store_arg: Any = store
+        else:
+            self._store_arg = check_store_path(default_path() if store is None else store)
+
+    def point_complete(self, times: dict[int, float]) -> bool:
+        """Whether a point's timed runs so far satisfy the repeats policy."""
+        if self.policy.adaptive:
+            return self.policy.enough(list(times.values()))
+        return all(r in times for r in range(self.policy.minimum))
+
+    def _check_backends(self) -> None:
+        from labkit.cluster.backends import check_backend
+
+        if "backend" not in self.workload.defaults:
+            return
+        for b in self.grid.get("backend", [self.params.get("backend", self.workload.defaults["backend"])]):
+            check_backend(b, parameter=f"{self.workload.name}.backend")
+
+    # -- the grid ------------------------------------------------------------------------
+
+    def points(self) -> list[dict[str, Any]]:
+        """Every grid point, workers outermost so the lab is rescaled as little as possible."""
+        if self._explicit is not None:
+            return sorted(self._explicit, key=lambda p: p.get("workers", 0))  # stable: order kept within
+        keys = sorted(self.grid, key=lambda k: k != "workers")
+        return [dict(zip(keys, combo)) for combo in itertools.product(*(self.grid[k] for k in keys))]
+
+    def _resolve(self, point: dict[str, Any], workers: int) -> tuple[dict[str, Any], str]:
+        params = {**self.workload.defaults, **self.params, **{k: v for k, v in point.items() if k != "workers"}}
+        key = json.dumps({"workload": self.workload.name, "workers": workers, **params}, sort_keys=True, default=str)
+        return params, key
+
+    def __len__(self) -> int:
+        """Timed runs at most (exact for a fixed ``repeats``)."""
+        return len(self.points()) * self.policy.maximum
+
+    def __repr__(self) -> str:
+        reps = (
+            f"{self.policy.minimum}"
+            if not self.policy.adaptive
+            else f"auto (±{self.policy.target:.0%}, ≤{self.policy.maximum})"
+        )
+        return f"<Sweep {self.workload.name!r} experiment={self.experiment!r} {len(self.points())} points × {reps} repeats>"
+
+    # -- running -------------------------------------------------------------------------
+
+    def run(self, lab: Lab, *, live: bool = True, monitor: bool = True, interval: float = 0.5) -> Results:
+        """Run every point not already in the store; return the experiment's results.
+
+        Parameters
+        ----------
+        lab : Lab
+        live : bool, default True
+            Show the live view (Jupyter) or a progress line (terminal).
+        monitor : bool, default True
+            Sample worker resources every ``interval`` seconds, record each trial's
+            resource summary, time split and alerts.
+        interval : float, default 0.5
+            The monitor's sampling interval (Dask workers report every 0.5 s).
+        """
+        from labkit.cluster.env import capture
+        from labkit.live import make_view
+        from labkit.measure.monitor import Monitor
+
+        from .results import Results
+
+        if getattr(lab, "closed", False):
+            raise ParameterError("lab", lab, "an open Lab")
+        wanted = set(self.grid.get("workers", []))
+        if wanted and lab.cluster is None and wanted != {lab.workers}:
+            raise ClusterError(
+                f"grid['workers']={sorted(wanted)} needs a Lab that can scale, but this Lab is "
+                f"connected by address with {lab.workers} workers; drop workers from the grid "
+                "or use Lab(cluster=...)"
+            )
+        if monitor and (isinstance(interval, bool) or not isinstance(interval, (int, float)) or interval <= 0):
+            raise ParameterError("interval", interval, "a number of seconds > 0")
+        own_store = not isinstance(self._store_arg, ResultStore)
+        store = ResultStore(self._store_arg) if own_store else self._store_arg
+        config = {
+            "grid": self.grid,
+            "params": self.params,
+            "repeats": asdict(self.policy),
+            "warmup": asdict(self.warmup_policy),
+            "timeout_s": self.timeout_s,
+        }
+        run_id = store.start_run(self.experiment, self.workload.name, env=capture(lab), config=config)
+        title = (
+            self.experiment if self.experiment == self.workload.name else f"{self.experiment} ({self.workload.name})"
+        )
+        settler = Settler(store, run_id, lab)
+        mon = (
+            Monitor(lab, interval, sink=store.add_samples, on_alert=settler.on_alert, run_id=run_id)
+            if monitor
+            else None
+        )
+        view = make_view(
+            live,
+            total=len(self),
+            title=title,
+            lab=lab,
+            samples=mon.to_pandas if mon else None,
+            final_figure=lambda r, _samples: r.plot(),
+        )
+        settler.monitor, settler.view = mon, view
+        if mon is not None:
+            mon.start()
+        keys: list[str] = []
+        try:
+            done = store.finished(self.experiment)
+            for point in self.points():
+                params, key = self._resolve(point, point.get("workers", lab.workers))
+                keys.append(key)
+                times = done.get(key, {})
+                if self.point_complete(times):
+                    view.skip(self.policy.maximum)
+                    continue
+                view.skip(len(times))
+                if "workers" in point:
+                    with settler.scaling():
+                        lab.scale(point["workers"])
+                used = PointRunner(self, lab, store, run_id, params, key, view, settler).run(dict(times))
+                view.skip(self.policy.maximum - len(times) - used)
+            settler.settle()
+        finally:
+            if mon is not None:
+                mon.close()
+            store.end_run(run_id)
+            results = Results(
+                store.trials_frame(self.experiment),
+                experiment=self.experiment,
+                run_id=run_id,
+                points=keys,
+                store_path=str(store.path),
+            )
+            view.close(results)
+            if own_store:
+                store.close()
+        return results

@@ -1,0 +1,227 @@
+"""Alerts: thresholds on what the Monitor sees, fired once per episode.
+
+>>> log = AlertLog()
+>>> log.update("memory", "w1", True, "w1 uses 85% of its memory limit", at=1.0).kind
+'memory'
+>>> log.update("memory", "w1", True, "still high", at=1.5) is None   # same episode
+True
+>>> _ = log.update("memory", "w1", False, "", at=2.0)               # clears: re-armed
+>>> log.update("memory", "w1", True, "high again", at=2.5).message
+'high again'
+
+An alert is logged on the ``labkit.monitor`` logger (WARNING), kept in ``AlertLog.alerts``
+and handed to an optional callback, which is where a sweep stores it with its trial and a
+live view shows it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from labkit.common.errors import ParameterError
+
+logger = logging.getLogger("labkit.monitor")
+
+#: Every kind of alert, in the order a reader would care about them.
+KINDS = ("worker-lost", "memory", "spill", "straggler", "gpu-idle")
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One alert: when, what kind, which worker (None for the cluster), and why."""
+
+    time: float
+    kind: str
+    worker: str | None
+    message: str
+    trial: Any = None  # the trial running when it fired (its label or store id), or None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class AlertRules:
+    """The thresholds alerts fire at.
+
+    Parameters
+    ----------
+    memory_fraction : float or None, default 0.8
+        Alert when a worker's process memory exceeds this fraction of its memory limit
+        (None: never). Dask itself pauses a worker at 0.8 and restarts it at 0.95 by default.
+    spill : bool, default True
+        Alert when a worker starts holding spilled data on disk.
+    worker_lost : bool, default True
+        Alert when a worker disappears between two samples (outside ``Monitor.scaling()``).
+    gpu_idle_percent : float or None, default 5.0
+        Alert when a worker runs tasks while its GPU's utilisation is below this percent
+        (only where Dask's NVML support reports utilisation; None: never).
+    straggler_busy_fraction : float, default 0.5
+        A worker is a straggler when its busy time in a trial is below this fraction of
+        the median busy time of the other workers ...
+    straggler_slowdown : float, default 1.5
+        ... or when its tasks took longer than this multiple of what the same kinds of
+        task took on the other workers (median).
+    straggler_min_s : float, default 0.05
+        Ignore trials where the others were busy less than this (timings too short to judge).
+    """
+
+    memory_fraction: float | None = 0.8
+    spill: bool = True
+    worker_lost: bool = True
+    gpu_idle_percent: float | None = 5.0
+    straggler_busy_fraction: float = 0.5
+    straggler_slowdown: float = 1.5
+    straggler_min_s: float = 0.05
+
+    def __post_init__(self) -> None:
+        if self.memory_fraction is not None and not 0 < self.memory_fraction:
+            raise ParameterError("memory_fraction", self.memory_fraction, "None or a fraction > 0")
+        if self.gpu_idle_percent is not None and not 0 <= self.gpu_idle_percent <= 100:
+            raise ParameterError("gpu_idle_percent", self.gpu_idle_percent, "None or a percent in 0..100")
+        if not 0 < self.straggler_busy_fraction < 1:
+            raise ParameterError("straggler_busy_fraction", self.straggler_busy_fraction, "a fraction in (0, 1)")
+        if not self.straggler_slowdown > 1:
+            raise ParameterError("straggler_slowdown", self.straggler_slowdown, "a ratio > 1")
+        if not self.straggler_min_s >= 0:
+            raise ParameterError("straggler_min_s", self.straggler_min_s, "seconds >= 0")
+
+
+class AlertLog:
+    """Alerts fired so far, with episode tracking: a condition alerts when it starts and
+    re-arms only once it has cleared.
+
+    Parameters
+    ----------
+    on_alert : callable, optional
+        Called with each new :class:`Alert` (from the thread that noticed it). Its
+        exceptions are logged, never raised into the sampler.
+    """
+
+    def __init__(self, on_alert: Callable[[Alert], Any] | None = None) -> None:
+        self.on_alert = on_alert
+        self._lock = threading.Lock()
+        self._alerts: list[Alert] = []
+        self._active: set[tuple[str, str | None]] = set()
+
+    @property
+    def alerts(self) -> list[Alert]:
+        """A copy of every alert fired, oldest first."""
+        with self._lock:
+            return list(self._alerts)
+
+    def active(self) -> set[tuple[str, str | None]]:
+        """``(kind, worker)`` of the episodes in progress."""
+        with self._lock:
+            return set(self._active)
+
+    def update(
+        self,
+        kind: str,
+        worker: str | None,
+        active: bool,
+        message: str | Callable[[], str],
+        *,
+        at: float,
+        trial: Any = None,
+    ) -> Alert | None:
+        """Report whether a condition holds now; return the Alert if this starts an episode.
+
+        ``message`` may be a callable, so that the text is only built when an alert fires.
+        """
+        key = (kind, worker)
+        with self._lock:
+            if not active:
+                self._active.discard(key)
+                return None
+            if key in self._active:
+                return None
+            self._active.add(key)
+        return self.event(kind, worker, message() if callable(message) else message, at=at, trial=trial)
+
+    def event(self, kind: str, worker: str | None, message: str, *, at: float, trial: Any = None) -> Alert:
+        """Fire a one-off alert (e.g. a worker lost): log it, keep it, hand it on."""
+        alert = Alert(at, kind, worker, message, trial)
+        with self._lock:
+            self._alerts.append(alert)
+        logger.warning("%s: %s", kind, message)
+        if self.on_alert is not None:
+            try:
+                self.on_alert(alert)
+            except Exception:  # a broken callback must not stop monitoring
+                logger.exception("the on_alert callback failed for %r", alert)
+        return alert
+
+    def about(
+        self,
+        window: Any,
+        kind: str,
+        worker: str | None,
+        holds: bool,
+        message: Any,
+        at: float,
+        *,
+        one_off: bool = False,
+    ) -> Alert | None:
+        """Fire (once per episode, or now with ``one_off``) an alert about the trial of
+        ``window`` (a :class:`~labkit.measure.windows.TrialWindow`, or None: no trial), and
+        keep it in ``window.alerts``."""
+        trial = None if window is None else window.trial
+        if one_off:
+            alert: Alert | None = self.event(kind, worker, message, at=at, trial=trial)
+        else:
+            alert = self.update(kind, worker, holds, message, at=at, trial=trial)
+        if alert is not None and window is not None:
+            window.alerts.append(alert)
+        return alert
+
+    def forget(self, worker: str) -> None:
+        """Drop the episodes of a worker that left, so a new worker at the same address starts clean."""
+        with self._lock:
+            self._active = {k for k in self._active if k[1] != worker}
+
+
+def _gib(n: float) -> str:
+    return f"{n / 2**30:.2f} GiB"
+
+
+def worker_conditions(
+    rules: AlertRules, worker: str, m: dict[str, Any], memory_limit: float | None
+) -> list[tuple[str, bool, Callable[[], str]]]:
+    """The per-sample conditions of one worker: ``(kind, holds, message)``.
+
+    ``m`` is the worker's entry of ``scheduler_info()["workers"][addr]["metrics"]``.
+    """
+    out: list[tuple[str, bool, Callable[[], str]]] = []
+    rss = m.get("memory")
+    if rules.memory_fraction is not None and memory_limit and rss is not None:
+        frac = rss / memory_limit
+        out.append(
+            (
+                "memory",
+                frac > rules.memory_fraction,
+                lambda: (
+                    f"worker {worker} uses {frac:.0%} of its memory limit ({_gib(rss)} of {_gib(memory_limit)}; alert above {rules.memory_fraction:.0%})"
+                ),
+            )
+        )
+    disk = (m.get("spilled_bytes") or {}).get("disk")
+    if rules.spill and disk is not None:
+        out.append(("spill", disk > 0, lambda: f"worker {worker} started spilling to disk: {_gib(disk)} spilled"))
+    util = m.get("gpu_utilization")
+    if rules.gpu_idle_percent is not None and util is not None:
+        executing = (m.get("task_counts") or {}).get("executing", 0)
+        out.append(
+            (
+                "gpu-idle",
+                executing > 0 and util < rules.gpu_idle_percent,
+                lambda: (
+                    f"worker {worker} runs {executing} task(s) while its GPU is {util:.0f}% utilised (alert below {rules.gpu_idle_percent:g}%)"
+                ),
+            )
+        )
+    return out

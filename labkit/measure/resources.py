@@ -1,0 +1,239 @@
+"""What a trial used, from the Monitor's samples: peak memory, CPU, spill, network, GPU, energy.
+
+>>> samples = [Sample(t, "w1", "memory_bytes", m) for t, m in [(0.0, 1e8), (0.5, 3e8), (1.0, 2e8)]]
+>>> resource_summary(samples, start=0.2, end=0.8).peak_memory_bytes
+300000000.0
+>>> resource_summary(samples, start=0.2, end=0.8).energy_j is None   # no counter: not measured
+True
+"""
+
+from __future__ import annotations
+
+import itertools
+import statistics
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any, NamedTuple
+
+
+class Sample(NamedTuple):
+    """One measurement in long format (see :mod:`labkit.measure.monitor` for the names)."""
+
+    time: float
+    worker: str
+    metric: str
+    value: float
+
+
+def worker_metrics(w: dict[str, Any]) -> list[tuple[str, float]]:
+    """``(metric, value)`` kept of one worker's entry in ``scheduler_info()["workers"]``
+    (absent values stay absent: no GPU, no GPU metrics)."""
+    m = w.get("metrics") or {}
+    spilled = m.get("spilled_bytes") or {}
+    values = [
+        ("cpu_percent", m.get("cpu")),
+        ("memory_bytes", m.get("memory")),
+        ("memory_limit_bytes", w.get("memory_limit") or None),
+        ("managed_bytes", m.get("managed_bytes")),
+        ("spilled_memory_bytes", spilled.get("memory")),
+        ("spilled_disk_bytes", spilled.get("disk")),
+        ("executing", (m.get("task_counts") or {}).get("executing", 0)),
+        ("gpu_utilization_percent", m.get("gpu_utilization")),
+        ("gpu_memory_bytes", m.get("gpu_memory_used")),
+    ]
+    return [(k, float(v)) for k, v in values if v is not None]
+
+
+def host_metrics(m: dict[str, Any]) -> list[tuple[str, float]]:
+    """``(metric, value)`` of the host-wide counters in a worker's heartbeat metrics."""
+    net, disk = m.get("host_net_io") or {}, m.get("host_disk_io") or {}
+    values = [
+        ("net_read_bps", net.get("read_bps")),
+        ("net_write_bps", net.get("write_bps")),
+        ("disk_read_bps", disk.get("read_bps")),
+        ("disk_write_bps", disk.get("write_bps")),
+    ]
+    return [(k, float(v)) for k, v in values if v is not None]
+
+
+def fresh_samples(
+    workers: dict[str, Any], last_time: dict[str, float]
+) -> tuple[list[Sample], list[tuple[str, dict[str, Any], float | None]]]:
+    """The samples in a scheduler ``identity`` reply that are newer than ``last_time``.
+
+    ``last_time`` (worker -> time of its latest measurement) is updated. One worker per
+    host reports the host's network and disk counters. Returns the samples and, for each
+    worker that reported, ``(address, metrics, memory limit)``.
+    """
+    reporters: dict[str, str] = {}
+    for addr in sorted(workers):
+        reporters.setdefault(workers[addr].get("host", addr), addr)
+    new: list[Sample] = []
+    reported = []
+    for addr, w in workers.items():
+        m = w.get("metrics") or {}
+        t = m.get("time")
+        if t is None or last_time.get(addr) == t:
+            continue
+        last_time[addr] = t
+        new += [Sample(t, addr, k, v) for k, v in worker_metrics(w)]
+        host = w.get("host", addr)
+        if reporters.get(host) == addr:
+            new += [Sample(t, f"host:{host}", k, v) for k, v in host_metrics(m)]
+        reported.append((addr, m, w.get("memory_limit") or None))
+    return new, reported
+
+
+def client_samples(now: float) -> list[Sample]:
+    """The client host's CPU and memory, through psutil."""
+    import psutil
+
+    vm = psutil.virtual_memory()
+    return [
+        Sample(now, "client", "cpu_percent", psutil.cpu_percent(None)),
+        Sample(now, "client", "memory_used_bytes", float(vm.used)),
+    ]
+
+
+@dataclass
+class ResourceSummary:
+    """What a trial used. None means "not measured" (never a guess).
+
+    Values come from the worker measurements whose interval overlaps the trial, so their
+    time resolution is one heartbeat (``resolution_s``, 0.5 s on small clusters): a trial
+    shorter than that is seen through the heartbeat around it, which may also cover the
+    trials next to it.
+    """
+
+    start: float
+    end: float
+    measurements: int  # worker heartbeats used
+    workers: list[str]  # those with measurements overlapping the trial
+    resolution_s: float | None  # typical time between a worker's measurements
+    peak_memory_bytes: float | None  # largest worker process memory (RSS)
+    peak_memory_fraction: float | None  # largest RSS / memory limit
+    cpu_percent_mean: float | None  # mean over workers of each one's mean CPU % (100 = one core)
+    spilled_bytes: float | None  # bytes that went to disk (sum of increases of spilled bytes)
+    net_read_bytes: float | None  # host network counters (all interfaces, loopback too), per host
+    net_write_bytes: float | None
+    gpu_utilization_percent: float | None  # mean, where Dask's NVML support reports it
+    gpu_memory_peak_bytes: float | None
+    energy_j: float | None  # sum of the energy counters present on the client's host
+    energy_by_source: dict[str, float] = field(default_factory=dict)
+    cpu_percent_by_worker: dict[str, float] = field(default_factory=dict)
+    peak_memory_by_worker: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_metrics(self) -> dict[str, float | None]:
+        """Flat scalars for a trial's metrics (per-worker detail left out)."""
+        skip = {
+            "start",
+            "end",
+            "workers",
+            "energy_by_source",
+            "cpu_percent_by_worker",
+            "peak_memory_by_worker",
+        }  # not scalars
+        return {k: v for k, v in asdict(self).items() if k not in skip}
+
+
+def _overlap(a0: float, a1: float, b0: float, b1: float) -> float:
+    return max(0.0, min(a1, b1) - max(a0, b0))
+
+
+def _at(series: list[tuple[float, float]], t: float) -> float | None:
+    """A cumulative counter linearly interpolated at ``t`` (None outside the samples)."""
+    for (t0, v0), (t1, v1) in itertools.pairwise(series):
+        if t0 <= t <= t1:
+            return v0 if t1 == t0 else v0 + (v1 - v0) * (t - t0) / (t1 - t0)
+    return None
+
+
+def resource_summary(samples: Iterable[Sample], start: float, end: float) -> ResourceSummary:
+    """Summarise the samples (as a Monitor records them) for the time ``start..end``.
+
+    A worker's sample at ``t`` describes the interval since its previous one; every sample
+    whose interval overlaps the trial counts, rates are integrated over the overlap.
+    """
+    series: defaultdict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
+    for s in samples:
+        series[s.worker, s.metric].append((s.time, s.value))
+    for v in series.values():
+        v.sort()
+
+    gaps: list[float] = []
+
+    def inside(worker: str, metric: str) -> tuple[list[float], float | None]:
+        """Values overlapping the trial, and the last value before it."""
+        pts, before, out, prev = series.get((worker, metric), []), None, [], None
+        for t, v in pts:
+            if t <= start:
+                before = v
+            elif prev is None or prev < end:
+                out.append(v)
+                if prev is not None and metric == "memory_bytes":
+                    gaps.append(t - prev)
+            prev = t
+        return out, before
+
+    candidates = sorted({w for w, _ in series if not w.startswith(("host:", "client"))})
+    workers, peak, cpu, frac, spilled, util, gpu_mem, n = [], {}, {}, [], [], [], [], 0
+    for w in candidates:
+        mem, _ = inside(w, "memory_bytes")
+        if not mem:
+            continue
+        workers.append(w)
+        n += len(mem)
+        peak[w] = max(mem)
+        limit, _ = inside(w, "memory_limit_bytes")
+        if limit and limit[-1] > 0:
+            frac.append(max(mem) / limit[-1])
+        c, _ = inside(w, "cpu_percent")
+        if c:
+            cpu[w] = statistics.fmean(c)
+        disk, base = inside(w, "spilled_disk_bytes")
+        if disk:
+            seq = ([base] if base is not None else []) + disk
+            spilled.append(sum(max(0.0, b - a) for a, b in itertools.pairwise(seq)))
+        util += inside(w, "gpu_utilization_percent")[0]
+        gpu_mem += inside(w, "gpu_memory_bytes")[0]
+
+    net = {}
+    for direction in ("read", "write"):
+        total, seen = 0.0, False
+        for (w, metric), pts in series.items():
+            if w.startswith("host:") and metric == f"net_{direction}_bps":
+                for (t0, _), (t1, v) in itertools.pairwise(pts):
+                    if t1 > start and t0 < end:
+                        total += v * _overlap(t0, t1, start, end)
+                        seen = True
+        net[direction] = total if seen else None
+
+    energy = {}
+    for metric in ("cpu_energy_j", "gpu_energy_j"):
+        pts = series.get(("client", metric), [])
+        a, b = _at(pts, start), _at(pts, end)
+        if a is not None and b is not None:
+            energy[metric] = b - a
+    return ResourceSummary(
+        start,
+        end,
+        n,
+        workers,
+        statistics.median(gaps) if gaps else None,
+        peak_memory_bytes=max(peak.values()) if peak else None,
+        peak_memory_fraction=max(frac) if frac else None,
+        cpu_percent_mean=statistics.fmean(cpu.values()) if cpu else None,
+        spilled_bytes=sum(spilled) if spilled else None,
+        net_read_bytes=net["read"],
+        net_write_bytes=net["write"],
+        gpu_utilization_percent=statistics.fmean(util) if util else None,
+        gpu_memory_peak_bytes=max(gpu_mem) if gpu_mem else None,
+        energy_j=sum(energy.values()) if energy else None,
+        energy_by_source=energy,
+        cpu_percent_by_worker=cpu,
+        peak_memory_by_worker=peak,
+    )

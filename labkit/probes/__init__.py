@@ -1,0 +1,34 @@
+"""Hardware probes: the limits a scaling curve is measured against.
+
+- :mod:`.kernels`: STREAM copy/triad bandwidth and matmul FLOP/s, on NumPy or CuPy;
+- :mod:`.dask_costs`: Dask's task overhead and worker-to-worker network bandwidth;
+- :mod:`.run`: :func:`run_probes`, every probe in the client, on each worker and on a GPU;
+- :mod:`.cache`: :func:`cached_probes`, probes kept in the store per environment;
+- :mod:`.records`: the :class:`HardwareProbe` record and its table.
+"""
+
+from __future__ import annotations
+
+from .cache import cached_probes
+from .dask_costs import DEFAULT_NETWORK_SIZES, DEFAULT_TASK_COUNTS, network_bandwidth, task_overhead
+from .kernels import TRIAD_SCALAR, matmul_flops, stream_bandwidth
+from .records import HardwareProbe, MatmulResult, NetworkResult, StreamResult, TaskOverhead
+from .run import MATMUL_DTYPES, run_probes
+
+__all__ = [
+    "DEFAULT_NETWORK_SIZES",
+    "DEFAULT_TASK_COUNTS",
+    "MATMUL_DTYPES",
+    "TRIAD_SCALAR",
+    "HardwareProbe",
+    "MatmulResult",
+    "NetworkResult",
+    "StreamResult",
+    "TaskOverhead",
+    "cached_probes",
+    "matmul_flops",
+    "network_bandwidth",
+    "run_probes",
+    "stream_bandwidth",
+    "task_overhead",
+]

@@ -1,0 +1,236 @@
+"""ResultStore: every run, trial, monitor sample and alert in one SQLite file.
+
+>>> store = ResultStore(":memory:")
+>>> run_id = store.start_run("demo", "array-sum", env={}, config={})
+>>> _ = store.add_trial(Trial(run_id=run_id, experiment="demo", workload="array-sum",
+...     point='{"workers": 1}', params={}, repeat=0, workers=1, threads=1, backend="numpy",
+...     status="ok", wall_s=0.5, amount=1e6, unit="bytes"))
+>>> store.trials_frame()["throughput"].tolist()
+[2000000.0]
+>>> store.close()
+
+SQLite through the standard library, in WAL mode, one transaction per trial: a process
+killed mid-sweep loses at most the trial in flight. The default file is
+``results/labkit.db`` (or ``$LABKIT_STORE``), relative to the working directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from labkit.common.errors import ParameterError
+
+from .schema import SCHEMA, STATUSES, Trial, check_store_path, default_path, expand_trials
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+class ResultStore:
+    """Runs, trials, monitor samples and alerts in a SQLite file.
+
+    Parameters
+    ----------
+    path : str or Path, optional
+        The database file (created with its folder). Default: :func:`default_path`.
+
+    The store is safe to share between the sweep and the monitor's thread; closing it is
+    idempotent.
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        self.path = check_store_path(default_path() if path is None else path)
+        self._lock = threading.RLock()
+        try:
+            self._conn = sqlite3.connect(str(self.path), check_same_thread=False, timeout=30)
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            # NORMAL in WAL mode keeps every committed trial across a process crash.
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.executescript(SCHEMA)
+        except sqlite3.Error as e:
+            raise ParameterError(
+                "store", str(self.path), f"a path where a SQLite database can be written ({e})"
+            ) from None
+        self._closed = False
+
+    # -- writing -------------------------------------------------------------------------
+
+    def _write(self, sql: str, rows: Iterable[tuple[Any, ...]] | tuple[Any, ...], many: bool = False) -> sqlite3.Cursor:
+        with self._lock, self._conn:
+            return self._conn.executemany(sql, rows) if many else self._conn.execute(sql, rows)
+
+    def start_run(self, experiment: str, workload: str, *, env: dict[str, Any], config: dict[str, Any]) -> str:
+        """Record the start of a run with its environment snapshot; return its id."""
+        import uuid
+
+        run_id = uuid.uuid4().hex[:12]
+        self._write(
+            "INSERT INTO runs VALUES (?, ?, ?, ?, NULL, ?, ?)",
+            (run_id, experiment, workload, time.time(), json.dumps(env, default=str), json.dumps(config, default=str)),
+        )
+        return run_id
+
+    def end_run(self, run_id: str) -> None:
+        self._write("UPDATE runs SET ended_at = ? WHERE run_id = ?", (time.time(), run_id))
+
+    def add_trial(self, trial: Trial) -> int:
+        """Append one trial in its own transaction; return its id."""
+        if trial.status not in STATUSES:
+            raise ParameterError("status", trial.status, f"one of {STATUSES}")
+        cur = self._write(
+            "INSERT INTO trials (run_id, experiment, workload, point, params_json, repeat, workers,"
+            " threads, backend, status, error, wall_s, amount, unit, throughput, started_at,"
+            " ended_at, metrics_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                trial.run_id,
+                trial.experiment,
+                trial.workload,
+                trial.point,
+                json.dumps(trial.params, sort_keys=True, default=str),
+                trial.repeat,
+                trial.workers,
+                trial.threads,
+                trial.backend,
+                trial.status,
+                trial.error,
+                trial.wall_s,
+                trial.amount,
+                trial.unit,
+                trial.throughput,
+                trial.started_at,
+                trial.ended_at,
+                json.dumps(trial.metrics, default=_json_number),
+            ),
+        )
+        trial.trial_id = int(cur.lastrowid)
+        return trial.trial_id
+
+    def update_metrics(self, trial_id: int, metrics: dict[str, Any]) -> None:
+        """Merge ``metrics`` into a stored trial's metrics (for figures that settle later)."""
+        with self._lock, self._conn:
+            row = self._conn.execute("SELECT metrics_json FROM trials WHERE trial_id = ?", (trial_id,)).fetchone()
+            merged = {**json.loads(row[0]), **metrics} if row else metrics
+            self._conn.execute(
+                "UPDATE trials SET metrics_json = ? WHERE trial_id = ?",
+                (json.dumps(merged, default=_json_number), trial_id),
+            )
+
+    def add_samples(self, rows: Iterable[tuple[str, int | None, float, str, str, float | None]]) -> None:
+        """Append monitor samples ``(run_id, trial_id, time, worker, metric, value)``."""
+        self._write("INSERT INTO samples VALUES (?, ?, ?, ?, ?, ?)", list(rows), many=True)
+
+    def add_alert(
+        self,
+        run_id: str,
+        trial_id: int | None,
+        kind: str,
+        message: str,
+        worker: str | None = None,
+        at: float | None = None,
+    ) -> None:
+        self._write(
+            "INSERT INTO alerts VALUES (?, ?, ?, ?, ?, ?)", (run_id, trial_id, at or time.time(), kind, worker, message)
+        )
+
+    def cache_put(self, key: str, value: Any) -> None:
+        self._write("INSERT OR REPLACE INTO cache VALUES (?, ?, ?)", (key, json.dumps(value), time.time()))
+
+    def cache_get(self, key: str) -> Any | None:
+        with self._lock:
+            row = self._conn.execute("SELECT value_json FROM cache WHERE key = ?", (key,)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    # -- reading -------------------------------------------------------------------------
+
+    def finished(self, experiment: str) -> dict[str, dict[int, float]]:
+        """Wall times of the trials of ``experiment`` that ended ok: ``{point: {repeat: wall_s}}``."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT point, repeat, wall_s FROM trials WHERE experiment = ? AND status = 'ok' ORDER BY trial_id",
+                (experiment,),
+            ).fetchall()
+        done: dict[str, dict[int, float]] = {}
+        for point, repeat, wall in rows:
+            done.setdefault(point, {})[repeat] = wall
+        return done
+
+    def _query(self, sql: str, args: tuple[Any, ...] = ()) -> pd.DataFrame:
+        import pandas as pd
+
+        with self._lock:
+            return pd.read_sql_query(sql, self._conn, params=args)
+
+    def trials_frame(self, experiment: str | None = None, run_id: str | None = None) -> pd.DataFrame:
+        """Trials as a tidy DataFrame: one row per trial, one column per parameter and metric."""
+        where, args = _where(experiment=experiment, run_id=run_id)
+        df = self._query(f"SELECT * FROM trials{where} ORDER BY trial_id", args)
+        return expand_trials(df)
+
+    def runs_frame(self) -> pd.DataFrame:
+        return self._query("SELECT * FROM runs ORDER BY started_at")
+
+    def samples_frame(self, run_id: str | None = None) -> pd.DataFrame:
+        where, args = _where(run_id=run_id)
+        return self._query(f"SELECT * FROM samples{where} ORDER BY time", args)
+
+    def alerts_frame(self, run_id: str | None = None) -> pd.DataFrame:
+        where, args = _where(run_id=run_id)
+        return self._query(f"SELECT * FROM alerts{where} ORDER BY time", args)
+
+    def run_env(self, run_id: str) -> dict[str, Any]:
+        with self._lock:
+            row = self._conn.execute("SELECT env_json FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        return {} if row is None else json.loads(row[0])
+
+    def export(self, path: str | os.PathLike[str], *, experiment: str | None = None) -> Path:
+        """Write the trials to ``path`` as CSV (``.csv``) or Parquet (``.parquet``)."""
+        from .export import export_trials
+
+        return export_trials(self, path, experiment=experiment)
+
+    def export_bundle(
+        self, folder: str | os.PathLike[str], *, experiment: str | None = None, run_id: str | None = None
+    ) -> dict[str, Path]:
+        """Write trials, monitor samples, time splits and alerts as Parquet files in ``folder``."""
+        from .export import export_bundle
+
+        return export_bundle(self, folder, experiment=experiment, run_id=run_id)
+
+    # -- lifetime ------------------------------------------------------------------------
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            with self._lock:
+                self._conn.close()
+
+    def __enter__(self) -> ResultStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<ResultStore {self.path}>"
+
+
+def _json_number(value: Any) -> Any:
+    """numpy scalars and other numbers as plain JSON numbers."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def _where(**conditions: Any) -> tuple[str, tuple[Any, ...]]:
+    used = {k: v for k, v in conditions.items() if v is not None}
+    if not used:
+        return "", ()
+    return " WHERE " + " AND ".join(f"{k} = ?" for k in used), tuple(used.values())

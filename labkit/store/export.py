@@ -1,0 +1,82 @@
+"""Getting results out of the store: the trials as CSV or Parquet, or a bundle of Parquet tables."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from labkit.common.errors import ParameterError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+class TableSource(Protocol):
+    """What the exports read: the store's tables as frames (``ResultStore`` is one)."""
+
+    def trials_frame(self, experiment: str | None = None, run_id: str | None = None) -> pd.DataFrame: ...
+
+    def runs_frame(self) -> pd.DataFrame: ...
+
+    def samples_frame(self, run_id: str | None = None) -> pd.DataFrame: ...
+
+    def alerts_frame(self, run_id: str | None = None) -> pd.DataFrame: ...
+
+
+def export_trials(store: TableSource, path: str | os.PathLike[str], *, experiment: str | None = None) -> Path:
+    """Write the trials to ``path`` as CSV (``.csv``) or Parquet (``.parquet``)."""
+    out = Path(path)
+    df = store.trials_frame(experiment)
+    if out.suffix == ".csv":
+        df.to_csv(out, index=False)
+    elif out.suffix == ".parquet":
+        df.to_parquet(out, index=False)
+    else:
+        raise ParameterError("path", str(path), "a file name ending in .csv or .parquet")
+    return out
+
+
+def export_bundle(
+    store: TableSource, folder: str | os.PathLike[str], *, experiment: str | None = None, run_id: str | None = None
+) -> dict[str, Path]:
+    """Write trials, monitor samples, time splits and alerts as Parquet files in ``folder``.
+
+    Every table carries ``run_id``, ``trial_id`` where it has one, ``time`` (UTC) and
+    ``elapsed_s`` since its run started, so the tables line up on one time axis;
+    ``pandas.read_parquet(folder / "samples.parquet")`` reads each back.
+    """
+    import pandas as pd
+
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    trials = store.trials_frame(experiment, run_id)
+    runs = store.runs_frame()
+    runs = runs[runs["run_id"].isin(trials["run_id"].unique())] if experiment or run_id else runs
+    start = dict(zip(runs["run_id"], runs["started_at"]))
+
+    def aligned(df: pd.DataFrame, seconds: pd.Series) -> pd.DataFrame:
+        df = df.copy()
+        df["elapsed_s"] = seconds.to_numpy() - df["run_id"].map(start).to_numpy(dtype=float)
+        df["time"] = pd.to_datetime(seconds.to_numpy(), unit="s", utc=True)
+        return df
+
+    ids = set(runs["run_id"])
+    samples = store.samples_frame()
+    samples = samples[samples["run_id"].isin(ids)]
+    alerts = store.alerts_frame()
+    alerts = alerts[alerts["run_id"].isin(ids)]
+    split_cols = [c for c in trials.columns if c.startswith("time_")]
+    splits = trials[["run_id", "trial_id", "experiment", "point", "repeat", "workers", "started_at", *split_cols]]
+    tables = {
+        "trials": aligned(trials, trials["started_at"].astype("int64") / 1e9),
+        "samples": aligned(samples, samples["time"]),
+        "time_splits": aligned(splits, splits["started_at"].astype("int64") / 1e9),
+        "alerts": aligned(alerts, alerts["time"]),
+        "runs": runs,
+    }
+    paths = {}
+    for name, df in tables.items():
+        paths[name] = out / f"{name}.parquet"
+        df.to_parquet(paths[name], index=False)
+    return paths
