@@ -20,9 +20,11 @@ demo: $(STAMP)
 CHROMIUM := /usr/bin/chromium
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-# Debian's Chromium for tests/test_browser.py (Playwright drives it; never `playwright install`)
+# Debian's Chromium for tests/test_browser.py (Playwright drives it; never `playwright install`).
+# On a shared machine another apt may hold the dpkg lock: wait for it (up to 10 minutes).
+APT := $(SUDO) apt-get -o DPkg::Lock::Timeout=600
 $(CHROMIUM):
-	$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends chromium
+	$(APT) update -qq && $(APT) install -y -qq --no-install-recommends chromium
 
 ## lint: ruff (lint and format check) and the import-linter contract of labkit's layers
 lint: $(STAMP)

@@ -32,7 +32,7 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
 import labkit
-from labkit.monitor import Monitor
+from labkit.measure import Monitor
 
 
 def process_cpu() -> float:

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 import labkit
-from labkit.backends import random_array
+from labkit.cluster.backends import random_array
 
 
 def plain_round(lab: labkit.Lab, size_mb: float, chunk_mb: float) -> tuple[float, float]:

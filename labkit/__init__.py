@@ -17,6 +17,7 @@ from types import ModuleType
 from . import analysis, workloads
 from .analysis import fits, recommend, roofline
 from .cluster import Lab
+from .cluster.capacity import worker_counts
 from .common import errors
 from .common.errors import (
     BackendUnavailable,
@@ -65,6 +66,7 @@ __all__ = [
     "Trial",
     "TrialTimeout",
     "Work",
+    "worker_counts",
     "workload",
     "analysis",
     "errors",

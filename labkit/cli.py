@@ -25,9 +25,15 @@ def parse_value(text: str) -> Any:
 
 def _run(args: argparse.Namespace) -> int:
     from labkit.report import run_notebook
+    from labkit.report.params import check_parameters, load_yaml_parameters
 
-    params = {name: parse_value(value) for name, value in args.parameters}
-    result = run_notebook(args.notebook, params, args.out, timeout_s=args.timeout, log_output=args.log_output)
+    params = load_yaml_parameters(args.parameters_file, args.parameters_yaml)
+    params.update({name: parse_value(value) for name, value in args.parameters})
+    if Path(args.notebook).is_file():
+        check_parameters(args.notebook, params)
+    result = run_notebook(
+        args.notebook, params, args.out, timeout_s=args.timeout, log_output=args.log_output, kernel_name=args.kernel
+    )
     print(f"notebook: {result.notebook}")
     print(f"report: {result.html}")
     if not result.ok:
@@ -37,14 +43,41 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    from labkit.common.errors import ParameterError
+    from labkit.report.listing import existing_store
     from labkit.store import ResultStore
 
-    with ResultStore(args.store) as store:
-        if Path(args.out).suffix in (".csv", ".parquet"):
-            print(store.export(args.out, experiment=args.experiment))
+    out = Path(args.out)
+    if out.suffix not in ("", ".csv", ".parquet"):
+        raise ParameterError(
+            "out", args.out, "a file ending in .csv or .parquet (the trials), or a folder (a Parquet bundle)"
+        )
+    with ResultStore(existing_store(args.store)) as store:
+        if args.experiment is not None:
+            known = sorted(set(store.runs_frame()["experiment"]))
+            if args.experiment not in known:
+                raise ParameterError(
+                    "--experiment", args.experiment, f"an experiment of this store: {', '.join(known) or 'none'}"
+                )
+        if out.suffix in (".csv", ".parquet"):
+            print(store.export(out, experiment=args.experiment))
         else:
-            for path in store.export_bundle(args.out, experiment=args.experiment).values():
+            for path in store.export_bundle(out, experiment=args.experiment).values():
                 print(path)
+    return 0
+
+
+def _ls(args: argparse.Namespace) -> int:
+    from labkit.report.listing import existing_store, runs_table
+    from labkit.store import ResultStore
+
+    path = existing_store(args.store)
+    with ResultStore(path) as store:
+        table = runs_table(store)
+    if table.empty:
+        print(f"{path}: no runs")
+        return 0
+    print(table.to_string(index=False))
     return 0
 
 
@@ -63,10 +96,20 @@ def _probe(args: argparse.Namespace) -> int:
     return 0
 
 
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("labkit")
+    except metadata.PackageNotFoundError:
+        return "0.0.0+unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="labkit", description="A scaling lab for Dask: run experiments, keep results, write reports."
     )
+    parser.add_argument("--version", action="version", version=f"labkit {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="execute a notebook with papermill and write an HTML report")
@@ -84,9 +127,32 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--out", default="reports", help="folder for the executed notebook and its HTML (default: reports)"
     )
+    run.add_argument(
+        "-f",
+        "--parameters-file",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="YAML file of parameters (papermill's -f); repeatable",
+    )
+    run.add_argument(
+        "-y",
+        "--parameters-yaml",
+        action="append",
+        default=[],
+        metavar="YAML",
+        help="YAML string of parameters (papermill's -y); repeatable",
+    )
+    run.add_argument("--kernel", default=None, help="Jupyter kernel to run it with (default: the notebook's)")
     run.add_argument("--timeout", type=float, default=None, help="longest a cell may run, in seconds")
     run.add_argument("--log-output", action="store_true", help="echo the notebook's output while it runs")
     run.set_defaults(func=_run)
+
+    ls = sub.add_parser("ls", help="list a store's experiments and runs: date, status, environment, trial counts")
+    ls.add_argument(
+        "store", nargs="?", default=None, help="the SQLite store (default: results/labkit.db or $LABKIT_STORE)"
+    )
+    ls.set_defaults(func=_ls)
 
     export = sub.add_parser(
         "export", help="write a store's trials to CSV/Parquet, or a Parquet bundle of all tables to a folder"

@@ -149,6 +149,9 @@ class LiveView(_View):
         head = f"<b>{html.escape(title)}</b> — {lab.kind} cluster, {lab.workers} workers, {lab.threads} threads" + (
             f' — <a href="{link}" target="_blank">Dask dashboard</a>' if link else ""
         )
+        note = capacity_note(lab)
+        if note:
+            head += f'<br><span class="labkit-oversubscribed">⚠ {html.escape(note)}</span>'
         self.header = w.HTML(head)
         self.bar = w.IntProgress(value=0, min=0, max=max(total, 1), description="trials", bar_style="info")
         self.status = w.HTML("")
@@ -272,4 +275,19 @@ def make_view(
         return NullView(total, title)
     if in_jupyter():
         return LiveView(total, title, lab, samples=samples, final_figure=final_figure)
+    note = capacity_note(lab)
+    if note:
+        sys.stderr.write(f"{title}: {note}\n")
     return TerminalView(total, title)
+
+
+def capacity_note(lab: Any) -> str:
+    """The lab's oversubscription sentence, or "" when its threads fit its cores."""
+    capacity = getattr(lab, "capacity", None)
+    if capacity is None:
+        return ""
+    try:
+        c = capacity()
+    except Exception:  # noqa: BLE001 - a view must not fail a sweep over a note
+        return ""
+    return c.describe() if c.oversubscribed else ""

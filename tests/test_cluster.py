@@ -79,3 +79,31 @@ def test_gpu_without_cuda_says_what_is_missing():
     missing = gpu_status(need_dask_cuda=True).missing
     assert missing and all(part in message for part in missing)
     assert "pip install 'labkit[gpu]'" in message
+
+
+def test_oversubscription_is_said_out_loud():
+    from labkit.cluster.capacity import usable_cores
+
+    cores = usable_cores()
+    with labkit.Lab(workers=cores + 1, threads_per_worker=1, dashboard=False) as lab:
+        capacity = lab.capacity()
+        assert capacity.oversubscribed and capacity.cores == cores
+        assert f"{cores + 1} worker threads on {cores} core" in capacity.describe()
+        assert "Oversubscribed" in lab._repr_html_() and "Oversubscribed" in repr(lab)
+        assert lab.info()["oversubscribed"] is True
+        lab.scale(1)
+        assert not lab.capacity().oversubscribed
+        assert "Oversubscribed" not in lab._repr_html_()
+
+
+def test_worker_counts_fit_the_machine():
+    from labkit.cluster.capacity import usable_cores
+
+    counts = labkit.worker_counts(None)
+    assert counts[0] == 1 and counts[-1] == usable_cores() and counts == sorted(set(counts))
+    assert labkit.worker_counts(None, cores=8) == [1, 2, 4, 8]
+    assert labkit.worker_counts([2, 1, 2]) == [1, 2]
+    with pytest.raises(ValueError, match="workers"):
+        labkit.worker_counts([0])
+    with pytest.raises(TypeError, match="workers"):
+        labkit.worker_counts("all")

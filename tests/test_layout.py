@@ -176,3 +176,11 @@ def test_import_labkit_stays_light() -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
     assert labkit.__all__ and all(hasattr(labkit, n) for n in labkit.__all__)
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "benchmarks").glob("*.py")), ids=lambda p: p.name)
+def test_benchmarks_import(path: Path) -> None:
+    """A benchmark whose imports went stale fails here, not on the day someone runs it."""
+    code = f"import importlib.util as u; s = u.spec_from_file_location('bench', {str(path)!r}); s.loader.exec_module(u.module_from_spec(s))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]

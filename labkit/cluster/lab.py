@@ -13,6 +13,7 @@ cluster object built elsewhere (dask-jobqueue, dask-kubernetes, a cloud service)
 
 from __future__ import annotations
 
+import html
 import os
 import time
 from typing import Any
@@ -20,6 +21,7 @@ from typing import Any
 from labkit.common.errors import ClusterError, ParameterError
 from labkit.common.scheduler import running_tasks, scheduler_workers
 
+from .capacity import Capacity, cluster_capacity
 from .launch import LOCALHOST, check_count, check_memory, start_cluster
 
 
@@ -97,6 +99,7 @@ class Lab:
         self.owns_cluster = False
         self.cluster: Any = None
         self._closed = False
+        self._cores: dict[str, int | None] = {}  # host -> cores, asked once per host
         # Dask's scheduler serves HTTP (metrics, health) even without a dashboard, on 8787
         # by default: with the dashboard off, let it take any free loopback port instead.
         dash = dashboard_address if dashboard else f"{LOCALHOST}:0"
@@ -150,15 +153,23 @@ class Lab:
             return f"http://{self._dashboard_host}:{port}/status"
         return self.client.dashboard_link
 
+    def capacity(self) -> Capacity:
+        """Worker threads and cores per host now; ``.oversubscribed`` and ``.describe()`` say
+        whether the threads share cores (see :mod:`labkit.cluster.capacity`)."""
+        return cluster_capacity(self.client, self._cores)
+
     def info(self) -> dict[str, Any]:
-        """Plain facts about the cluster: kind, scheduler, workers, threads, memory."""
+        """Plain facts about the cluster: kind, scheduler, workers, threads, memory, cores."""
         ws = self._workers_info()
+        capacity = self.capacity()
         return {
             "kind": self.kind,
             "scheduler": self.client.scheduler.address,
             "workers": len(ws),
             "threads": sum(w["nthreads"] for w in ws.values()),
             "memory_limit": sum(w.get("memory_limit") or 0 for w in ws.values()),
+            "cores": capacity.cores,
+            "oversubscribed": capacity.oversubscribed,
             "dashboard": self.dashboard_link,
         }
 
@@ -166,7 +177,8 @@ class Lab:
         if self._closed:
             return "<Lab closed>"
         i = self.info()
-        return f"<Lab {i['kind']}: {i['workers']} workers, {i['threads']} threads, dashboard {i['dashboard']}>"
+        text = f"<Lab {i['kind']}: {i['workers']} workers, {i['threads']} threads, dashboard {i['dashboard']}>"
+        return text + ("\n" + self.capacity().describe() if i["oversubscribed"] else "")
 
     def _repr_html_(self) -> str:
         if self._closed:
@@ -175,10 +187,12 @@ class Lab:
 
         i = self.info()
         link = f'<a href="{i["dashboard"]}" target="_blank">{i["dashboard"]}</a>' if i["dashboard"] else "off"
+        cores = "cores not measured" if i["cores"] is None else f"{i['cores']} cores"
+        note = self.capacity().describe() if i["oversubscribed"] else ""
         return (
-            f"<p><b>Lab</b> ({i['kind']}): {i['workers']} workers, {i['threads']} threads, "
+            f"<p><b>Lab</b> ({i['kind']}): {i['workers']} workers, {i['threads']} threads on {cores}, "
             f"{format_bytes(i['memory_limit'])} memory; scheduler <code>{i['scheduler']}</code>; "
-            f"dashboard {link}</p>"
+            f"dashboard {link}</p>" + (f"<p><b>{html.escape(note)}</b></p>" if note else "")
         )
 
     # -- changing it -------------------------------------------------------------------

@@ -91,6 +91,9 @@ def run_notebook(
             progress_bar=False,
             log_output=log_output,
             execution_timeout=timeout_s,
+            # ipykernel's "running over TCP without encryption" warning on every run says
+            # nothing about the notebook: the kernel logs errors only.
+            extra_arguments=["--IPKernelApp.log_level=ERROR"],
         )
     except PapermillExecutionError as e:
         error = f"cell {e.cell_index} raised {e.ename}: {e.evalue}"
