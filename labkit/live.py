@@ -92,25 +92,26 @@ class NullView(_View):
 
 
 class TerminalView(_View):
-    """A one-line progress bar on stderr (a line per step when stderr is a file)."""
+    """tqdm's progress bar on stderr, with the latest trial beside it."""
 
-    width = 24
+    def __init__(self, total: int, title: str) -> None:
+        super().__init__(total, title)
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=total, desc=title, unit="trial", file=sys.stderr, dynamic_ncols=True, leave=True)
 
     def show(self, trial: Trial | None, skipped: int = 0) -> None:
-        filled = int(self.width * min(self.done, self.total) / max(self.total, 1))
-        bar = "#" * filled + "." * (self.width - filled)
+        self.bar.update(min(self.done, self.total) - self.bar.n)
         last = f"resumed {skipped} already done" if trial is None else _trial_text(trial)
-        line = f"{self.title} [{bar}] {self.done}/{self.total} {time.monotonic() - self.started:5.1f}s  {last}"
-        sys.stderr.write("\r" + line[:160].ljust(160) if sys.stderr.isatty() else line + "\n")
-        sys.stderr.flush()
+        self.bar.set_postfix_str(last[:80], refresh=True)
 
     def alert(self, message: str) -> None:
-        sys.stderr.write(("\n" if sys.stderr.isatty() else "") + f"ALERT {message}\n")
+        self.bar.write(f"ALERT {message}", file=sys.stderr)
 
     def close(self, results: FinishedSweep | None) -> None:
         failed = f", {self.failed} failed" if self.failed else ""
-        end = f"{self.title}: {self.done} trials in {time.monotonic() - self.started:.1f}s{failed}"
-        sys.stderr.write(("\r" + end.ljust(160) if sys.stderr.isatty() else end) + "\n")
+        self.bar.set_postfix_str(f"{self.done} trials{failed}", refresh=True)
+        self.bar.close()
 
 
 class LiveView(_View):
@@ -155,7 +156,8 @@ class LiveView(_View):
         self.header = w.HTML(head)
         self.bar = w.IntProgress(value=0, min=0, max=max(total, 1), description="trials", bar_style="info")
         self.status = w.HTML("")
-        self.image = w.Image(format="png", layout=w.Layout(max_width="940px"))
+        # Hidden until the first draw: an Image widget without a value shows a broken icon.
+        self.image = w.Image(format="png", layout=w.Layout(max_width="940px", display="none"))
         self.table = w.HTML("")
         self.alerts = w.HTML("")
         self.box = w.VBox([self.header, w.HBox([self.bar, self.status]), self.image, self.table, self.alerts])
@@ -164,6 +166,7 @@ class LiveView(_View):
         self.alert_lines: list[str] = []
         self.records: list[dict[str, Any]] = []
         self._lock = threading.Lock()
+        self._draw_lock = threading.Lock()
         self._dirty = threading.Event()
         self._stop = threading.Event()
         self._timing = False
@@ -192,6 +195,9 @@ class LiveView(_View):
             with self._lock:
                 self.records.append(trial_record(trial))
         self._dirty.set()
+        if trial is not None and time.monotonic() - self._last_draw >= MIN_REDRAW_S:
+            # Between two timed runs: draw now, so the figure's newest point is this trial.
+            self._draw_quietly()
 
     def alert(self, message: str) -> None:
         self.alert_lines.append(f"<div style='color:#b00'>⚠ {html.escape(message)}</div>")
@@ -224,11 +230,15 @@ class LiveView(_View):
             # while one runs, unless the run is long enough that the view would look stuck.
             quiet = not self._timing or now - self._timing_since > LONG_RUN_S or now - self._last_draw > MAX_STALE_S
             if due and quiet and (self._dirty.is_set() or self.samples is not None):
-                self._dirty.clear()
-                try:
-                    self.redraw()
-                except Exception:  # noqa: BLE001 - a drawing glitch must not stop the sweep
-                    pass
+                self._draw_quietly()
+
+    def _draw_quietly(self) -> None:
+        with self._draw_lock:
+            self._dirty.clear()
+            try:
+                self.redraw()
+            except Exception:  # noqa: BLE001 - a drawing glitch must not stop the sweep
+                pass
 
     def redraw(self) -> None:
         """Render the live figure into the image widget."""
@@ -239,6 +249,7 @@ class LiveView(_View):
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=72)
         self.image.value = buf.getvalue()
+        self.image.layout.display = None
         self._last_draw = time.monotonic()
         self.redraws += 1
 

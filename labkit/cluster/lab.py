@@ -53,6 +53,8 @@ class Lab:
         Serve Dask's dashboard on ``dashboard_address``.
     dashboard_address : str, default "127.0.0.1:8787"
         Where the dashboard listens; a busy port falls back to a free one.
+    connect_timeout : float, default 10
+        Seconds to wait for a running scheduler (``address``, ``scheduler_file``) to answer.
     **cluster_kwargs
         Passed to the cluster class.
     """
@@ -70,6 +72,7 @@ class Lab:
         processes: bool = True,
         dashboard: bool = True,
         dashboard_address: str = f"{LOCALHOST}:8787",
+        connect_timeout: float = 10.0,
         **cluster_kwargs: Any,
     ) -> None:
         check_count("workers", workers)
@@ -108,9 +111,7 @@ class Lab:
         try:
             if address or scheduler_file:
                 self.kind = "remote"
-                self.client = Client(
-                    address=address, scheduler_file=None if scheduler_file is None else os.fspath(scheduler_file)
-                )
+                self.client = _connect(address, scheduler_file, connect_timeout)
             elif cluster is not None:
                 self.kind, self.cluster = "adopted", cluster
                 self.client = Client(cluster)
@@ -274,3 +275,21 @@ class Lab:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _connect(address: str | None, scheduler_file: Any, timeout: float) -> Any:
+    """A Client of a running scheduler, or a ClusterError that names it and says what to check."""
+    from distributed import Client
+
+    where = f"address={address!r}" if address else f"scheduler_file={os.fspath(scheduler_file)!r}"
+    try:
+        return Client(
+            address=address,
+            scheduler_file=None if scheduler_file is None else os.fspath(scheduler_file),
+            timeout=timeout,
+        )
+    except (OSError, TimeoutError) as e:
+        raise ClusterError(
+            f"no Dask scheduler answered at {where} within {timeout:g} s ({type(e).__name__}: {e}). "
+            "Check that `dask scheduler` is running there and reachable, or start a local cluster with Lab()."
+        ) from None
