@@ -12,6 +12,7 @@ JavaScript. Outside Jupyter a terminal progress line shows the same progress;
 
 from __future__ import annotations
 
+import base64
 import html
 import io
 import sys
@@ -77,6 +78,9 @@ class _View:
     def alert(self, message: str) -> None:
         """An alert from the monitor."""
 
+    def note(self, message: str) -> None:
+        """A sentence from the sweep about what it is doing (resumed trials, the time budget)."""
+
     def metrics(self, trial_id: int, metrics: dict[str, Any]) -> None:
         """Figures of a finished trial that arrived after it (resources, time split)."""
 
@@ -108,10 +112,15 @@ class TerminalView(_View):
     def alert(self, message: str) -> None:
         self.bar.write(f"ALERT {message}", file=sys.stderr)
 
+    def note(self, message: str) -> None:
+        self.bar.write(f"{self.title}: {message}", file=sys.stderr)
+
     def close(self, results: FinishedSweep | None) -> None:
         failed = f", {self.failed} failed" if self.failed else ""
         self.bar.set_postfix_str(f"{self.done} trials{failed}", refresh=True)
         self.bar.close()
+        for line in _notes(results):
+            sys.stderr.write(f"{self.title}: {line}\n")
 
 
 class LiveView(_View):
@@ -157,7 +166,9 @@ class LiveView(_View):
         self.bar = w.IntProgress(value=0, min=0, max=max(total, 1), description="trials", bar_style="info")
         self.status = w.HTML("")
         # Hidden until the first draw: an Image widget without a value shows a broken icon.
-        self.image = w.Image(format="png", layout=w.Layout(max_width="940px", display="none"))
+        # The figure and the count of trials it shows, in one widget so that they change
+        # together; empty (no broken-image icon) until the first draw.
+        self.image = w.HTML("")
         self.table = w.HTML("")
         self.alerts = w.HTML("")
         self.box = w.VBox([self.header, w.HBox([self.bar, self.status]), self.image, self.table, self.alerts])
@@ -203,6 +214,10 @@ class LiveView(_View):
         self.alert_lines.append(f"<div style='color:#b00'>⚠ {html.escape(message)}</div>")
         self.alerts.value = "".join(self.alert_lines[-6:])
 
+    def note(self, message: str) -> None:
+        self.alert_lines.append(f"<div style='color:#333'>ℹ {html.escape(message)}</div>")
+        self.alerts.value = "".join(self.alert_lines[-6:])
+
     def metrics(self, trial_id: int, metrics: dict[str, Any]) -> None:
         with self._lock:
             for record in self.records:
@@ -223,13 +238,15 @@ class LiveView(_View):
             return pd.DataFrame(self.records)
 
     def _redraw_loop(self) -> None:
+        # Trials are drawn by the sweep's own thread right after each one (see show), so the
+        # figure never lags them; this thread only keeps the timelines moving while a long
+        # run is timed, or when nothing was drawn for MAX_STALE_S (a slow setup).
         while not self._stop.wait(MIN_REDRAW_S / 2):
             now = time.monotonic()
             due = now - self._last_draw >= MIN_REDRAW_S
-            # Drawing costs the client CPU, which a short timed run would feel: hold it back
-            # while one runs, unless the run is long enough that the view would look stuck.
-            quiet = not self._timing or now - self._timing_since > LONG_RUN_S or now - self._last_draw > MAX_STALE_S
-            if due and quiet and (self._dirty.is_set() or self.samples is not None):
+            long_run = self._timing and now - self._timing_since > LONG_RUN_S
+            stale = now - self._last_draw > MAX_STALE_S
+            if due and (long_run or stale) and (self._dirty.is_set() or self.samples is not None):
                 self._draw_quietly()
 
     def _draw_quietly(self) -> None:
@@ -245,11 +262,16 @@ class LiveView(_View):
         from labkit.plots.sweep import live_figure
 
         samples = self.samples() if self.samples is not None else None
-        fig = live_figure(self.frame(), samples, t0=self._t0)
+        frame = self.frame()
+        fig = live_figure(frame, samples, t0=self._t0)
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=72)
-        self.image.value = buf.getvalue()
-        self.image.layout.display = None
+        n = len(frame)
+        data = base64.b64encode(buf.getvalue()).decode()
+        self.image.value = (
+            f"<img class='labkit-figure' data-trials='{n}' style='max-width:940px' "
+            f"alt='live figure of the {n} trial(s) measured so far' src='data:image/png;base64,{data}'>"
+        )
         self._last_draw = time.monotonic()
         self.redraws += 1
 
@@ -261,6 +283,11 @@ class LiveView(_View):
             samples = self.samples() if self.samples is not None else None
             fig = self.final_figure(results, samples) if self.final_figure else results.plot()
             self.handle.update(fig)
+            notes = _notes(results)
+            if notes:
+                from IPython.display import HTML, display
+
+                display(HTML("".join(f"<p class='labkit-note'>{html.escape(n)}</p>" for n in notes)))
         else:
             from IPython.display import HTML
 
@@ -270,6 +297,15 @@ class LiveView(_View):
                 )
             )
         self.box.close()
+
+
+def _notes(results: Any) -> list[str]:
+    """What the results say about themselves: trials reused, set aside, short of target."""
+    notes = getattr(results, "notes", None)
+    try:
+        return list(notes()) if callable(notes) else []
+    except Exception:  # noqa: BLE001 - a view must not fail a sweep over a note
+        return []
 
 
 def make_view(

@@ -287,7 +287,7 @@ def jupyter_lab(
 # figures are the ``src`` of the <img> elements inside the box (a hash: data URIs are large).
 RECORDER_JS = r"""
 () => {
-  const rec = window.__labkitLive = {appeared: null, gone: null, progress: [], figures: []};
+  const rec = window.__labkitLive = {appeared: null, gone: null, progress: [], figures: [], broken: []};
   const t0 = performance.now();
   let lastSrc = null;
   const hash = (s) => {
@@ -314,8 +314,18 @@ RECORDER_JS = r"""
       const last = rec.progress[rec.progress.length - 1];
       if (!Number.isNaN(v) && (!last || last[1] !== v)) rec.progress.push([now, v]);
     }
-    const src = Array.from(box.querySelectorAll("img")).map((i) => i.src).filter(Boolean).join(" ");
-    if (src && src !== lastSrc) { lastSrc = src; rec.figures.push([now, hash(src)]); }
+    const imgs = Array.from(box.querySelectorAll("img"));
+    // A broken image: shown on the page, and loaded or given up on without a picture.
+    if (imgs.some((i) => getComputedStyle(i).display !== "none" && (!i.getAttribute("src") || (i.complete && i.naturalWidth === 0)))) {
+      rec.broken.push(now);
+    }
+    const src = imgs.map((i) => i.src).filter(Boolean).join(" ");
+    if (src && src !== lastSrc) {
+      lastSrc = src;
+      const drawn = box.querySelector("img[data-trials]");
+      const done = /(\d+)\/(\d+)/.exec(box.innerText);
+      rec.figures.push([now, hash(src), drawn ? Number(drawn.dataset.trials) : null, done ? Number(done[1]) : null]);
+    }
   };
   new MutationObserver(check).observe(document.body, {subtree: true, childList: true, attributes: true, attributeFilter: ["style", "src", "class"]});
   check();
@@ -336,7 +346,7 @@ STATE_JS = r"""
   return {
     busy: prompts.some((p) => p.includes("*")), ran: prompts.some((p) => /\d/.test(p)),
     outputs, errors, appeared: rec.appeared, gone: rec.gone, present: !!document.querySelector(".labkit-live"),
-    progress: rec.progress || [], figures: rec.figures || [],
+    progress: rec.progress || [], figures: rec.figures || [], broken: rec.broken || [],
   };
 }
 """
@@ -358,7 +368,9 @@ class LiveRun:
     appeared_s: float | None = None  # when ``.labkit-live`` was first in the page (s after Run All)
     gone_s: float | None = None  # when it left the page again
     progress: list[tuple[float, float]] = field(default_factory=list)  # (s, bar width in %), each change
-    figures: list[tuple[float, str]] = field(default_factory=list)  # (s, hash of the <img> srcs), each change
+    # (s, hash of the <img> srcs, trials the figure shows, trials done by then), each change
+    figures: list[tuple[float, str, int | None, int | None]] = field(default_factory=list)
+    broken: list[float] = field(default_factory=list)  # times a broken image was on the page
     final_figure_width: int | None = None  # naturalWidth of the image that replaced the box, None: no box
     fallback: str | None = None  # text shown where a widget should be ("VBox(children=...", ...)
     errors: list[str] = field(default_factory=list)
@@ -373,7 +385,8 @@ class LiveRun:
         errs = "\n".join(f"  ! {e[-600:]}" for e in self.errors) or "  (none)"
         return (
             f"finished={self.finished} after {self.elapsed_s:.1f} s; widget appeared at {self.appeared_s}, gone at {self.gone_s}; "
-            f"progress {[round(v, 1) for _, v in self.progress]}; {len(self.figures)} distinct figure src(s); "
+            f"progress {[round(v, 1) for _, v in self.progress]}; {len(self.figures)} distinct figure src(s) "
+            f"(trials drawn/done: {[(f[2], f[3]) for f in self.figures]}); broken images at {self.broken[:5]}; "
             f"widget fallback text: {self.fallback!r}\n"
             f"errors:\n{errs}\nlast outputs:\n{outs}\nscreenshots: {[str(p) for p in self.screenshots]}"
         )
@@ -434,6 +447,7 @@ def watch_live_view(page: Page, url: str, shots: Path, *, timeout_s: float = 120
     run.appeared_s, run.gone_s = state.get("appeared"), state.get("gone")
     run.progress = [tuple(p) for p in state.get("progress", [])]
     run.figures = [tuple(f) for f in state.get("figures", [])]
+    run.broken = list(state.get("broken", []))
     run.errors, run.outputs = state.get("errors", []), state.get("outputs", [])
     if run.appeared_s is not None:  # the replacing image may still be decoding
         deadline = time.monotonic() + 10

@@ -104,6 +104,20 @@ def test_live_figure_redraws(quickstart: b.LiveRun) -> None:
     assert changes >= 2, f"the live figure changed {changes} time(s) during the sweep, expected >= 2: {figures}"
 
 
+def test_live_figure_never_broken_and_keeps_up(quickstart: b.LiveRun) -> None:
+    """No broken-image icon at any moment, and each redraw shows every trial done by then
+    (the one whose progress step came with it may still be on its way)."""
+    assert_widget_rendered(quickstart)
+    assert not quickstart.broken, (
+        f"a broken image was on the page at {quickstart.broken[:5]} s\n{quickstart.describe()}"
+    )
+    pairs = [(drawn, done) for _, _, drawn, done in quickstart.figures if drawn is not None and done is not None]
+    assert len(pairs) >= 2, f"too few redraws with a trial count to judge\n{quickstart.describe()}"
+    behind = [(drawn, done) for drawn, done in pairs if done - drawn > 1]
+    assert not behind, f"the figure lagged the trials (drawn, done): {behind}\n{quickstart.describe()}"
+    assert pairs[-1][0] >= pairs[-1][1] - 1 and pairs[-1][0] > pairs[0][0]
+
+
 def test_live_view_replaced_by_figure(quickstart: b.LiveRun) -> None:
     assert_widget_rendered(quickstart)
     assert quickstart.gone_s is not None, f"the live view was still on the page at the end\n{quickstart.describe()}"
@@ -179,3 +193,28 @@ def test_report_figures_are_images(chromium: b.Browser, tmp_path: Path) -> None:
         print(f"\nreport: {html}\nscreenshot: {shot}\nblocked requests: {len(blocked)}")
     finally:
         page.close()
+
+
+def test_dask_dashboard_through_the_jupyter_server(chromium: b.Browser, tmp_path: Path) -> None:
+    """The Lab's dashboard, opened as JupyterLab users open it: through jupyter-server-proxy,
+    at the path Lab.dashboard_link gives inside a kernel; and the Dask panes are installed."""
+    import labkit
+
+    root = tmp_path / "root"
+    root.mkdir()
+    with labkit.Lab(workers=1, threads_per_worker=1, dashboard_address="127.0.0.1:0") as lab:
+        port = lab.client.scheduler_info(n_workers=0)["services"]["dashboard"]
+        with b.jupyter_lab(root, tmp_path / "jupyter") as server:
+            page = chromium.new_page(viewport={"width": 1280, "height": 900})
+            try:
+                b.block_network(page, allow=f"{server.base}/")
+                page.goto(f"{server.base}/proxy/{port}/status?token={server.token}", wait_until="load")
+                page.wait_for_selector(".bk-root, .bk-Column, [class*='bk-']", state="attached", timeout=60_000)
+                assert "Dask" in page.title(), page.title()
+                page.screenshot(path=str(tmp_path / "dashboard.png"))
+            finally:
+                page.close()
+    listed = subprocess.run(
+        [sys.executable, "-m", "jupyter", "labextension", "list"], capture_output=True, text=True, timeout=120
+    )
+    assert "dask-labextension" in listed.stdout + listed.stderr

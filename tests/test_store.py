@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import platform
 import sqlite3
+import subprocess
+import sys
 import threading
 
 import pandas as pd
@@ -96,3 +100,59 @@ def test_bad_status_is_refused(store_path):
     with ResultStore(store_path) as store:
         with pytest.raises(ParameterError, match="status='done'"):
             store.add_trial(make_trial("r", 0, status="done"))
+
+
+def test_runs_have_a_status_and_stale_ones_are_marked_interrupted(store_path):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    with ResultStore(store_path) as store:
+        alive = store.start_run("exp", "array-sum", env={}, config={})
+        killed = store.start_run("exp", "array-sum", env={}, config={})
+        elsewhere = store.start_run("exp", "array-sum", env={}, config={})
+        done = store.start_run("exp", "array-sum", env={}, config={})
+        store.end_run(done, "failed")
+        with pytest.raises(ParameterError, match="status='done'"):
+            store.end_run(done, "done")
+    with sqlite3.connect(store_path) as conn:
+        conn.execute("UPDATE runs SET pid = ? WHERE run_id = ?", (dead.pid, killed))
+        conn.execute("UPDATE runs SET host = 'another-host', pid = ? WHERE run_id = ?", (dead.pid, elsewhere))
+    with ResultStore(store_path) as store:  # the next open marks the dead process's run
+        runs = store.runs_frame().set_index("run_id")
+    assert runs.loc[alive, "status"] == "running" and runs.loc[alive, "pid"] == os.getpid()
+    assert runs.loc[alive, "host"] == platform.node()
+    assert runs.loc[killed, "status"] == "interrupted" and pd.isna(runs.loc[killed, "ended_at"])
+    assert runs.loc[elsewhere, "status"] == "running"  # another host's pids cannot be checked here
+    assert runs.loc[done, "status"] == "failed" and runs.loc[done, "ended_at"] > 0
+
+
+def test_a_store_without_the_new_columns_is_migrated(tmp_path):
+    old = tmp_path / "old.db"
+    with sqlite3.connect(old) as conn:
+        conn.executescript(
+            "CREATE TABLE runs (run_id TEXT PRIMARY KEY, experiment TEXT NOT NULL, workload TEXT NOT NULL,"
+            " started_at REAL NOT NULL, ended_at REAL, env_json TEXT NOT NULL, config_json TEXT NOT NULL);"
+            "CREATE TABLE trials (trial_id INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL,"
+            " experiment TEXT NOT NULL, workload TEXT NOT NULL, point TEXT NOT NULL, params_json TEXT NOT NULL,"
+            " repeat INTEGER NOT NULL, workers INTEGER, threads INTEGER, backend TEXT, status TEXT NOT NULL,"
+            " error TEXT, wall_s REAL, amount REAL, unit TEXT, throughput REAL, started_at REAL, ended_at REAL,"
+            " metrics_json TEXT NOT NULL DEFAULT '{}');"
+            "INSERT INTO runs VALUES ('r0', 'exp', 'array-sum', 1.0, 2.0, '{}', '{}');"
+            "INSERT INTO trials (run_id, experiment, workload, point, params_json, repeat, status, wall_s)"
+            " VALUES ('r0', 'exp', 'array-sum', 'p', '{}', 0, 'ok', 0.5);"
+        )
+    with ResultStore(old) as store:
+        assert store.finished("exp") == {"p": {0: 0.5}}
+        assert store.finished("exp", fingerprints={"abc"}) == {}  # no fingerprint matches none
+        run = store.start_run("exp", "array-sum", env={}, config={})
+        trial = make_trial(run, 1)
+        trial.fingerprint = "abc"
+        store.add_trial(trial)
+        store.add_fingerprint("abc", {"shape": {"threads_per_worker": 2}})
+        frame = store.trials_frame("exp")
+        assert store.finished("exp", fingerprints={"abc"}) == {'{"workers": 2, "size_mb": 8.0}': {1: 0.5}}
+        assert store.fingerprint_parts(["abc", None, "zzz"]) == {"abc": {"shape": {"threads_per_worker": 2}}}
+        runs = store.runs_frame()
+    assert frame["fingerprint"].isna().tolist() == [True, False] and frame["fingerprint"].iloc[1] == "abc"
+    assert runs["status"].isna().tolist() == [True, False]  # an old run's status was not recorded
+    assert runs["status"].iloc[1] == "running"
+    ResultStore(old).close()  # opening a migrated store again changes nothing

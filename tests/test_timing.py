@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from labkit.errors import ParameterError, ParameterTypeError
-from labkit.experiment.timing import Repeats, Warmup, ci_available, median_ci, spread
+from labkit.experiment.timing import Budget, Repeats, Warmup, ci_available, median_ci, spread
 
 
 def test_median_interval_covers_the_true_median():
@@ -62,3 +62,20 @@ def test_auto_warmup_runs_until_two_runs_agree():
     assert Warmup.parse(0).run(lambda: 1 / 0) == []
     with pytest.raises(ParameterError, match="warmup=-1"):
         Warmup.parse(-1)
+
+
+def test_a_budget_is_spent_once_and_remembers_when():
+    assert not Budget(None).spent() and Budget(None).spent_after is None
+    budget = Budget(1e-6)
+    while not budget.spent():
+        pass
+    first = budget.spent_after
+    assert first >= 1e-6 and budget.spent() and budget.spent_after == first  # stays spent, at the same time
+    roomy = Budget(3600)
+    assert not roomy.spent() and roomy.spent_after is None
+
+
+@pytest.mark.parametrize("value", [0, -1, float("nan"), True, "60"])
+def test_bad_budgets_are_refused_like_timeouts(value):
+    with pytest.raises(ParameterError, match="None or a number of seconds > 0"):
+        Budget(value)

@@ -3,6 +3,10 @@
 >>> snap = capture()
 >>> sorted(snap)[:3]
 ['cpu_count', 'cpu_model', 'git_commit']
+>>> sorted(fingerprint_parts(snap))
+['machine', 'versions']
+>>> worker_shape({"tcp://a:1": {"nthreads": 2, "memory_limit": 4e9}, "tcp://b:1": {"nthreads": 2, "memory_limit": 4e9}})
+{'workers': 2, 'threads_per_worker': 2, 'memory_limit': 4000000000.0, 'processes': True}
 """
 
 from __future__ import annotations
@@ -71,6 +75,41 @@ def capture(lab: Any = None) -> dict[str, Any]:
     if lab is not None:
         snap["cluster"] = lab.info()
     return snap
+
+
+def fingerprint_parts(snap: dict[str, Any]) -> dict[str, Any]:
+    """The machine (host, CPU, memory, GPUs) and the versions (Python and :data:`PACKAGES`)
+    a snapshot describes: what a measurement depends on besides the cluster and the code."""
+    machine = {k: snap.get(k) for k in ("hostname", "cpu_model", "cpu_count", "memory_total", "gpus")}
+    return {"machine": machine, "versions": {"python": snap.get("python"), **(snap.get("versions") or {})}}
+
+
+def worker_shape(workers: dict[str, Any]) -> dict[str, Any]:
+    """The shape of a cluster from the scheduler's worker table (address -> info).
+
+    ``threads_per_worker`` and ``memory_limit`` (bytes per worker; 0 or None: no limit) are
+    single values when every worker has the same, else the sorted distinct values;
+    ``processes`` is False for workers that are threads of the scheduler's process
+    (``inproc://`` addresses).
+    """
+
+    def one(values: set[Any]) -> Any:
+        ordered = sorted(values, key=lambda v: (v is None, v or 0))
+        return ordered[0] if len(ordered) == 1 else (ordered or None)
+
+    return {
+        "workers": len(workers),
+        "threads_per_worker": one({w.get("nthreads") for w in workers.values()}),
+        "memory_limit": one({w.get("memory_limit") for w in workers.values()}),
+        "processes": one({not str(a).startswith("inproc://") for a in workers}),
+    }
+
+
+def cluster_shape(client: Any) -> dict[str, Any]:
+    """:func:`worker_shape` of the cluster a Dask client is connected to, asked now."""
+    from labkit.common.scheduler import scheduler_workers
+
+    return worker_shape(scheduler_workers(client))
 
 
 def fingerprint(snap: dict[str, Any]) -> str:

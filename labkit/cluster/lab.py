@@ -144,11 +144,20 @@ class Lab:
 
     @property
     def dashboard_link(self) -> str | None:
-        """The dashboard's URL, or None when it is off."""
+        """The dashboard's URL, or None when it is off.
+
+        Inside Jupyter, where jupyter-server-proxy is installed, a cluster this Lab started
+        is linked through the Jupyter server (``{prefix}proxy/{port}/status``, with
+        JupyterHub's service prefix when there is one), so the link works from the browser
+        that shows the notebook, on a laptop or a JupyterHub alike.
+        """
         port = self.client.scheduler_info(n_workers=0).get("services", {}).get("dashboard")
         if port is None or not self._dashboard:
             return None
         if self._dashboard_host:
+            if _behind_jupyter_proxy():
+                prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/")
+                return f"{prefix.rstrip('/')}/proxy/{port}/status"
             # Dask formats the link with the scheduler's host, which for an in-process
             # cluster is the machine's public address although we bound to loopback.
             return f"http://{self._dashboard_host}:{port}/status"
@@ -293,3 +302,12 @@ def _connect(address: str | None, scheduler_file: Any, timeout: float) -> Any:
             f"no Dask scheduler answered at {where} within {timeout:g} s ({type(e).__name__}: {e}). "
             "Check that `dask scheduler` is running there and reachable, or start a local cluster with Lab()."
         ) from None
+
+
+def _behind_jupyter_proxy() -> bool:
+    """In a Jupyter kernel whose server can proxy local ports (jupyter-server-proxy)."""
+    import importlib.util
+
+    from labkit.common.jupyter import in_jupyter
+
+    return in_jupyter() and importlib.util.find_spec("jupyter_server_proxy") is not None

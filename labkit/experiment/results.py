@@ -1,4 +1,10 @@
-"""Results of a sweep: the trials as a DataFrame and what follows from them."""
+"""Results of a sweep: the trials as a DataFrame, what follows from them, and where they come from.
+
+Besides the trials, a :class:`Results` says how many were measured now and how many reused
+from earlier runs (``reuse_note``), why stored trials were set aside (``set_aside_note``)
+and, under a time budget, which points stopped short of their interval target
+(``short_of_target``, ``budget_note``).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +17,10 @@ from labkit.common.errors import ParameterError
 if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.figure import Figure
+
+    from labkit.store import ResultStore
+
+    from .timing import BudgetReport
 
 
 def latest_trials(frame: pd.DataFrame, points: list[str] | None = None) -> pd.DataFrame:
@@ -26,8 +36,12 @@ class Results:
     """The trials of one experiment, as the sweep that made them left them.
 
     ``frame`` is a tidy DataFrame, one row per trial (a timed run of one grid point):
-    params as columns, ``status`` ok | error | timeout, ``wall_s``, ``amount``/``unit``
-    and ``throughput`` (amount per second).
+    params as columns, ``status`` ok | error | timeout, ``wall_s``, ``amount``/``unit``,
+    ``throughput`` (amount per second) and ``fingerprint`` (what it measured on).
+
+    ``measured_now`` and ``reused`` count the trials of this run and those taken from
+    earlier runs; ``reuse_note``, ``set_aside_note`` and ``budget_note`` say it in words
+    (``notes()`` gives those that apply).
     """
 
     def __init__(
@@ -38,11 +52,149 @@ class Results:
         run_id: str | None = None,
         points: list[str] | None = None,
         store_path: str | None = None,
+        fingerprint: str | None = None,
+        run_starts: dict[str, float] | None = None,
+        set_aside: str = "",
+        budget: BudgetReport | None = None,
     ) -> None:
         self.experiment = experiment
         self.run_id = run_id
         self.store_path = store_path
+        self.fingerprint = fingerprint
         self.frame = latest_trials(frame, points)
+        self.set_aside_note = set_aside
+        self.budget = budget
+        now = self.frame["run_id"].eq(run_id)
+        self.measured_now = int(now.sum())
+        self.reused = len(self.frame) - self.measured_now
+        self._run_starts = run_starts or {}
+
+    @classmethod
+    def load(
+        cls, store: str | os.PathLike[str] | ResultStore, experiment: str, *, fingerprint: str = "latest"
+    ) -> Results:
+        """The stored trials of ``experiment``, one setup's or all.
+
+        Parameters
+        ----------
+        store : path or ResultStore
+        experiment : str
+        fingerprint : str, default "latest"
+            ``"latest"``: the trials measured under the fingerprint of the experiment's
+            most recent trial; ``"any"``: all trials, whatever they were measured on; or a
+            fingerprint key (the ``fingerprint`` column of a frame).
+        """
+        from labkit.store import ResultStore
+
+        own = not isinstance(store, ResultStore)
+        db = ResultStore(store) if own else store
+        try:
+            frame = db.trials_frame(experiment)
+            runs = db.runs_frame()
+        finally:
+            if own:
+                db.close()
+        if frame.empty:
+            raise ParameterError(
+                "experiment",
+                experiment,
+                f"an experiment of this store: {', '.join(sorted(set(runs['experiment']))) or 'none'}",
+            )
+        key = frame["fingerprint"].iloc[-1] if fingerprint == "latest" else fingerprint
+        if fingerprint != "any":
+            if key is None or key != key:  # the latest trials carry none: those without one
+                frame = frame[frame["fingerprint"].isna()]
+            else:
+                frame = frame[frame["fingerprint"].eq(key)]
+            if frame.empty:
+                raise ParameterError("fingerprint", fingerprint, "'latest', 'any' or a fingerprint of these trials")
+        return cls(
+            frame,
+            experiment=experiment,
+            store_path=str(db.path),
+            fingerprint=None if fingerprint == "any" or key != key else key,
+            run_starts=dict(zip(runs["run_id"], runs["started_at"])),
+        )
+
+    # -- where the trials come from ------------------------------------------------------
+
+    @property
+    def reuse_note(self) -> str:
+        """``"7 of 10 trials reused from a run on 2026-11-25 12:31 UTC; 3 measured now."``"""
+        from .provenance import reuse_sentence
+
+        old = self.frame[~self.frame["run_id"].eq(self.run_id)]
+        reused = {run_id: [len(g), self._run_starts.get(run_id)] for run_id, g in old.groupby("run_id", sort=False)}
+        other = 0
+        if self.fingerprint is not None:
+            other = int((~old["fingerprint"].eq(self.fingerprint)).sum())
+        return reuse_sentence(self.measured_now, reused, other)
+
+    @property
+    def short_of_target(self) -> pd.DataFrame:
+        """The points a time budget stopped before their interval target: the point, its
+        runs, median time, and the relative half-width of its median's 95% interval."""
+        import pandas as pd
+
+        from labkit.analysis import point_params, varying
+
+        from .timing import spread
+
+        columns = ["point", "workers", "runs", "median_s", "ci_rel", "target"]
+        cut = [] if self.budget is None else self.budget.cut
+        rows = []
+        names = varying(self.frame) if len(self.frame) else []
+        for key in cut:
+            g = self.frame[self.frame["point"].eq(key) & self.frame["status"].eq("ok")]
+            if g.empty:
+                continue
+            s = spread(g["wall_s"].tolist())
+            first = point_params(g.iloc[:1]).iloc[0]
+            rows.append(
+                {
+                    "point": key,
+                    "workers": int(first["workers"]),
+                    **{n: first[n] for n in names},
+                    "runs": s["n"],
+                    "median_s": s["median"],
+                    "ci_rel": s["ci_rel"],
+                    "target": self.budget.target if self.budget else None,
+                }
+            )
+        return pd.DataFrame(rows, columns=columns if not rows else None)
+
+    @property
+    def budget_note(self) -> str:
+        """What the time budget did, in words ("" without a budget)."""
+        b = self.budget
+        if b is None or b.seconds is None:
+            return ""
+        if b.spent_after is None:
+            return f"The time budget of {b.seconds:g} s was not spent ({b.elapsed:.1f} s used)."
+        text = f"The time budget of {b.seconds:g} s ran out {b.spent_after:.1f} s into the sweep ({b.elapsed:.1f} s in all)"
+        short = self.short_of_target
+        if short.empty:
+            return text + "; no point was cut short of its interval target."
+        names = [c for c in short.columns if c not in ("point", "workers", "runs", "median_s", "ci_rel", "target")]
+        described = []
+        for _, row in short.iterrows():
+            where = ", ".join([f"workers={row['workers']}", *(f"{n}={row[n]}" for n in names)])
+            width = (
+                "an interval not measured"
+                if row["ci_rel"] is None or row["ci_rel"] != row["ci_rel"]
+                else f"±{row['ci_rel']:.1%}"
+            )
+            described.append(f"{where} ({width} after {row['runs']} runs)")
+        target = f"±{b.target * 100:g}%" if b.target else "their target"
+        return (
+            f"{text}: {len(short)} of {self.frame['point'].nunique()} points stopped short of {target}: "
+            + "; ".join(described)
+            + "."
+        )
+
+    def notes(self) -> list[str]:
+        """The sentences that apply: what was reused, what was set aside, what the budget did."""
+        return [t for t in (self.reuse_note, self.set_aside_note, self.budget_note) if t]
 
     @property
     def ok(self) -> pd.DataFrame:
@@ -160,6 +312,7 @@ class Results:
         return f"<Results {self.experiment!r}: {len(self.frame)} trials {counts}>"
 
     def _repr_html_(self) -> str:
-        return f"<p>{self!r}</p>".replace("<Results", "&lt;Results").replace("}>", "}&gt;") + self.summary().to_html(
-            index=False
-        )
+        import html
+
+        notes = "".join(f"<p>{html.escape(t)}</p>" for t in self.notes())
+        return f"<p>{html.escape(repr(self))}</p>" + notes + self.summary().to_html(index=False)

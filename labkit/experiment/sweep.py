@@ -5,10 +5,14 @@
 >>> results = sweep.run(lab)                                  # doctest: +SKIP
 >>> results.frame[["workers", "size_mb", "throughput"]]      # doctest: +SKIP
 
-Each point: scale the lab if the grid has ``workers``, ``setup`` (untimed), ``warmup``
-runs (untimed), then ``repeats`` timed runs, each between two barriers, each appended to
+Timed runs go in rounds over the grid, each round in a seeded shuffled order (see
+:mod:`.order`): before a run the lab is scaled to the point's ``workers`` if needed, the
+point is set up (untimed, with its ``warmup`` runs) unless its inputs were kept from its
+last visit (see :mod:`.inputs`), then one timed run between two barriers is appended to
 the store the moment it ends. A failing or timed-out run is recorded and the sweep goes
-on; re-running with the same store and experiment skips what already finished.
+on; re-running with the same store and experiment skips the (point, repeat) pairs already
+measured under the same fingerprint (machine, versions, cluster shape, workload code; see
+:mod:`.provenance`) and says what it reused and what it set aside.
 """
 
 from __future__ import annotations
@@ -23,9 +27,12 @@ from labkit.common.errors import ClusterError, ParameterError, ParameterTypeErro
 from labkit.store import ResultStore, check_store_path, default_path
 
 from .grid import as_values, check_workers, explicit_points
+from .inputs import Inputs
+from .order import Visits, check_order
+from .provenance import REUSE, Fingerprinter, plan_reuse
 from .settle import Settler
-from .timing import Repeats, Warmup
-from .trial import PointRunner
+from .timing import Budget, BudgetReport, Repeats, Warmup, check_seconds
+from .trial import PointRunner, RunContext
 
 if TYPE_CHECKING:
     from labkit.cluster import Lab
@@ -67,6 +74,28 @@ class Sweep:
         With ``repeats="auto"``: the relative half-width of the median's interval to reach.
     max_repeats : int, default 30
         With ``repeats="auto"``: the most timed runs per point.
+    order : "rounds" or "sequential", default "rounds"
+        ``"rounds"``: each round times every point that needs a run once, in an order
+        shuffled with ``seed``, so drift of the machine spreads over all points. The worker
+        count changes as that order requires (a rescale of a local cluster takes ~0.5 s on an
+        idle machine, seconds where worker processes start on a busy one, and the points'
+        inputs are set up again after it, with their warm-ups, untimed): that is the price
+        of an order that cannot fake a trend. ``"sequential"``: each point's repeats back to back,
+        workers outermost (fewest rescales; drift lands on the last points).
+    seed : int, default 0
+        Seed of the rounds' shuffles: the same seed and grid give the same order.
+    reuse : "same" or "any", default "same"
+        Which stored trials a re-run reuses: ``"same"``, only those measured under this
+        run's fingerprint (machine, versions, cluster shape, workload code); ``"any"``, all
+        of them, as older labkit did. Either way the results say what was reused and why
+        other stored trials were not.
+    budget_s : float, optional
+        Seconds the sweep may take, shared by the adaptive repeats of all points: once
+        spent, no point gets runs beyond its policy's minimum, the round under way
+        finishes, and the results name the points that stopped short of ``ci_target``.
+    keep_inputs : float, default 0.25
+        Share of the cluster's memory limit that points' inputs may hold while other points
+        run (see :mod:`labkit.experiment.inputs`); 0 sets every point up again at each visit.
 
     All arguments are checked here, before any cluster work.
     """
@@ -85,6 +114,11 @@ class Sweep:
         raise_on_error: bool = False,
         ci_target: float = 0.03,
         max_repeats: int = 30,
+        order: str = "rounds",
+        seed: int = 0,
+        reuse: str = "same",
+        budget_s: float | None = None,
+        keep_inputs: float = 0.25,
     ) -> None:
         self.workload = workloads.get(workload) if isinstance(workload, str) else workload
         if not isinstance(self.workload, workloads.Workload):
@@ -111,10 +145,15 @@ class Sweep:
                     workloads.check_value(self.workload, key, v)
         self.policy = Repeats.parse(repeats, target=ci_target, maximum=max_repeats)
         self.warmup_policy = Warmup.parse(warmup)
-        if timeout_s is not None and (
-            isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float)) or timeout_s <= 0
-        ):
-            raise ParameterError("timeout_s", timeout_s, "None or a number of seconds > 0")
+        check_seconds("timeout_s", timeout_s)
+        check_seconds("budget_s", budget_s)
+        check_order(order, seed)
+        if reuse not in REUSE:
+            raise ParameterError("reuse", reuse, " or ".join(map(repr, REUSE)))
+        if isinstance(keep_inputs, bool) or not isinstance(keep_inputs, (int, float)) or not 0 <= keep_inputs < 1:
+            raise ParameterError("keep_inputs", keep_inputs, "a share of the memory limit, >= 0 and < 1")
+        self.order, self.seed, self.reuse = order, seed, reuse
+        self.budget_s, self.keep_inputs = budget_s, float(keep_inputs)
         if experiment is not None and (not isinstance(experiment, str) or not experiment.strip()):
             raise ParameterError("experiment", experiment, "a non-empty name")
         self._check_backends()
@@ -143,7 +182,7 @@ class Sweep:
     # -- the grid ------------------------------------------------------------------------
 
     def points(self) -> list[dict[str, Any]]:
-        """Every grid point, workers outermost so the lab is rescaled as little as possible."""
+        """Every grid point, workers outermost: the sequential order, which rounds shuffle."""
         if self._explicit is not None:
             return sorted(self._explicit, key=lambda p: p.get("workers", 0))  # stable: order kept within
         keys = sorted(self.grid, key=lambda k: k != "workers")
@@ -164,12 +203,15 @@ class Sweep:
             if not self.policy.adaptive
             else f"auto (±{self.policy.target:.0%}, ≤{self.policy.maximum})"
         )
-        return f"<Sweep {self.workload.name!r} experiment={self.experiment!r} {len(self.points())} points × {reps} repeats>"
+        return (
+            f"<Sweep {self.workload.name!r} experiment={self.experiment!r} {len(self.points())} points × {reps} repeats"
+            f", order={self.order!r}>"
+        )
 
     # -- running -------------------------------------------------------------------------
 
     def run(self, lab: Lab, *, live: bool = True, monitor: bool = True, interval: float = 0.5) -> Results:
-        """Run every point not already in the store; return the experiment's results.
+        """Run every (point, repeat) not already in the store; return the experiment's results.
 
         Parameters
         ----------
@@ -181,12 +223,14 @@ class Sweep:
             resource summary, time split and alerts.
         interval : float, default 0.5
             The monitor's sampling interval (Dask workers report every 0.5 s).
+
+        The run is stored with a status: ``running`` while it works, then ``finished``,
+        ``failed`` (an exception left the sweep) or ``interrupted`` (KeyboardInterrupt; a
+        killed process is marked so by the next open of the store).
         """
         from labkit.cluster.env import capture
         from labkit.live import make_view
         from labkit.measure.monitor import Monitor
-
-        from .results import Results
 
         if getattr(lab, "closed", False):
             raise ParameterError("lab", lab, "an open Lab")
@@ -201,18 +245,32 @@ class Sweep:
             raise ParameterError("interval", interval, "a number of seconds > 0")
         own_store = not isinstance(self._store_arg, ResultStore)
         store = ResultStore(self._store_arg) if own_store else self._store_arg
+        store.mark_stale_runs()
+        env = capture(lab)
+        title = (
+            self.experiment if self.experiment == self.workload.name else f"{self.experiment} ({self.workload.name})"
+        )
+        settler = Settler(store, "", lab)
+        ctx = RunContext(lab, store, None, settler, Fingerprinter(env, self.workload))
+        planned = [(p, *self._resolve(p, p.get("workers", ctx.workers))) for p in self.points()]
+        keys = [key for _, _, key in planned]
+        plan = plan_reuse(store, self.experiment, keys, ctx.fingerprint, self.reuse)
         config = {
             "grid": self.grid,
             "params": self.params,
             "repeats": asdict(self.policy),
             "warmup": asdict(self.warmup_policy),
             "timeout_s": self.timeout_s,
+            "order": self.order,
+            "seed": self.seed,
+            "reuse": self.reuse,
+            "budget_s": self.budget_s,
+            "keep_inputs": self.keep_inputs,
+            "fingerprint": ctx.fingerprint.key,
         }
-        run_id = store.start_run(self.experiment, self.workload.name, env=capture(lab), config=config)
-        title = (
-            self.experiment if self.experiment == self.workload.name else f"{self.experiment} ({self.workload.name})"
-        )
-        settler = Settler(store, run_id, lab)
+        run_id = store.start_run(self.experiment, self.workload.name, env=env, config=config)
+        store.add_fingerprint(ctx.fingerprint.key, ctx.fingerprint.parts)
+        ctx.run_id = settler.run_id = run_id
         mon = (
             Monitor(lab, interval, sink=store.add_samples, on_alert=settler.on_alert, run_id=run_id)
             if monitor
@@ -226,38 +284,92 @@ class Sweep:
             samples=mon.to_pandas if mon else None,
             final_figure=lambda r, _samples: r.plot(),
         )
-        settler.monitor, settler.view = mon, view
+        settler.monitor, settler.view, ctx.view = mon, view, view
+        if plan.count or plan.set_aside:
+            _note(view, " ".join(t for t in (f"Resuming: {plan.count} stored trials reused.", plan.set_aside) if t))
         if mon is not None:
             mon.start()
-        keys: list[str] = []
+        budget = Budget(self.budget_s)
+        inputs = Inputs(ctx, self.keep_inputs)
+        runners: list[PointRunner] = []
+        status = "interrupted"  # unless the sweep ends or raises an Exception
         try:
-            done = store.finished(self.experiment)
-            for point in self.points():
-                params, key = self._resolve(point, point.get("workers", lab.workers))
-                keys.append(key)
-                times = done.get(key, {})
-                if self.point_complete(times):
-                    view.skip(self.policy.maximum)
-                    continue
-                view.skip(len(times))
-                if "workers" in point:
-                    with settler.scaling():
-                        lab.scale(point["workers"])
-                used = PointRunner(self, lab, store, run_id, params, key, view, settler).run(dict(times))
-                view.skip(self.policy.maximum - len(times) - used)
+            runners = [
+                PointRunner(self, ctx, params, key, p.get("workers"), plan.done.get(key, {}))
+                for p, params, key in planned
+            ]
+            for r in runners:
+                r.start()
+
+            def done(r: PointRunner, spent: bool) -> None:
+                inputs.drop(r)
+                r.finish(spent)
+
+            told = False
+            for round_no, runner in Visits(
+                self.order, self.seed, runners, PointRunner.wants_more, done, budget.spent, block=lambda r: r.workers
+            ):
+                inputs.visit(runner)
+                settler.settle(wait=False)  # what has settled of earlier runs: no waiting
+                runner.step(round_no)
+                if not told and budget.spent():
+                    told = True
+                    _note(view, f"time budget of {self.budget_s:g} s spent: no more runs beyond each point's minimum.")
+            inputs.release_all()
             settler.settle()
+            status = "finished"
+        except Exception:
+            status = "failed"
+            raise
         finally:
+            inputs.release_all()
             if mon is not None:
                 mon.close()
-            store.end_run(run_id)
-            results = Results(
-                store.trials_frame(self.experiment),
-                experiment=self.experiment,
-                run_id=run_id,
-                points=keys,
-                store_path=str(store.path),
-            )
+            store.end_run(run_id, status)
+            results = self._results(store, run_id, keys, ctx, plan.set_aside, budget, runners)
             view.close(results)
             if own_store:
                 store.close()
         return results
+
+    def _results(
+        self,
+        store: ResultStore,
+        run_id: str,
+        keys: list[str],
+        ctx: RunContext,
+        set_aside: str,
+        budget: Budget,
+        runners: list[PointRunner],
+    ) -> Results:
+        from .results import Results
+
+        frame = store.trials_frame(self.experiment)
+        if self.reuse == "same":
+            frame = frame[frame["run_id"].eq(run_id) | frame["fingerprint"].eq(ctx.first.key)]
+        runs = store.runs_frame()
+        report = BudgetReport(
+            seconds=budget.seconds,
+            spent_after=budget.spent_after,
+            elapsed=budget.elapsed(),
+            cut=[r.key for r in runners if r.cut],
+            target=self.policy.target,
+        )
+        return Results(
+            frame,
+            experiment=self.experiment,
+            run_id=run_id,
+            points=keys,
+            store_path=str(store.path),
+            fingerprint=ctx.first.key,
+            run_starts=dict(zip(runs["run_id"], runs["started_at"])),
+            set_aside=set_aside,
+            budget=report,
+        )
+
+
+def _note(view: Any, text: str) -> None:
+    """A sentence for the view to show, where it can (``view.note``)."""
+    note = getattr(view, "note", None)
+    if text and callable(note):
+        note(text)

@@ -1,4 +1,4 @@
-"""How many runs make a trustworthy time: adaptive repeats and warm-up detection.
+"""How many runs make a trustworthy time: adaptive repeats, warm-up detection, a time budget.
 
 >>> policy = Repeats.parse("auto")
 >>> policy.enough([1.00, 1.01, 0.99, 1.00, 1.02, 0.98, 1.00, 1.01])
@@ -10,14 +10,15 @@ A fixed count (``repeats=5``) times exactly that many runs. ``repeats="auto"`` k
 timing until the 95% confidence interval of the median is within ``target`` of it
 (±3% by default), or ``maximum`` runs. The interval is the distribution-free one from
 order statistics (binomial ranks), so one-sided spikes of a shared machine do not drag it
-the way they drag a mean.
+the way they drag a mean. A :class:`Budget` bounds the time adaptive repeats may take.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -151,3 +152,51 @@ class Warmup:
             return True
         a, b = times[-2], times[-1]
         return math.isfinite(a) and abs(a - b) <= self.tolerance * max(b, 1e-12)
+
+
+def check_seconds(name: str, value: Any) -> None:
+    """Refuse anything but None or a number of seconds > 0."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0):
+        raise ParameterError(name, value, "None or a number of seconds > 0")
+
+
+class Budget:
+    """A sweep's time budget, shared by the adaptive repeats of all its points.
+
+    Counted from the start of the sweep (setups, warm-ups and scaling included). Once it is
+    spent, no point gets timed runs beyond its policy's minimum: the round under way
+    finishes, points below their minimum still reach it, and the points that stopped
+    short of their interval target are named in the results.
+
+    >>> Budget(None).spent()
+    False
+    >>> Budget(1e-9).spent()
+    True
+    """
+
+    def __init__(self, seconds: float | None) -> None:
+        check_seconds("budget_s", seconds)
+        self.seconds = None if seconds is None else float(seconds)
+        self.started = time.monotonic()
+        self.spent_after: float | None = None  # seconds into the sweep when it ran out
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def spent(self) -> bool:
+        if self.seconds is None:
+            return False
+        if self.spent_after is None and (e := self.elapsed()) >= self.seconds:
+            self.spent_after = e
+        return self.spent_after is not None
+
+
+@dataclass(frozen=True)
+class BudgetReport:
+    """How a sweep's time budget went: when it ran out, and the points it cut short."""
+
+    seconds: float | None
+    spent_after: float | None
+    elapsed: float
+    cut: list[str] = field(default_factory=list)  # point keys stopped short of their interval target
+    target: float | None = None

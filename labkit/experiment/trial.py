@@ -1,7 +1,8 @@
-"""Running one grid point: setup, warm-up, timed repeats between barriers, teardown, timeouts.
+"""Running one grid point: its inputs (setup and warm-up, untimed), timed repeats between
+barriers one visit at a time, teardown, timeouts.
 
 Every timed run becomes a :class:`~labkit.store.Trial` appended to the store the moment it
-ends, whatever its status.
+ends, whatever its status, with the fingerprint of what it measured.
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from labkit import workloads
 from labkit.common.errors import TrialTimeout
+from labkit.common.scheduler import scheduler_workers
 from labkit.store import ResultStore, Trial
 
+from .provenance import Fingerprint, Fingerprinter
 from .settle import Settler
 from .timing import Repeats, Warmup, spread
 
@@ -37,25 +40,192 @@ class SweepPlan(Protocol):
     def point_complete(self, times: dict[int, float]) -> bool: ...
 
 
+class RunContext:
+    """What every point of one run shares: the lab and what it is now, the store, the view."""
+
+    def __init__(self, lab: Lab, store: ResultStore, view: Any, settler: Settler, fingerprinter: Fingerprinter) -> None:
+        self.lab, self.store, self.view, self.settler = lab, store, view, settler
+        self.fingerprinter = fingerprinter
+        self.run_id = ""
+        self.refresh()
+        self.first = self.fingerprint
+
+    def refresh(self) -> None:
+        """Read the cluster now (after a rescale): workers, threads, memory limit, fingerprint."""
+        from labkit.cluster.env import worker_shape
+
+        ws = scheduler_workers(self.lab.client)
+        self.workers = len(ws)
+        self.threads = sum(w["nthreads"] for w in ws.values())
+        limits = [w.get("memory_limit") or 0 for w in ws.values()]
+        self.memory_limit: float | None = float(sum(limits)) if limits and all(limits) else None
+        self.fingerprint: Fingerprint = self.fingerprinter.of(worker_shape(ws))
+        if self.run_id:
+            self.store.add_fingerprint(self.fingerprint.key, self.fingerprint.parts)
+
+
+def keys_in_memory(lab: Lab) -> dict[str, int] | None:
+    """The keys held in the workers' memory now, with their bytes, as the scheduler knows
+    them (None where it does not say)."""
+    try:
+        return lab.client.run_on_scheduler(_memory_keys)
+    except Exception:  # noqa: BLE001 - an old or remote scheduler: not measured
+        return None
+
+
+def _memory_keys(dask_scheduler: Any) -> dict[str, int]:
+    return {str(k): int(ts.nbytes) for k, ts in dask_scheduler.tasks.items() if ts.state == "memory"}
+
+
+def new_bytes(before: dict[str, int] | None, after: dict[str, int] | None) -> float | None:
+    """Bytes of the keys in ``after`` that were not in ``before`` (keys released meanwhile,
+    such as another point's inputs, do not count).
+
+    >>> new_bytes({"a": 10, "b": 5}, {"b": 5, "c": 7})
+    7.0
+    """
+    if before is None or after is None:
+        return None
+    return float(sum(n for k, n in after.items() if k not in before))
+
+
 class PointRunner:
-    """The trials of one grid point: setup, warm-up, timed repeats, teardown."""
+    """One grid point through a sweep: its inputs, its timed repeats, its teardown.
+
+    ``set_up`` builds the inputs and runs the warm-ups (untimed); each ``step`` times one
+    repeat; ``release`` tears the inputs down. A setup or warm-up that fails, or a repeat
+    that times out, closes the point for this run (recorded as failed trials).
+    """
 
     def __init__(
         self,
         sweep: SweepPlan,
-        lab: Lab,
-        store: ResultStore,
-        run_id: str,
+        ctx: RunContext,
         params: dict[str, Any],
         key: str,
-        view: Any,
-        settler: Settler,
+        workers: int | None,
+        times: dict[int, float],
     ) -> None:
-        self.sweep, self.lab, self.store, self.view, self.settler = sweep, lab, store, view, settler
-        self.run_id, self.params, self.key = run_id, params, key
-        self.workers, self.threads = lab.workers, lab.threads
+        self.sweep, self.ctx, self.params, self.key, self.workers = sweep, ctx, params, key, workers
+        self.times = dict(times)  # repeat -> wall_s of its ok runs, resumed ones included
+        self.resumed = len(times)
+        self.attempted: set[int] = set()
+        self.recorded = 0
+        self.closed = False  # no more runs in this sweep (setup, warm-up or timeout)
+        self.done = False
+        self.cut = False  # stopped by the time budget short of its interval target
+        self.state: Any = None
+        self.has_inputs = False
+        self.fresh = False
+        self.next_reason = "first visit"
+        self.setups = 0
         self.trial_ids: list[int] = []
         self.point_metrics: dict[str, Any] = {}
+        self.inputs_bytes: float | None = None
+
+    # -- where the point stands ----------------------------------------------------------
+
+    def satisfied(self) -> bool:
+        return self.sweep.point_complete(self.times)
+
+    def pending(self) -> list[int]:
+        """Repeat indices still to run (neither ok nor attempted in this run)."""
+        return [r for r in range(self.sweep.policy.maximum) if r not in self.times and r not in self.attempted]
+
+    def wants_more(self, budget_spent: bool) -> bool:
+        """Whether the point needs another timed run: not done, closed or satisfied, and,
+        once the time budget is spent, still below its policy's minimum."""
+        if self.done or self.closed or self.satisfied() or not self.pending():
+            return False
+        return not (budget_spent and len(self.times) >= self.sweep.policy.minimum)
+
+    def start(self) -> None:
+        """Count what the store already holds in the view; a complete point is done."""
+        if self.satisfied():
+            self.done = True
+            self.ctx.view.skip(self.sweep.policy.maximum)
+        else:
+            self.ctx.view.skip(self.resumed)
+
+    def finish(self, budget_spent: bool) -> None:
+        """The point is over for this run: its summary stored, its progress completed."""
+        if self.done:
+            return
+        self.done = True
+        self.cut = budget_spent and not self.closed and not self.satisfied() and bool(self.pending())
+        self._summarise()
+        self.ctx.view.skip(self.sweep.policy.maximum - self.resumed - self.recorded)
+
+    # -- inputs --------------------------------------------------------------------------
+
+    def set_up(self) -> None:
+        """Build the inputs and warm up (untimed); on failure record it and close the point."""
+        wl, lab = self.sweep.workload, self.ctx.lab
+        before = keys_in_memory(lab)
+        try:
+            state = wl.setup(lab, **self.params)
+        except Exception as e:  # noqa: BLE001 - recorded as the point's error
+            self._close_failed(f"setup failed: {describe_error(e)}", e)
+            return
+        self.state, self.has_inputs, self.fresh = state, True, True
+        self.setups += 1
+        try:
+            warm = self.sweep.warmup_policy.run(lambda: _duration(wl.run, state))
+        except Exception as e:  # noqa: BLE001 - recorded; the timed runs would fail alike
+            self.release(None)
+            self._close_failed(f"warm-up failed: {describe_error(e)}", e)
+            return
+        self.inputs_bytes = new_bytes(before, keys_in_memory(lab))
+        self.point_metrics = {
+            "warmup_runs": len(warm),
+            "warmup_first_s": warm[0] if warm else None,
+            "inputs_setups": self.setups,
+            "inputs_reason": self.next_reason,
+            "inputs_bytes": self.inputs_bytes,
+        }
+
+    def release(self, reason: str | None) -> None:
+        """Tear the inputs down (a failed teardown must not lose the sweep)."""
+        if not self.has_inputs:
+            return
+        state, self.state, self.has_inputs = self.state, None, False
+        if reason is not None:
+            self.next_reason = reason
+        teardown = getattr(self.sweep.workload, "teardown", None)
+        if teardown is not None:
+            try:
+                teardown(state)
+            except Exception:  # noqa: BLE001
+                pass
+
+    def _close_failed(self, message: str, e: BaseException) -> None:
+        todo = self.pending()[: max(1, self.sweep.policy.minimum - len(self.times))]
+        self.attempted.update(todo)
+        self.fail(todo, "error", message)
+        self.closed = True
+        self._maybe_raise(e)
+
+    # -- timed runs ----------------------------------------------------------------------
+
+    def step(self, round_no: int | None) -> None:
+        """Time the next pending repeat (the inputs are set up)."""
+        pending = self.pending()
+        if not pending or not self.has_inputs:
+            return
+        r = pending[0]
+        self.attempted.add(r)
+        extra = {"inputs": "set up" if self.fresh else "kept"}
+        if round_no is not None:
+            extra["round"] = round_no
+        self.fresh = False
+        wall = self._timed(r, extra)
+        if wall is not None:
+            self.times[r] = wall
+        elif self.timed_out:
+            rest = self.pending()[: max(0, self.sweep.policy.minimum - len(self.times))]
+            self.fail(rest, "timeout", "not run: an earlier repeat of this point timed out")
+            self.attempted.update(rest)
+            self.closed = True
 
     def record(
         self,
@@ -66,17 +236,19 @@ class PointRunner:
         wall: float | None = None,
         work: Any = None,
         started: float | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> Trial:
         now = time.time()
+        ctx = self.ctx
         trial = Trial(
-            run_id=self.run_id,
+            run_id=ctx.run_id,
             experiment=self.sweep.experiment,
             workload=self.sweep.workload.name,
             point=self.key,
             params=self.params,
             repeat=repeat,
-            workers=self.workers,
-            threads=self.threads,
+            workers=ctx.workers,
+            threads=ctx.threads,
             backend=self.params.get("backend"),
             status=status,
             error=error,
@@ -85,64 +257,23 @@ class PointRunner:
             unit=None if work is None else work.unit,
             started_at=started or now,
             ended_at=now,
-            metrics=dict(self.point_metrics),
+            metrics={**self.point_metrics, **(extra or {})},
+            fingerprint=ctx.fingerprint.key,
         )
-        self.trial_ids.append(self.store.add_trial(trial))
-        self.view.trial(trial)
+        self.trial_ids.append(ctx.store.add_trial(trial))
+        self.recorded += 1
+        ctx.view.trial(trial)
         return trial
 
     def fail(self, repeats: list[int], status: str, message: str) -> None:
         for r in repeats:
             self.record(r, status, error=message)
 
-    def _pending(self, times: dict[int, float], attempted: set[int]) -> list[int]:
-        """Repeat indices still to run for a fixed count (all missing ones)."""
-        return [r for r in range(self.sweep.policy.maximum) if r not in times and r not in attempted]
-
-    def run(self, times: dict[int, float]) -> int:
-        """Time the point until its policy is satisfied; return the runs attempted."""
-        wl, policy = self.sweep.workload, self.sweep.policy
-        try:
-            state = wl.setup(self.lab, **self.params)
-        except Exception as e:  # noqa: BLE001 - recorded as the point's error
-            todo = self._pending(times, set())[: max(1, policy.minimum - len(times))]
-            self.fail(todo, "error", f"setup failed: {describe_error(e)}")
-            self._maybe_raise(e)
-            return len(todo)
-        attempted: set[int] = set()
-        self.settler.settle(wait=False)  # what has settled of earlier points: no waiting
-        try:
-            if not self._warm_up(state, times):
-                return policy.maximum - len(times)
-            while not self.sweep.point_complete(times):
-                pending = self._pending(times, attempted)
-                if not pending:
-                    break
-                r = pending[0]
-                attempted.add(r)
-                wall = self._timed(r, state)
-                if wall is None and self.timed_out:
-                    rest = self._pending(times, attempted)[: max(0, policy.minimum - len(times))]
-                    self.fail(rest, "timeout", "not run: an earlier repeat of this point timed out")
-                    attempted.update(rest)
-                    break
-                if wall is not None:
-                    times[r] = wall
-        finally:
-            self._summarise(times)
-            teardown = getattr(wl, "teardown", None)
-            if teardown is not None:
-                try:
-                    teardown(state)
-                except Exception:  # noqa: BLE001 - a failed teardown must not lose the sweep
-                    pass
-        return len(attempted)
-
-    def _summarise(self, times: dict[int, float]) -> None:
-        """Store the point's spread and run count on each of its trials."""
-        if not times or not self.trial_ids:
+    def _summarise(self) -> None:
+        """Store the point's spread and run count on each of its trials of this run."""
+        if not self.times or not self.trial_ids:
             return
-        s = spread(list(times.values()))
+        s = spread(list(self.times.values()))
         summary = {
             "point_runs": s["n"],
             "point_median_s": s["median"],
@@ -150,59 +281,49 @@ class PointRunner:
             "point_iqr_rel": s["iqr_rel"],
         }
         for trial_id in self.trial_ids:
-            self.store.update_metrics(trial_id, summary)
-
-    def _warm_up(self, state: Any, times: dict[int, float]) -> bool:
-        """Untimed runs; False (and the point recorded as failed) when one fails."""
-
-        def once() -> float:
-            t0 = time.perf_counter()
-            self.sweep.workload.run(state)
-            return time.perf_counter() - t0
-
-        try:
-            warm = self.sweep.warmup_policy.run(once)
-        except Exception as e:  # noqa: BLE001 - recorded; the timed runs would fail alike
-            todo = self._pending(times, set())[: max(1, self.sweep.policy.minimum - len(times))]
-            self.fail(todo, "error", f"warm-up failed: {describe_error(e)}")
-            self._maybe_raise(e)
-            return False
-        self.point_metrics = {"warmup_runs": len(warm), "warmup_first_s": warm[0] if warm else None}
-        return True
+            self.ctx.store.update_metrics(trial_id, summary)
 
     timed_out = False
 
-    def _timed(self, repeat: int, state: Any) -> float | None:
+    def _timed(self, repeat: int, extra: dict[str, Any]) -> float | None:
         """One timed run between barriers; its wall time, or None if it failed."""
-        self.lab.barrier()
+        lab, settler, state = self.ctx.lab, self.ctx.settler, self.state
+        lab.barrier()
         started = time.time()
-        label = f"{self.run_id}-{len(self.settler.pending) + self.settler.count}"
-        with self.settler.watch(label) as watched:
+        label = f"{self.ctx.run_id}-{len(settler.pending) + settler.count}"
+        with settler.watch(label) as watched:
             try:
-                work, wall = call_timed(self.sweep.workload.run, state, self.sweep.timeout_s, self.lab)
+                work, wall = call_timed(self.sweep.workload.run, state, self.sweep.timeout_s, lab)
             except TrialTimeout as e:
                 self.timed_out = True
-                watched.trial = self.record(repeat, "timeout", error=str(e), started=started)
+                watched.trial = self.record(repeat, "timeout", error=str(e), started=started, extra=extra)
                 return None
             except Exception as e:  # noqa: BLE001 - recorded as the trial's error
-                watched.trial = self.record(repeat, "error", error=describe_error(e), started=started)
+                watched.trial = self.record(repeat, "error", error=describe_error(e), started=started, extra=extra)
                 self._maybe_raise(e)
                 return None
-            self.lab.barrier()
+            lab.barrier()
             if not isinstance(work, workloads.Work):
                 watched.trial = self.record(
                     repeat,
                     "error",
                     error=f"run() returned {type(work).__name__}, not Work(amount, unit)",
                     started=started,
+                    extra=extra,
                 )
                 return None
-            watched.trial = self.record(repeat, "ok", wall=wall, work=work, started=started)
+            watched.trial = self.record(repeat, "ok", wall=wall, work=work, started=started, extra=extra)
         return wall
 
     def _maybe_raise(self, e: BaseException) -> None:
         if self.sweep.raise_on_error:
             raise e
+
+
+def _duration(fn: Callable[[Any], Any], state: Any) -> float:
+    t0 = time.perf_counter()
+    fn(state)
+    return time.perf_counter() - t0
 
 
 def describe_error(e: BaseException) -> str:

@@ -62,8 +62,15 @@ def timeline_ax(
     start = rows["time"].min() if t0 is None else t0
     top = float(rows["value"].max()) / scale
     limits = _worker_rows(samples, limit_metric) if limit_metric else None
-    for i, (worker, g) in enumerate(rows.groupby("worker", sort=True)):
-        line = ax.plot(g["time"] - start, g["value"] / scale, lw=1.2, label=f"w{i} {worker.rsplit(':', 1)[-1]}")
+    rows = rows.dropna(subset=["value"])
+    if rows.empty:
+        _not_measured(ax, title)
+        return
+    # Workers are named by the order they first reported ("worker 1" ...), not by address.
+    order = {w: i + 1 for i, w in enumerate(rows.sort_values("time")["worker"].drop_duplicates())}
+    for worker, g in sorted(rows.groupby("worker"), key=lambda item: order[item[0]]):
+        marker = "o" if len(g) == 1 else None
+        line = ax.plot(g["time"] - start, g["value"] / scale, lw=1.2, marker=marker, label=f"worker {order[worker]}")
         lim = limits[limits["worker"] == worker]["value"] / scale if limits is not None else []
         # A limit far above the use would flatten the lines: draw it only when it is near.
         if len(lim) and lim.iloc[-1] <= 2 * top:

@@ -12,6 +12,7 @@ from .db import ResultStore
 from .schema import (
     CORE_COLUMNS,
     DEFAULT_PATH,
+    RUN_STATUSES,
     STATUSES,
     Trial,
     check_store_path,
@@ -23,6 +24,7 @@ from .schema import (
 __all__ = [
     "CORE_COLUMNS",
     "DEFAULT_PATH",
+    "RUN_STATUSES",
     "STATUSES",
     "ResultStore",
     "Trial",

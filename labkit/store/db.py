@@ -7,10 +7,15 @@
 ...     status="ok", wall_s=0.5, amount=1e6, unit="bytes"))
 >>> store.trials_frame()["throughput"].tolist()
 [2000000.0]
+>>> store.end_run(run_id)
+>>> store.runs_frame()["status"].tolist()
+['finished']
 >>> store.close()
 
 SQLite through the standard library, in WAL mode, one transaction per trial: a process
-killed mid-sweep loses at most the trial in flight. The default file is
+killed mid-sweep loses at most the trial in flight, and the next open of the store marks
+its run ``interrupted``. A store written by an older labkit opens: the columns added since
+(run status, pid and host; trial fingerprints) are added, NULL for the old rows. The default file is
 ``results/labkit.db`` (or ``$LABKIT_STORE``), relative to the working directory.
 """
 
@@ -18,16 +23,27 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from labkit.common.errors import ParameterError
 
-from .schema import SCHEMA, STATUSES, Trial, check_store_path, default_path, expand_trials
+from .schema import (
+    ADDED_COLUMNS,
+    INDEXES,
+    RUN_STATUSES,
+    SCHEMA,
+    STATUSES,
+    Trial,
+    check_store_path,
+    default_path,
+    expand_trials,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -54,11 +70,28 @@ class ResultStore:
             # NORMAL in WAL mode keeps every committed trial across a process crash.
             self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.executescript(SCHEMA)
+            self._migrate()
+            self._conn.executescript(INDEXES)
         except sqlite3.Error as e:
             raise ParameterError(
                 "store", str(self.path), f"a path where a SQLite database can be written ({e})"
             ) from None
         self._closed = False
+        self.mark_stale_runs()
+
+    def _migrate(self) -> None:
+        """Add the columns a store made by an older labkit lacks; its old rows read NULL there."""
+        for table, columns in ADDED_COLUMNS.items():
+            have = {row[1] for row in self._conn.execute(f"PRAGMA table_info({table})")}
+            for name, kind in columns:
+                if name in have:
+                    continue
+                try:
+                    with self._conn:
+                        self._conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
+                except sqlite3.OperationalError as e:  # another process added it meanwhile
+                    if "duplicate column" not in str(e):
+                        raise
 
     # -- writing -------------------------------------------------------------------------
 
@@ -67,18 +100,74 @@ class ResultStore:
             return self._conn.executemany(sql, rows) if many else self._conn.execute(sql, rows)
 
     def start_run(self, experiment: str, workload: str, *, env: dict[str, Any], config: dict[str, Any]) -> str:
-        """Record the start of a run with its environment snapshot; return its id."""
+        """Record the start of a run (status ``running``, this process's pid and host) with its
+        environment snapshot; return its id."""
         import uuid
 
         run_id = uuid.uuid4().hex[:12]
         self._write(
-            "INSERT INTO runs VALUES (?, ?, ?, ?, NULL, ?, ?)",
-            (run_id, experiment, workload, time.time(), json.dumps(env, default=str), json.dumps(config, default=str)),
+            "INSERT INTO runs (run_id, experiment, workload, started_at, ended_at, env_json, config_json,"
+            " status, pid, host) VALUES (?, ?, ?, ?, NULL, ?, ?, 'running', ?, ?)",
+            (
+                run_id,
+                experiment,
+                workload,
+                time.time(),
+                json.dumps(env, default=str),
+                json.dumps(config, default=str),
+                os.getpid(),
+                platform.node(),
+            ),
         )
         return run_id
 
-    def end_run(self, run_id: str) -> None:
-        self._write("UPDATE runs SET ended_at = ? WHERE run_id = ?", (time.time(), run_id))
+    def end_run(self, run_id: str, status: str = "finished") -> None:
+        """Record the end of a run and what became of it (one of :data:`RUN_STATUSES`)."""
+        if status not in RUN_STATUSES:
+            raise ParameterError("status", status, f"one of {RUN_STATUSES}")
+        self._write("UPDATE runs SET ended_at = ?, status = ? WHERE run_id = ?", (time.time(), status, run_id))
+
+    def mark_stale_runs(self) -> list[str]:
+        """Mark ``interrupted`` the runs still ``running`` whose process is gone; return their ids.
+
+        A run's process is gone when it ran on this host and its pid no longer exists, or
+        belongs to a process started after the run (the pid was reused). Runs of other
+        hosts cannot be checked from here and stay ``running``; their end time stays
+        unknown (NULL).
+        """
+        import psutil
+
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT run_id, pid, started_at FROM runs WHERE status = 'running' AND host = ?", (platform.node(),)
+            ).fetchall()
+        stale = []
+        for run_id, pid, started in rows:
+            try:
+                alive = pid is not None and psutil.Process(pid).create_time() <= started + 1.0
+            except psutil.NoSuchProcess:
+                alive = False
+            except psutil.Error:  # not ours to inspect: it exists
+                alive = True
+            if not alive:
+                stale.append(run_id)
+        if stale:
+            try:
+                self._write(
+                    "UPDATE runs SET status = 'interrupted' WHERE run_id = ? AND status = 'running'",
+                    [(r,) for r in stale],
+                    many=True,
+                )
+            except sqlite3.OperationalError:  # busy or read-only: the next open will try again
+                return []
+        return stale
+
+    def add_fingerprint(self, key: str, parts: dict[str, Any]) -> None:
+        """Keep what a trial fingerprint stands for (machine, versions, shape, code), once per key."""
+        self._write(
+            "INSERT OR IGNORE INTO fingerprints VALUES (?, ?, ?)",
+            (key, json.dumps(parts, sort_keys=True, default=str), time.time()),
+        )
 
     def add_trial(self, trial: Trial) -> int:
         """Append one trial in its own transaction; return its id."""
@@ -87,7 +176,7 @@ class ResultStore:
         cur = self._write(
             "INSERT INTO trials (run_id, experiment, workload, point, params_json, repeat, workers,"
             " threads, backend, status, error, wall_s, amount, unit, throughput, started_at,"
-            " ended_at, metrics_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " ended_at, metrics_json, fingerprint) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 trial.run_id,
                 trial.experiment,
@@ -107,6 +196,7 @@ class ResultStore:
                 trial.started_at,
                 trial.ended_at,
                 json.dumps(trial.metrics, default=_json_number),
+                trial.fingerprint,
             ),
         )
         trial.trial_id = int(cur.lastrowid)
@@ -149,17 +239,40 @@ class ResultStore:
 
     # -- reading -------------------------------------------------------------------------
 
-    def finished(self, experiment: str) -> dict[str, dict[int, float]]:
-        """Wall times of the trials of ``experiment`` that ended ok: ``{point: {repeat: wall_s}}``."""
+    def finished(self, experiment: str, *, fingerprints: Collection[str] | None = None) -> dict[str, dict[int, float]]:
+        """Wall times of the trials of ``experiment`` that ended ok: ``{point: {repeat: wall_s}}``.
+
+        With ``fingerprints``, only trials carrying one of them (a trial without a
+        fingerprint matches none).
+        """
+        done: dict[str, dict[int, float]] = {}
+        for point, repeat, wall, fp, *_ in self.ok_trials(experiment):
+            if fingerprints is None or fp in fingerprints:
+                done.setdefault(point, {})[repeat] = wall
+        return done
+
+    def ok_trials(self, experiment: str) -> list[tuple[str, int, float, str | None, str, float | None]]:
+        """The trials of ``experiment`` that ended ok, oldest first:
+        ``(point, repeat, wall_s, fingerprint, run_id, run started_at)``."""
         with self._lock:
-            rows = self._conn.execute(
-                "SELECT point, repeat, wall_s FROM trials WHERE experiment = ? AND status = 'ok' ORDER BY trial_id",
+            return self._conn.execute(
+                "SELECT t.point, t.repeat, t.wall_s, t.fingerprint, t.run_id, r.started_at FROM trials t"
+                " LEFT JOIN runs r ON r.run_id = t.run_id"
+                " WHERE t.experiment = ? AND t.status = 'ok' ORDER BY t.trial_id",
                 (experiment,),
             ).fetchall()
-        done: dict[str, dict[int, float]] = {}
-        for point, repeat, wall in rows:
-            done.setdefault(point, {})[repeat] = wall
-        return done
+
+    def fingerprint_parts(self, keys: Iterable[str | None]) -> dict[str, dict[str, Any]]:
+        """What each fingerprint key stands for (keys the store does not know are left out)."""
+        wanted = sorted({k for k in keys if k is not None})
+        if not wanted:
+            return {}
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT fingerprint, parts_json FROM fingerprints WHERE fingerprint IN ({', '.join('?' * len(wanted))})",
+                wanted,
+            ).fetchall()
+        return {k: json.loads(v) for k, v in rows}
 
     def _query(self, sql: str, args: tuple[Any, ...] = ()) -> pd.DataFrame:
         import pandas as pd
@@ -174,7 +287,12 @@ class ResultStore:
         return expand_trials(df)
 
     def runs_frame(self) -> pd.DataFrame:
+        """One row per run: experiment, workload, start and end, status, pid and host, snapshots."""
         return self._query("SELECT * FROM runs ORDER BY started_at")
+
+    def fingerprints_frame(self) -> pd.DataFrame:
+        """One row per trial fingerprint: its key and what it stands for (JSON)."""
+        return self._query("SELECT * FROM fingerprints ORDER BY created_at")
 
     def samples_frame(self, run_id: str | None = None) -> pd.DataFrame:
         where, args = _where(run_id=run_id)

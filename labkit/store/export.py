@@ -23,6 +23,8 @@ class TableSource(Protocol):
 
     def alerts_frame(self, run_id: str | None = None) -> pd.DataFrame: ...
 
+    def fingerprints_frame(self) -> pd.DataFrame: ...
+
 
 def export_trials(store: TableSource, path: str | os.PathLike[str], *, experiment: str | None = None) -> Path:
     """Write the trials to ``path`` as CSV (``.csv``) or Parquet (``.parquet``)."""
@@ -40,7 +42,8 @@ def export_trials(store: TableSource, path: str | os.PathLike[str], *, experimen
 def export_bundle(
     store: TableSource, folder: str | os.PathLike[str], *, experiment: str | None = None, run_id: str | None = None
 ) -> dict[str, Path]:
-    """Write trials, monitor samples, time splits and alerts as Parquet files in ``folder``.
+    """Write trials, monitor samples, time splits and alerts as Parquet files in ``folder``,
+    with the runs (status, environment) and the fingerprints the trials carry.
 
     Every table carries ``run_id``, ``trial_id`` where it has one, ``time`` (UTC) and
     ``elapsed_s`` since its run started, so the tables line up on one time axis;
@@ -61,6 +64,7 @@ def export_bundle(
         df["time"] = pd.to_datetime(seconds.to_numpy(), unit="s", utc=True)
         return df
 
+    fingerprints = store.fingerprints_frame()
     ids = set(runs["run_id"])
     samples = store.samples_frame()
     samples = samples[samples["run_id"].isin(ids)]
@@ -74,6 +78,7 @@ def export_bundle(
         "time_splits": aligned(splits, splits["started_at"].astype("int64") / 1e9),
         "alerts": aligned(alerts, alerts["time"]),
         "runs": runs,
+        "fingerprints": fingerprints[fingerprints["fingerprint"].isin(trials["fingerprint"].dropna())],
     }
     paths = {}
     for name, df in tables.items():

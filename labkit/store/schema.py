@@ -20,18 +20,25 @@ DEFAULT_PATH = "results/labkit.db"
 
 STATUSES = ("ok", "error", "timeout")
 
+#: What became of a run: ``running`` while its process works (or until a later open of the
+#: store finds that process gone), then ``finished``, ``failed`` (it raised) or ``interrupted``
+#: (KeyboardInterrupt, or its process was killed). NULL in stores older than the column.
+RUN_STATUSES = ("running", "finished", "failed", "interrupted")
+
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY, experiment TEXT NOT NULL, workload TEXT NOT NULL,
-    started_at REAL NOT NULL, ended_at REAL, env_json TEXT NOT NULL, config_json TEXT NOT NULL
+    started_at REAL NOT NULL, ended_at REAL, env_json TEXT NOT NULL, config_json TEXT NOT NULL,
+    status TEXT, pid INTEGER, host TEXT
 );
 CREATE TABLE IF NOT EXISTS trials (
     trial_id INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL REFERENCES runs(run_id),
     experiment TEXT NOT NULL, workload TEXT NOT NULL, point TEXT NOT NULL,
     params_json TEXT NOT NULL, repeat INTEGER NOT NULL, workers INTEGER, threads INTEGER,
     backend TEXT, status TEXT NOT NULL, error TEXT, wall_s REAL, amount REAL, unit TEXT,
-    throughput REAL, started_at REAL, ended_at REAL, metrics_json TEXT NOT NULL DEFAULT '{}'
+    throughput REAL, started_at REAL, ended_at REAL, metrics_json TEXT NOT NULL DEFAULT '{}',
+    fingerprint TEXT
 );
 CREATE INDEX IF NOT EXISTS trials_by_point ON trials (experiment, point, repeat, status);
 CREATE TABLE IF NOT EXISTS samples (
@@ -46,6 +53,21 @@ CREATE TABLE IF NOT EXISTS alerts (
 CREATE TABLE IF NOT EXISTS cache (
     key TEXT PRIMARY KEY, value_json TEXT NOT NULL, created_at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS fingerprints (
+    fingerprint TEXT PRIMARY KEY, parts_json TEXT NOT NULL, created_at REAL NOT NULL
+);
+"""
+
+#: Columns added since the first schema: a store without them gets them on open
+#: (``ALTER TABLE ... ADD COLUMN``), its old rows NULL there.
+ADDED_COLUMNS = {
+    "runs": (("status", "TEXT"), ("pid", "INTEGER"), ("host", "TEXT")),
+    "trials": (("fingerprint", "TEXT"),),
+}
+
+#: Indexes on added columns, made once the columns exist.
+INDEXES = """
+CREATE INDEX IF NOT EXISTS trials_by_fingerprint ON trials (experiment, fingerprint);
 """
 
 
@@ -70,6 +92,9 @@ class Trial:
     started_at: float = field(default_factory=time.time)
     ended_at: float = field(default_factory=time.time)
     metrics: dict[str, Any] = field(default_factory=dict)
+    #: What was measured: machine, versions, cluster shape and workload code, as a key of the
+    #: store's ``fingerprints`` table (None: not recorded, as in stores older than the column).
+    fingerprint: str | None = None
     trial_id: int | None = None
 
     @property
