@@ -278,6 +278,8 @@ class LiveView(_View):
     def close(self, results: FinishedSweep | None) -> None:
         self._stop.set()
         self._thread.join(timeout=10)
+        if self._dirty.is_set():  # the last trials, drawn before the static figures take over
+            self._draw_quietly()
         self.bar.bar_style = "danger" if self.failed else "success"
         if results is not None and len(results.ok):
             samples = self.samples() if self.samples is not None else None
