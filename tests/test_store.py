@@ -156,3 +156,32 @@ def test_a_store_without_the_new_columns_is_migrated(tmp_path):
     assert runs["status"].isna().tolist() == [True, False]  # an old run's status was not recorded
     assert runs["status"].iloc[1] == "running"
     ResultStore(old).close()  # opening a migrated store again changes nothing
+
+
+def test_a_relative_store_means_one_file_from_every_folder_of_a_project(tmp_path, monkeypatch):
+    """JupyterLab runs a notebook's kernel in notebooks/, `labkit run` and scripts where they
+    were started: a relative store path names the same file from all of them."""
+    from labkit.store import check_store_path
+
+    project = tmp_path / "project"
+    (project / "notebooks").mkdir(parents=True)
+    (project / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    monkeypatch.chdir(project / "notebooks")
+    from_notebook = check_store_path("results/labkit.db")
+    monkeypatch.chdir(project)
+    from_root = check_store_path("results/labkit.db")
+    assert from_notebook == from_root == project / "results" / "labkit.db"
+    assert not (project / "notebooks" / "results").exists()
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    monkeypatch.chdir(outside)  # no project above: the working directory
+    assert check_store_path("r/x.db") == outside / "r" / "x.db"
+
+
+def test_a_store_where_no_file_can_be_made_is_refused_before_any_work():
+    from labkit.store import check_store_path
+
+    with pytest.raises(ParameterError, match="writable"):
+        check_store_path("/proc/x.db")
+    with pytest.raises(ParameterError, match="existing folder"):
+        check_store_path("/nonexistent/dir/x.db")

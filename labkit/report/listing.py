@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from labkit.common.errors import ParameterError
-from labkit.store import default_path
+from labkit.store import default_path, resolve_store_path
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 def existing_store(path: str | os.PathLike[str] | None) -> Path:
     """The path of a store that exists (default: ``results/labkit.db`` or ``$LABKIT_STORE``);
     reading commands never create one."""
-    p = Path(default_path() if path is None else path)
+    p = resolve_store_path(default_path() if path is None else path)
     if not p.is_file():
         raise ParameterError("store", str(p), "the path of an existing labkit store (a .db file a sweep wrote)")
     return p

@@ -18,6 +18,8 @@ from .schema import (
     check_store_path,
     default_path,
     expand_trials,
+    project_root,
+    resolve_store_path,
     trial_record,
 )
 
@@ -29,6 +31,8 @@ __all__ = [
     "ResultStore",
     "Trial",
     "check_store_path",
+    "project_root",
+    "resolve_store_path",
     "default_path",
     "expand_trials",
     "trial_record",

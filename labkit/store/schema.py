@@ -109,20 +109,66 @@ def default_path() -> str:
     return os.environ.get("LABKIT_STORE") or DEFAULT_PATH
 
 
+PROJECT_MARKERS = ("pyproject.toml", ".git")
+
+
+def project_root(start: str | os.PathLike[str] | None = None) -> Path:
+    """The nearest folder at or above ``start`` (default: the working directory) holding a
+    ``pyproject.toml`` or ``.git``; the working directory itself when there is none.
+
+    A notebook's kernel runs in the notebook's folder (``notebooks/``), a script or
+    ``labkit run`` in the folder they were started from: relative store paths are taken
+    from here, so all of them mean the same file.
+    """
+    here = Path(start or os.getcwd()).resolve()
+    for folder in (here, *here.parents):
+        if any((folder / m).exists() for m in PROJECT_MARKERS):
+            return folder
+    return here
+
+
+def resolve_store_path(path: str | os.PathLike[str]) -> Path:
+    """An absolute store path: a relative one is taken from :func:`project_root`.
+
+    >>> resolve_store_path("/tmp/x.db")
+    PosixPath('/tmp/x.db')
+    >>> resolve_store_path("results/labkit.db") == project_root() / "results" / "labkit.db"
+    True
+    """
+    p = Path(os.path.expanduser(os.fspath(path)))
+    return p if p.is_absolute() else project_root() / p
+
+
 def check_store_path(path: str | os.PathLike[str]) -> Path:
-    """Make sure a store can be written at ``path`` (creating its folder); return it."""
-    p = Path(path)
+    """Make sure a store can be written at ``path`` and return its absolute path.
+
+    A relative path is taken from the project root (:func:`resolve_store_path`). The
+    store's folder is created when its own parent exists (``results/`` in a project); a
+    deeper missing tree is refused, as is a place where a file cannot really be created.
+    """
     if str(path) == ":memory:":
-        return p
+        return Path(path)
+    p = resolve_store_path(path)
     if p.exists() and p.is_dir():
         raise ParameterError("store", str(path), "the path of a database file, not a folder")
-    try:
-        p.parent.mkdir(parents=True, exist_ok=True)
+    if not p.parent.exists():
+        if not p.parent.parent.is_dir():
+            raise ParameterError("store", str(path), f"a path in an existing folder ({p.parent.parent} does not exist)")
+        try:
+            p.parent.mkdir()
+        except OSError as e:
+            raise ParameterError("store", str(path), f"a path whose folder can be created ({e.strerror})") from None
+    try:  # os.access says yes to root in /proc and on read-only mounts: try for real
+        if p.exists():
+            with open(p, "ab"):
+                pass
+        else:
+            import tempfile
+
+            with tempfile.NamedTemporaryFile(dir=p.parent, prefix=".labkit-write-test-"):
+                pass
     except OSError as e:
-        raise ParameterError("store", str(path), f"a path whose folder can be created ({e.strerror})") from None
-    target = p if p.exists() else p.parent
-    if not os.access(target, os.W_OK):
-        raise ParameterError("store", str(path), f"a writable path ({target} is not writable)")
+        raise ParameterError("store", str(path), f"a writable path ({p.parent}: {e.strerror})") from None
     return p
 
 
