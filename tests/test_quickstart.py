@@ -55,6 +55,19 @@ def test_quickstart_runs_headless_and_writes_a_report(tmp_path):
     assert images, "the live view must end as a static figure"
     page = html.read_text()
     assert page.count("<img") >= 1 and "data:image/png;base64" in page
+    assert "8 trials measured in this run, 0 reused from earlier runs" in page
+
+    # The same command again measures nothing new, and its report says so at the top.
+    again = labkit_run(
+        str(ROOT / "notebooks" / "00_quickstart.ipynb"),
+        *("-p", "sizes_mb", "[4.0, 16.0]", "-p", "chunk_mb", "2.0", "-p", "repeats", "2", "-p", "store", str(store)),
+        *("--out", str(tmp_path / "again")),
+        cwd=tmp_path,
+    )
+    assert again.returncode == 0, again.stderr[-3000:]
+    header = (tmp_path / "again" / "00_quickstart.html").read_text()
+    assert "0 trials measured in this run, 8 reused from earlier runs" in header
+    assert "quickstart: 0 trials measured in this run; 8 reused from earlier runs (20" in header
 
 
 def test_failed_cell_exits_nonzero_and_still_writes_the_report(tmp_path):

@@ -267,6 +267,8 @@ class Sweep:
             "budget_s": self.budget_s,
             "keep_inputs": self.keep_inputs,
             "fingerprint": ctx.fingerprint.key,
+            "points": keys,  # what a report needs to say which stored trials this run reused
+            "reused_trials": plan.count,
         }
         run_id = store.start_run(self.experiment, self.workload.name, env=env, config=config)
         store.add_fingerprint(ctx.fingerprint.key, ctx.fingerprint.parts)

@@ -11,11 +11,14 @@ the error; ``ok`` says whether every cell ran.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from labkit.common.errors import ParameterError
+
+from .summary import ReportSummary, summarize_run
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,22 @@ def export_html(notebook: str | os.PathLike[str], html: str | os.PathLike[str] |
     body, _ = exporter.from_notebook_node(nbformat.read(src, as_version=4))
     out.write_text(body, encoding="utf-8")
     return out
+
+
+def add_header(executed: Path, summary: ReportSummary) -> None:
+    """Put the report's header (trials measured and reused, environment, parameters) first in
+    the executed notebook, as a cell with an HTML output."""
+    import nbformat
+
+    nb = nbformat.read(executed, as_version=4)
+    nb.cells = [c for c in nb.cells if "labkit-report-header" not in c.get("metadata", {}).get("tags", [])]
+    cell = nbformat.v4.new_code_cell(
+        source="# what this report is made of (added by labkit run)",
+        metadata={"tags": ["labkit-report-header"], "jupyter": {"source_hidden": True}},
+        outputs=[nbformat.v4.new_output("display_data", data={"text/html": summary.to_html(), "text/plain": ""})],
+    )
+    nb.cells.insert(0, cell)
+    nbformat.write(nb, executed)
 
 
 def run_notebook(
@@ -81,6 +100,7 @@ def run_notebook(
     out.mkdir(parents=True, exist_ok=True)
     executed = out / src.name
     error = None
+    started = time.time()
     try:
         papermill.execute_notebook(
             str(src),
@@ -97,5 +117,6 @@ def run_notebook(
         )
     except PapermillExecutionError as e:
         error = f"cell {e.cell_index} raised {e.ename}: {e.evalue}"
+    add_header(executed, summarize_run(parameters or {}, started))
     html = export_html(executed, executed.with_suffix(".html"))
     return ReportResult(executed, html, error is None, error)

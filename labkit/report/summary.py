@@ -1,0 +1,149 @@
+"""What a report is made of: its parameters, the environment, and the trials measured or reused.
+
+A report opens with this header, so a reader knows before any figure how many trials the
+run measured itself, how many it took from earlier runs (and from when), with which
+parameters, on what machine and software.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from labkit.store import ResultStore, default_path, resolve_store_path
+
+
+@dataclass
+class ExperimentCounts:
+    """Trials of one experiment in one report: measured by its runs, or reused from earlier ones."""
+
+    experiment: str
+    measured: int = 0
+    failed: int = 0
+    reused: int = 0
+    reused_from: tuple[float, float] | None = None  # started_at of the earliest and latest reused trial
+
+    def describe(self) -> str:
+        text = f"{self.experiment}: {self.measured} trial{'s' if self.measured != 1 else ''} measured in this run"
+        if self.failed:
+            text += f" ({self.failed} not ok)"
+        if self.reused:
+            if self.reused_from is None:
+                when = "dates not recorded"
+            else:
+                lo, hi = (_date(t) for t in self.reused_from)
+                when = lo if lo == hi else f"{lo} to {hi}"
+            text += f"; {self.reused} reused from earlier runs ({when})"
+        else:
+            text += "; none reused"
+        return text + "."
+
+
+@dataclass
+class ReportSummary:
+    """The header of a report."""
+
+    parameters: dict[str, Any]
+    environment: dict[str, Any]
+    experiments: list[ExperimentCounts] = field(default_factory=list)
+    store: str | None = None
+
+    @property
+    def measured(self) -> int:
+        return sum(e.measured for e in self.experiments)
+
+    @property
+    def reused(self) -> int:
+        return sum(e.reused for e in self.experiments)
+
+    def to_html(self) -> str:
+        params = "".join(
+            f"<tr><td><code>{html.escape(k)}</code></td><td><code>{html.escape(repr(v))}</code></td></tr>"
+            for k, v in self.parameters.items()
+        )
+        env = self.environment
+        versions = ", ".join(f"{k} {v}" for k, v in (env.get("versions") or {}).items())
+        machine = ", ".join(
+            str(x)
+            for x in (
+                env.get("hostname"),
+                env.get("cpu_model"),
+                f"{env.get('cpu_count')} cpus" if env.get("cpu_count") else None,
+                f"{len(env.get('gpus') or [])} GPU(s)" if env.get("gpus") else "no GPU",
+            )
+            if x
+        )
+        cluster = env.get("cluster") or {}
+        shape = (
+            f"{cluster.get('kind')} cluster, {cluster.get('workers')} workers, {cluster.get('threads')} threads"
+            if cluster
+            else "not recorded"
+        )
+        counts = "".join(f"<li>{html.escape(e.describe())}</li>" for e in self.experiments) or (
+            "<li>no sweep ran in this notebook</li>"
+        )
+        total = f"{self.measured} trials measured in this run, {self.reused} reused from earlier runs"
+        return (
+            "<div class='labkit-report-header'>"
+            f"<p><b>{html.escape(total)}.</b></p><ul>{counts}</ul>"
+            f"<p><b>Environment:</b> {html.escape(machine)}; {html.escape(shape)}; "
+            f"{html.escape(versions)}; git {html.escape(str(env.get('git_commit') or 'not recorded'))}</p>"
+            f"<p><b>Store:</b> <code>{html.escape(self.store or 'none')}</code></p>"
+            f"<details><summary><b>Parameters</b> ({len(self.parameters)})</summary><table>{params}</table></details>"
+            "</div>"
+        )
+
+
+def _date(t: float) -> str:
+    return datetime.fromtimestamp(t, tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def summarize_run(
+    parameters: dict[str, Any], since: float, store: str | os.PathLike[str] | None = None
+) -> ReportSummary:
+    """The header of a report whose notebook ran from ``since`` (epoch seconds) with ``parameters``.
+
+    Runs that started in the store after ``since`` are this report's; reused trials are the
+    ok trials of the same experiments, with the same fingerprint, from earlier runs.
+    """
+    from labkit.cluster.env import capture
+
+    path = resolve_store_path(store or parameters.get("store") or default_path())
+    summary = ReportSummary(dict(parameters), {}, store=str(path))
+    if not Path(path).is_file():
+        summary.environment = capture()
+        return summary
+    with ResultStore(path) as db:
+        runs = db.runs_frame()
+        mine = runs[runs["started_at"] >= since]
+        if mine.empty:
+            summary.environment = capture()
+            return summary
+        summary.environment = json.loads(mine["env_json"].iloc[0] or "{}")
+        for experiment, group in mine.groupby("experiment", sort=False):
+            trials = db.trials_frame(str(experiment))
+            configs = [json.loads(c or "{}") for c in group["config_json"]]
+            fingerprints = {c.get("fingerprint") for c in configs} - {None}
+            points = {p for c in configs for p in c.get("points", [])}
+            ours = trials[trials["run_id"].isin(group["run_id"])]
+            counts = ExperimentCounts(str(experiment), measured=len(ours), failed=int((ours["status"] != "ok").sum()))
+            counts.reused = sum(int(c.get("reused_trials") or 0) for c in configs)
+            if counts.reused and "fingerprint" in trials:
+                earlier = trials[
+                    ~trials["run_id"].isin(group["run_id"])
+                    & trials["fingerprint"].isin(fingerprints)
+                    & trials["point"].isin(points)
+                    & (trials["status"] == "ok")
+                ]
+                if len(earlier):
+                    import pandas as pd
+
+                    started = (earlier["started_at"] - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
+                    counts.reused_from = (float(started.min()), float(started.max()))
+            summary.experiments.append(counts)
+    return summary
