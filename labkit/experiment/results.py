@@ -23,6 +23,17 @@ if TYPE_CHECKING:
     from .timing import BudgetReport
 
 
+def _load_flags(ok: pd.DataFrame) -> str:
+    """ "no", "yes (k of n trials)" or "not measured": trials taken while other work loaded the machine."""
+    if "under_load" not in ok or ok.empty:
+        return "not measured"
+    flags = ok["under_load"].dropna()
+    if flags.empty:
+        return "not measured"
+    k = int(flags.astype(bool).sum())
+    return "no" if k == 0 else f"yes ({k} of {len(ok)} trials)"
+
+
 def latest_trials(frame: pd.DataFrame, points: list[str] | None = None) -> pd.DataFrame:
     """One row per (point, repeat): the ok trial if there is one, else the latest attempt."""
     if points is not None:
@@ -245,8 +256,9 @@ class Results:
                     if len(ok)
                     else "n/a",
                     "peak memory": measured("peak_memory_bytes", "max", lambda v: format_bytes(int(v))),
-                    "mean CPU": measured("cpu_percent_mean", "mean", lambda v: f"{v:.0f}%"),
+                    "mean worker CPU (100% = 1 core)": measured("cpu_percent_mean", "mean", lambda v: f"{v:.0f}%"),
                     "energy": measured("energy_j", "median", lambda v: f"{v:.3g} J"),
+                    "outside load": _load_flags(ok),
                 }
             )
         return pd.DataFrame(rows).sort_values([*names, "workers"]).reset_index(drop=True)
@@ -257,11 +269,29 @@ class Results:
 
         return scaling(self.frame)
 
+    def scaling_table(self) -> pd.DataFrame:
+        """:meth:`scaling` for reading: each figure with its interval, in words where there is none."""
+        from .readable import scaling_table
+
+        return scaling_table(self.scaling())
+
     def conclusion(self) -> str:
-        """The answer in words, computed from the data."""
+        """The answer in words, computed from the data, with the caveats that apply to it:
+        trials under outside load, worker counts beyond the machine's cores."""
         from labkit.analysis import describe_scaling
 
-        return describe_scaling(self.frame)
+        from .readable import caveats
+
+        env = self._read_env()
+        return "\n".join([describe_scaling(self.frame), *caveats(self.frame, env)])
+
+    def _read_env(self) -> dict[str, Any]:
+        if self.store_path is None or self.run_id is None:
+            return {}
+        from labkit.store import ResultStore
+
+        with ResultStore(self.store_path) as store:
+            return store.run_env(self.run_id)
 
     def samples(self) -> pd.DataFrame:
         """The monitor's samples of this sweep's run (time, worker, metric, value, trial_id)."""
