@@ -1,5 +1,10 @@
-"""How close to the hardware: per-worker limits from the probes, and the fraction of them
-each configuration reached (the roofline fraction), with intervals from the repeats.
+"""How close to the hardware: limits from the probes, and the fraction of them each configuration reached.
+
+A worker's limit is what it did alone, with all its threads working (see
+:mod:`labkit.probes`); workers on one host also share it, so N workers there are compared
+with the smaller of N times a worker's limit and the host's ceiling (every worker measured at
+once). The fraction of that limit a configuration reached (its roofline fraction) is an
+estimate, with a bootstrap interval from the repeats.
 
 >>> hardware_limits(bandwidth=10e9, flops=50e9)
 {'bytes': 10000000000.0, 'flops': 50000000000.0}
@@ -8,6 +13,7 @@ each configuration reached (the roofline fraction), with intervals from the repe
 from __future__ import annotations
 
 import json
+import math
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -21,32 +27,104 @@ from .intervals import bootstrap_ratio
 if TYPE_CHECKING:
     import pandas as pd
 
+_LIMIT_NAMES = {"bytes": "memory bandwidth", "flops": "FLOP/s"}
+NEAR = 0.8
+"""A fraction whose whole interval is at least this is called close to its limit."""
 
-def hardware_limits(
-    probe: Any = None, *, bandwidth: float | None = None, flops: float | None = None
-) -> dict[str, float]:
-    """Per-worker hardware limits keyed by work unit, for :func:`roofline_fraction`.
 
-    From a :class:`labkit.probes.HardwareProbe`: the median over workers of the best STREAM
-    triad bandwidth (``"bytes"``, bytes/s) and of float64 matmul FLOP/s (``"flops"``), or
-    the client's figures when no worker was probed. ``bandwidth`` and ``flops`` given
-    explicitly win (e.g. a datasheet's numbers).
+class HardwareLimits(dict):
+    """Per-worker limits by unit (units per second), with the host's ceilings and how they were measured.
+
+    A ``dict`` of unit -> per-worker limit, as :func:`roofline_fraction` takes it, with:
+    ``node`` (unit -> one host's ceiling, its ``node_workers`` workers running at once),
+    ``threads`` (threads per worker the per-worker limits were measured with; None when not
+    known) and ``missing`` (unit or ``"node"`` -> why that limit is not measured).
+
+    >>> limits = HardwareLimits({"bytes": 10e9}, node={"bytes": 15e9}, node_workers=2, threads=1)
+    >>> limits, limits.node
+    ({'bytes': 10000000000.0}, {'bytes': 15000000000.0})
+    """
+
+    def __init__(
+        self,
+        per_worker: dict[str, float] | None = None,
+        *,
+        node: dict[str, float] | None = None,
+        node_workers: int | None = None,
+        threads: int | None = None,
+        missing: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(per_worker or {})
+        self.node = dict(node or {})
+        self.node_workers = node_workers
+        self.threads = threads
+        self.missing = dict(missing or {})
+
+
+def hardware_limits(probe: Any = None, *, bandwidth: float | None = None, flops: float | None = None) -> HardwareLimits:
+    """Per-worker limits keyed by work unit, with the host's ceiling, for :func:`roofline_fraction`.
+
+    From a :class:`labkit.probes.HardwareProbe`: the median over workers of each worker's
+    own figures, measured with all its threads at once: memory bandwidth (``"bytes"``,
+    bytes/s; the higher of copy and triad, each credited with the bytes it moves) and float64
+    matmul FLOP/s (``"flops"``); and, when every worker shares one host, that host's ceiling
+    with every worker running at once. The client's figures never stand in for a worker's:
+    without worker figures the per-worker limits are not measured, and ``missing`` says why.
+    ``bandwidth`` and ``flops`` given explicitly (e.g. a datasheet's per-worker numbers) win.
+
+    Parameters
+    ----------
+    probe : HardwareProbe, optional
+        From :func:`labkit.probes.run_probes` or :func:`labkit.probes.cached_probes`.
+    bandwidth, flops : float, optional
+        Per-worker limits in bytes/s and flop/s, used instead of the probe's.
+
+    Returns
+    -------
+    HardwareLimits
+        A dict of unit -> per-worker limit, with ``node``, ``node_workers``, ``threads`` and
+        ``missing``.
 
     >>> hardware_limits(bandwidth=10e9, flops=50e9)
     {'bytes': 10000000000.0, 'flops': 50000000000.0}
     """
-    limits: dict[str, float] = {}
+    limits = HardwareLimits()
     if probe is not None:
-        for unit, get in (("bytes", probe.bandwidth), ("flops", probe.flops)):
-            values = [v for v in (get(loc) for loc in probe.workers) if v] or [v for v in [get("client")] if v]
-            if values:
-                limits[unit] = float(np.median(values))
+        _from_probe(limits, probe)
     for unit, value in (("bytes", bandwidth), ("flops", flops)):
         if value is not None:
             limits[unit] = float(value)
-    if not limits:
+            limits.missing.pop(unit, None)
+    if not limits and not limits.missing:
         raise ParameterError("probe", probe, "a HardwareProbe with figures, or bandwidth= / flops= numbers")
     return limits
+
+
+def _from_probe(limits: HardwareLimits, probe: Any) -> None:
+    workers = list(probe.workers)
+    figures = {
+        "bytes": [probe.memory[w].best for w in workers],
+        "flops": [f for f in (probe.flops(w, "float64") for w in workers) if f],
+    }
+    reasons = [
+        why
+        for key, why in probe.missing.items()
+        if key.endswith("/memory") and key.rsplit("/", 1)[0] not in ("client", "gpu", "node")
+    ]
+    why = reasons[0] if reasons else "the probe holds no worker figures"
+    for unit, values in figures.items():
+        if values:
+            limits[unit] = float(np.median(values))
+        else:
+            limits.missing[unit] = f"per-worker limit not measured ({why}); the client's figures are not a worker's"
+    threads = {probe.memory[w].threads for w in workers}
+    limits.threads = threads.pop() if len(threads) == 1 else None
+    node = getattr(probe, "node", None)
+    if node is not None:
+        limits.node.update({"bytes": float(node.memory.best), "flops": float(node.matmul.best)})
+        limits.node_workers = int(node.workers)
+    else:
+        limits.missing["node"] = probe.missing.get("node/memory", "the probe holds no whole-node ceiling")
 
 
 def roofline_fraction(
@@ -57,61 +135,155 @@ def roofline_fraction(
     Parameters
     ----------
     frame : DataFrame or list of DataFrames
-        Trials; points whose unit has no limit are left out.
+        Trials; points whose unit has no limit (and no reason it is missing) are left out.
     limits : dict
-        Unit -> limit in units per second, e.g. ``{"bytes": 12e9, "flops": 80e9}``.
+        Unit -> limit in units per second, e.g. ``{"bytes": 12e9, "flops": 80e9}``, or the
+        :class:`HardwareLimits` of :func:`hardware_limits`.
     per_worker : bool, default False
-        The limits are per worker (as :func:`hardware_limits` gives them): a point's limit
-        is the worker count times it, the throughput every worker at its own limit would give.
+        The limits are per worker (as :func:`hardware_limits` gives them): a point with N
+        workers is compared with N times the limit, or with the host's ceiling when that is
+        smaller and was measured with at least N workers at once. A point whose threads per
+        worker differ from those the limit was measured with gets no limit, and says why.
+        Without ``per_worker`` each limit is taken as the whole run's.
+
+    Returns
+    -------
+    DataFrame
+        One row per point: workload, config, workers, unit, throughput_median, limit,
+        limit_source, fraction (an estimate: median throughput over the limit), fraction_lo
+        and fraction_hi (its bootstrap interval) and note; NaN where the limit is not measured.
     """
     import pandas as pd
 
     if isinstance(frame, list):
         frame = pd.concat(frame, ignore_index=True)
-    if not isinstance(limits, dict) or not limits:
+    missing = dict(getattr(limits, "missing", {}))
+    if not isinstance(limits, dict) or not (limits or missing):
         raise ParameterError("limits", limits, "a dict of unit -> limit per second, e.g. {'bytes': 1e10}")
-    for unit, value in limits.items():
+    for unit, value in [*limits.items(), *getattr(limits, "node", {}).items()]:
         if not isinstance(value, (int, float)) or not np.isfinite(value) or value <= 0:
             raise ParameterError(f"limits[{unit!r}]", value, "a finite limit > 0 per second")
     require(frame, ("point", "status", "throughput", "workers", "unit"))
-    ok = frame[(frame["status"] == "ok") & frame["unit"].isin(list(limits))]
+    units = [*limits, *(u for u in missing if u != "node")]
+    ok = frame[(frame["status"] == "ok") & frame["unit"].isin(units)]
     if ok.empty:
         raise ParameterError(
             "limits",
-            sorted(limits),
+            sorted(units),
             f"a limit for a unit of the successful trials: {sorted(frame['unit'].dropna().unique())}",
         )
     names = {unit: varying(g) for unit, g in ok.groupby("unit")}
     rows = []
     for point, g in ok.groupby("point", sort=False):
         p = json.loads(point)
-        unit = g["unit"].iloc[0]
-        limit = limits[unit] * (int(g["workers"].iloc[0]) if per_worker else 1)
-        f, lo, hi = bootstrap_ratio(g["throughput"].to_numpy(float), np.array([limit]))
+        unit, workers = g["unit"].iloc[0], int(g["workers"].iloc[0])
+        threads = float(pd.to_numeric(g["threads"], errors="coerce").iloc[0]) if "threads" in g.columns else math.nan
+        if per_worker:
+            limit, source, note = _point_limit(limits, unit, workers, threads)
+        elif unit in limits:
+            limit, source, note = float(limits[unit]), "given", ""
+        else:
+            limit, source, note = math.nan, "not measured", missing[unit]
+        f = lo = hi = math.nan
+        if math.isfinite(limit):
+            f, lo, hi = bootstrap_ratio(g["throughput"].to_numpy(float), np.array([limit]))
         rows.append(
             {
                 "workload": p["workload"],
                 "config": describe_config(point, [k for k in names[unit] if k in p]),
-                "workers": int(g["workers"].iloc[0]),
+                "workers": workers,
                 "unit": unit,
                 "throughput_median": float(g["throughput"].median()),
                 "limit": limit,
+                "limit_source": source,
                 "fraction": f,
                 "fraction_lo": lo,
                 "fraction_hi": hi,
+                "note": note,
             }
         )
     return pd.DataFrame(rows)
 
 
+def _point_limit(limits: dict[str, float], unit: str, workers: int, threads: float) -> tuple[float, str, str]:
+    """(limit, where it comes from, note) for ``workers`` workers running ``threads`` threads in all."""
+    per, missing = limits.get(unit), getattr(limits, "missing", {})
+    measured_threads = getattr(limits, "threads", None)
+    if per is None:
+        return math.nan, "not measured", missing.get(unit, f"no per-worker limit for {unit}")
+    if measured_threads is not None and math.isfinite(threads) and threads / workers != measured_threads:
+        return (
+            math.nan,
+            "not measured",
+            f"the per-worker limit was measured with {measured_threads} thread(s) per worker; "
+            f"this ran {threads / workers:g}",
+        )
+    limit, source, note = workers * float(per), f"{workers} × per-worker", ""
+    node, node_workers = getattr(limits, "node", {}).get(unit), getattr(limits, "node_workers", None)
+    if node is not None and node_workers is not None:
+        if workers > node_workers:
+            note = f"the host's ceiling was measured with {node_workers} workers, fewer than these {workers}"
+        elif node < limit:
+            limit, source = float(node), f"host ceiling ({node_workers} workers at once)"
+    elif workers > 1 and "node" in missing:
+        note = f"no host ceiling: {missing['node']}"
+    return limit, source, note
+
+
 def describe_roofline(table: pd.DataFrame) -> str:
-    """Per workload, the point that came closest to its limit, in words."""
+    """Per workload, the point with the highest estimated fraction of its limit, in words.
+
+    A sentence says the runs cannot tell which configuration came closest when intervals
+    overlap, calls a point close to its limit only when its whole interval is at least 80%
+    of it, and says the time goes elsewhere only when its whole interval is below half.
+
+    Parameters
+    ----------
+    table : DataFrame
+        From :func:`roofline_fraction`.
+
+    Returns
+    -------
+    str
+        One line per workload; a workload without a measured limit says why.
+    """
     lines = []
     for workload, g in table.groupby("workload", sort=False):
-        top = g.loc[g["fraction"].idxmax()]
-        lines.append(
-            f"{workload} came closest to its limit on {format_workers(top['workers'])}"
-            f"{' (' + top['config'] + ')' if top['config'] else ''}: {format_rate(top['throughput_median'], top['unit'])}, "
-            f"{top['fraction']:.0%} ({top['fraction_lo']:.0%}–{top['fraction_hi']:.0%}) of {format_rate(top['limit'], top['unit'])}."
-        )
+        measured = g[np.isfinite(g["fraction"].to_numpy(float))]
+        if measured.empty:
+            why = "; ".join(dict.fromkeys(str(n) for n in g.get("note", []) if n)) or "no limit"
+            lines.append(f"{workload}: the fraction of its hardware limit is not measured ({why}).")
+            continue
+        top = measured.loc[measured["fraction"].idxmax()]
+        lines.append(_sentence(workload, top, measured))
     return "\n".join(lines)
+
+
+def _sentence(workload: str, top: Any, measured: pd.DataFrame) -> str:
+    f, lo, hi = top["fraction"], top["fraction_lo"], top["fraction_hi"]
+    interval = "the runs did not vary: no interval" if lo == hi else f"{lo:.0%}–{hi:.0%}"
+    config = f" ({top['config']})" if top["config"] else ""
+    source = top.get("limit_source", "")
+    source = "" if source == "given" else source
+    text = (
+        f"{workload}: the highest estimated fraction of its limit was on {format_workers(top['workers'])}{config}: "
+        f"{format_rate(top['throughput_median'], top['unit'])}, an estimated {f:.0%} ({interval}) "
+        f"of {format_rate(top['limit'], top['unit'])}{f' ({source})' if source else ''}."
+    )
+    overlap = int((measured["fraction_hi"] >= lo).sum()) - 1
+    if overlap > 0:
+        other = "that of 1 other configuration" if overlap == 1 else f"those of {overlap} other configurations"
+        text += f" Its interval overlaps {other}: the runs cannot tell which came closest."
+    what = _LIMIT_NAMES.get(top["unit"], "limit")
+    if lo > 1:
+        text += f" Its whole interval is above the measured {what}: the probe understates what this work gets."
+    elif lo >= NEAR:
+        text += f" Its whole interval is at {NEAR:.0%} of the measured {what} or more: close to that limit."
+    elif hi < 0.5:
+        text += (
+            f" Its whole interval is below half: at the measured {what} it would take under half its time, "
+            "so most of its time goes to something else."
+        )
+    if top.get("note"):
+        text += f" Note: {top['note']}."
+    return text

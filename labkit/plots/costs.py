@@ -54,7 +54,8 @@ def chunk_figure(frame: pd.DataFrame, fit: OverheadFit, param: str = "chunk_mb",
 
 
 def roofline_ax(ax: Axes, table: pd.DataFrame) -> None:
-    """Fraction of the hardware limit per configuration (a table from roofline_fraction)."""
+    """Fraction of the hardware limit per configuration (a table from roofline_fraction), with its
+    interval; a configuration whose limit was not measured is labelled so, with no bar."""
     from matplotlib.ticker import PercentFormatter
 
     labels = [f"{r.workload} {r.config}, {r.workers}w".replace("  ", " ") for r in table.itertuples()]
@@ -67,6 +68,9 @@ def roofline_ax(ax: Axes, table: pd.DataFrame) -> None:
         color=colors,
         capsize=3,
     )
+    for i, fraction in enumerate(table["fraction"]):
+        if not np.isfinite(fraction):  # the limit of this configuration was not measured
+            ax.text(0.01, y[i], "limit not measured", va="center", fontsize="small", transform=ax.get_yaxis_transform())
     ax.set_yticks(y, labels, fontsize="small")
     ax.invert_yaxis()
     ax.xaxis.set_major_formatter(PercentFormatter(1.0))

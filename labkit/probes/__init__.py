@@ -1,8 +1,11 @@
 """Hardware probes: the limits a scaling curve is measured against.
 
-- :mod:`.kernels`: STREAM copy/triad bandwidth and matmul FLOP/s, on NumPy or CuPy;
+- :mod:`.kernels`: copy/triad bandwidth (credited with the bytes each moves) and matmul FLOP/s,
+  on NumPy or CuPy, by one thread or several at once;
+- :mod:`.node`: the host's ceiling, every worker on one host running a kernel at once;
 - :mod:`.dask_costs`: Dask's task overhead and worker-to-worker network bandwidth;
-- :mod:`.run`: :func:`run_probes`, every probe in the client, on each worker and on a GPU;
+- :mod:`.run`: :func:`run_probes`, every probe in the client, on each worker with its threads,
+  on the whole host and on a GPU;
 - :mod:`.cache`: :func:`cached_probes`, probes kept in the store per environment;
 - :mod:`.records`: the :class:`HardwareProbe` record and its table.
 """
@@ -12,7 +15,7 @@ from __future__ import annotations
 from .cache import cached_probes
 from .dask_costs import DEFAULT_NETWORK_SIZES, DEFAULT_TASK_COUNTS, network_bandwidth, task_overhead
 from .kernels import TRIAD_SCALAR, matmul_flops, stream_bandwidth
-from .records import HardwareProbe, MatmulResult, NetworkResult, StreamResult, TaskOverhead
+from .records import HardwareProbe, MatmulResult, NetworkResult, NodeCeiling, StreamResult, TaskOverhead
 from .run import MATMUL_DTYPES, run_probes
 
 __all__ = [
@@ -23,6 +26,7 @@ __all__ = [
     "HardwareProbe",
     "MatmulResult",
     "NetworkResult",
+    "NodeCeiling",
     "StreamResult",
     "TaskOverhead",
     "cached_probes",

@@ -15,13 +15,14 @@ from labkit.common.format import format_probe_value
 if TYPE_CHECKING:
     import pandas as pd
 
-SCHEMA_VERSION = 1
-_NOT_WORKERS = ("client", "gpu", "cluster", "workers")
+SCHEMA_VERSION = 2  # 2: triad credited with the 5 arrays its two passes move; threads; the node ceiling
+_NOT_WORKERS = ("client", "gpu", "cluster", "workers", "node")
 
 
 @dataclass(frozen=True)
 class StreamResult:
-    """STREAM copy and triad bandwidth (bytes/s) for arrays of ``nbytes`` each."""
+    """Copy and triad bandwidth (bytes/s) for arrays of ``nbytes`` each, split over ``threads``
+    threads running at once (copy credited with 2 arrays' bytes, the two-pass triad with 5)."""
 
     nbytes: int
     repeats: int
@@ -29,17 +30,42 @@ class StreamResult:
     copy_median: float
     triad_best: float
     triad_median: float
+    threads: int = 1
+
+    @property
+    def best(self) -> float:
+        """The higher of the copy and triad figures: the most bandwidth either kernel reached."""
+        return max(self.copy_best, self.triad_best)
 
 
 @dataclass(frozen=True)
 class MatmulResult:
-    """FLOP/s of an ``n x n`` matrix product in ``dtype`` (``2 n**3`` flops each)."""
+    """FLOP/s of ``threads`` ``n x n`` matrix products in ``dtype`` at once (``2 n**3`` flops each)."""
 
     n: int
     dtype: str
     repeats: int
     best: float
     median: float
+    threads: int = 1
+
+
+@dataclass(frozen=True)
+class NodeCeiling:
+    """One host's ceiling: every worker on it running a kernel at the same moment.
+
+    ``memory`` and ``matmul`` (float64) sum what all ``threads`` threads of the ``workers``
+    workers moved or computed per iteration over the slowest thread's time; ``memory.nbytes``
+    is the bytes per array over all of them. ``start_spread_s`` is the gap between the first
+    and the last thread's start, median over every timed iteration of the three kernels.
+    """
+
+    host: str
+    workers: int
+    threads: int
+    memory: StreamResult
+    matmul: MatmulResult
+    start_spread_s: float
 
 
 @dataclass(frozen=True)
@@ -76,8 +102,10 @@ class NetworkResult:
 class HardwareProbe:
     """Every figure one :func:`run_probes` call measured, as plain values.
 
-    ``memory`` and ``matmul`` are keyed by location: ``"client"``, a worker address, or
-    ``"gpu"``. ``missing`` maps ``"<location>/<probe>"`` (probe: memory, matmul,
+    ``memory`` and ``matmul`` are keyed by location: ``"client"``, a worker address (measured
+    with that worker's threads at once), or ``"gpu"``. ``node`` is the whole host with every
+    worker at once, when all workers share one host. ``missing`` maps ``"<location>/<probe>"``
+    (location also ``"workers"``, ``"node"``, ``"cluster"``; probe: memory, matmul,
     task_overhead, network) to the reason that figure is absent; ``notes`` maps a location
     to caveats on its figures.
     """
@@ -87,6 +115,7 @@ class HardwareProbe:
     matmul: dict[str, dict[str, MatmulResult]] = field(default_factory=dict)
     task_overhead: TaskOverhead | None = None
     network: NetworkResult | None = None
+    node: NodeCeiling | None = None
     missing: dict[str, str] = field(default_factory=dict)
     notes: dict[str, str] = field(default_factory=dict)
     created: str = ""
@@ -132,13 +161,18 @@ class HardwareProbe:
             over = TaskOverhead(
                 **{**over, "task_counts": tuple(over["task_counts"]), "times_s": tuple(over["times_s"])}
             )
-        net = data.get("network")
+        net, node = data.get("network"), data.get("node")
+        if node is not None:
+            node = NodeCeiling(
+                **{**node, "memory": StreamResult(**node["memory"]), "matmul": MatmulResult(**node["matmul"])}
+            )
         return cls(
             params=dict(data["params"]),
             memory={loc: StreamResult(**r) for loc, r in data["memory"].items()},
             matmul={loc: {dt: MatmulResult(**r) for dt, r in by.items()} for loc, by in data["matmul"].items()},
             task_overhead=over,
             network=None if net is None else NetworkResult(**net),
+            node=node,
             missing=dict(data["missing"]),
             notes=dict(data["notes"]),
             created=data["created"],
@@ -153,6 +187,9 @@ class HardwareProbe:
         for loc in ["client", *workers, "workers", "gpu"]:
             rows += _memory_rows(loc, self.memory.get(loc), self.missing)
             rows += _matmul_rows(loc, self.matmul.get(loc), self.missing)
+        node = self.node
+        rows += _memory_rows("node", None if node is None else node.memory, self.missing, node)
+        rows += _matmul_rows("node", None if node is None else {"float64": node.matmul}, self.missing, node)
         rows += _cluster_rows(self.task_overhead, self.network, self.missing)
         return rows
 
@@ -194,30 +231,30 @@ class HardwareProbe:
         return "\n".join(out)
 
 
-def _memory_rows(loc: str, r: StreamResult | None, missing: dict[str, str]) -> list[tuple]:
+def _memory_rows(
+    loc: str, r: StreamResult | None, missing: dict[str, str], node: NodeCeiling | None = None
+) -> list[tuple]:
     if r is None:
         why = missing.get(f"{loc}/memory")
         return [] if why is None else [(loc, "memory bandwidth", None, "B/s", why)]
-    size = f"{r.nbytes / 2**20:g} MiB arrays"
+    each = r.nbytes / (node.workers if node else 1) / 2**20
+    how = f"{each:g} MiB arrays{' per worker' if node else ''}, {_at_once(r.threads, 'thread', node)}"
     return [
         (
             loc,
-            "copy bandwidth",
-            r.copy_best,
+            f"{kind} bandwidth",
+            getattr(r, f"{kind}_best"),
             "B/s",
-            f"best of {r.repeats}, median {format_probe_value(r.copy_median, 'B/s')}, {size}",
-        ),
-        (
-            loc,
-            "triad bandwidth",
-            r.triad_best,
-            "B/s",
-            f"best of {r.repeats}, median {format_probe_value(r.triad_median, 'B/s')}, {size}",
-        ),
+            f"best of {r.repeats}, median {format_probe_value(getattr(r, f'{kind}_median'), 'B/s')}, "
+            f"{arrays} arrays counted, {how}",
+        )
+        for kind, arrays in (("copy", 2), ("triad", 5))
     ]
 
 
-def _matmul_rows(loc: str, by_dtype: dict[str, MatmulResult] | None, missing: dict[str, str]) -> list[tuple]:
+def _matmul_rows(
+    loc: str, by_dtype: dict[str, MatmulResult] | None, missing: dict[str, str], node: NodeCeiling | None = None
+) -> list[tuple]:
     if not by_dtype:
         why = missing.get(f"{loc}/matmul")
         return [] if why is None else [(loc, "matmul", None, "flop/s", why)]
@@ -227,10 +264,18 @@ def _matmul_rows(loc: str, by_dtype: dict[str, MatmulResult] | None, missing: di
             f"matmul {dt}",
             r.best,
             "flop/s",
-            f"best of {r.repeats}, median {format_probe_value(r.median, 'flop/s')}, n={r.n}",
+            f"best of {r.repeats}, median {format_probe_value(r.median, 'flop/s')}, n={r.n}, "
+            f"{_at_once(r.threads, 'product', node)}",
         )
         for dt, r in by_dtype.items()
     ]
+
+
+def _at_once(count: int, what: str, node: NodeCeiling | None) -> str:
+    text = f"1 {what}" if count == 1 else f"{count} {what}s at once"
+    if node is None:
+        return text
+    return f"{text} on {node.workers} workers, starts {format_probe_value(node.start_spread_s, 's')} apart (median)"
 
 
 def _cluster_rows(over: TaskOverhead | None, net: NetworkResult | None, missing: dict[str, str]) -> list[tuple]:

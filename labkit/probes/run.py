@@ -1,15 +1,23 @@
-"""Running every probe: in the client, on each worker one at a time, and on a GPU when usable.
+"""Running every probe: in the client, on each worker with its threads, on the whole host, and on a GPU.
 
 A speedup means little until it is set against what the machine can do. This module
-measures, in the client process, on each Dask worker and on a CUDA GPU when there is one:
+measures, in the client process, on each Dask worker, on all workers of one host at once
+and on a CUDA GPU when there is one:
 
-- memory bandwidth as STREAM measures it (copy and triad; STREAM's byte counts, best of
-  ``repeats`` iterations, median kept too);
+- memory bandwidth (copy and triad, each credited with the bytes it really moves: see
+  :mod:`labkit.probes.kernels`; best of ``repeats`` iterations, median kept too);
 - matrix-multiply FLOP/s per dtype (``2 n**3`` flops per product);
 - Dask's task overhead, split by a least-squares fit ``T = a + b * tasks`` into a fixed cost
   per ``compute`` (``a``) and a cost per task (``b``);
 - network bandwidth between pairs of workers, with the echo benchmark behind
   :meth:`distributed.Client.benchmark_hardware`.
+
+Each worker is probed on its own (the others idle), with as many threads running the kernel
+at once as it has: that is its per-worker limit. When every worker shares one host, all of
+them then run each kernel at the same moment (:mod:`labkit.probes.node`): the host's
+ceiling, which the per-worker limits times the worker count may exceed. The client's
+figures describe the client process only (one thread for memory; matmul with whatever BLAS
+threads it has) and never stand in for a worker's.
 
 Every figure that could not be measured is recorded in :attr:`HardwareProbe.missing` with
 the reason, and :meth:`HardwareProbe.table` prints it as ``not measured: <reason>``::
@@ -42,15 +50,17 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from labkit.cluster import backends
 from labkit.common.errors import LabkitError, ParameterError, ParameterTypeError
+from labkit.common.format import format_probe_value
 from labkit.common.scheduler import scheduler_workers
 
-from .records import HardwareProbe
+from .records import HardwareProbe, NodeCeiling
 
 if TYPE_CHECKING:
     from distributed import Client
 
 from .dask_costs import DEFAULT_TASK_COUNTS, check_int, check_task_counts, network_bandwidth, task_overhead
-from .kernels import matmul_flops, stream_bandwidth
+from .kernels import COPY_ARRAYS, matmul_flops, stream_bandwidth
+from .node import node_ceiling
 
 T = TypeVar("T")
 
@@ -70,16 +80,15 @@ def run_probes(
     """Measure memory bandwidth, matmul FLOP/s, task overhead and network bandwidth.
 
     Without a client, only the client process (and a GPU, if one is usable) is probed;
-    the rest is recorded as missing with the reason. Takes ~6 s with the defaults on a
-    2-core machine and a 2-worker cluster.
+    the rest, the per-worker limits included, is recorded as missing with the reason.
 
     Parameters
     ----------
     client : distributed.Client, optional
         Workers must be able to import labkit (true of local clusters).
     array_mb : float, default 64
-        MiB per STREAM array (three per location). STREAM wants arrays well beyond the
-        last-level cache; a note says when they fit in it.
+        MiB per array (three per location; a worker splits them over its threads). Arrays
+        should be well beyond the last-level cache; a note says when they fit in it.
     matmul_n : int, default 1024
         Matrix side for the FLOP/s probe (float32 and float64).
     repeats : int, default 5
@@ -103,32 +112,42 @@ def run_probes(
         created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     )
     _record(probe, "client", _probe_process(np, nbytes, matmul_n, repeats))
+    cache = probe.notes.get("client")
+    probe.notes["client"] = "the client process: memory with 1 thread, matmul with its BLAS threads; " + (
+        "never a worker's limit" + (f"; {cache}" if cache else "")
+    )
     _probe_gpu(probe, nbytes, matmul_n, repeats)
-    over = net = None
+    over = net = node = None
     if client is None:
         why = "no Dask client given: call run_probes(client)"
-        probe.missing.update({f"workers/{name}": why for name in ("memory", "matmul")})
+        probe.missing.update({f"{loc}/{name}": why for loc in ("workers", "node") for name in ("memory", "matmul")})
         probe.missing.update({f"cluster/{name}": why for name in ("task_overhead", "network")})
     else:
-        _probe_workers(probe, client, nbytes, matmul_n, repeats)
+        found = _probe_workers(probe, client, nbytes, matmul_n, repeats)
+        probed = {a: (t, probe.memory[a], probe.matmul[a]["float64"]) for a, (t, _) in found.items()}
+        node = _attempt(probe.missing, "node/memory", lambda: node_ceiling(client, probed, nbytes, matmul_n, repeats))
+        if node is None:
+            probe.missing["node/matmul"] = probe.missing["node/memory"]
+        else:
+            _note_node(probe, node, max((llc or 0 for _, llc in found.values()), default=0))
         over = _attempt(probe.missing, "cluster/task_overhead", lambda: task_overhead(client, task_counts))
         net = _attempt(probe.missing, "cluster/network", lambda: network_bandwidth(client, duration=network_duration))
-    return replace(probe, task_overhead=over, network=net, duration_s=time.perf_counter() - start)
+    return replace(probe, task_overhead=over, network=net, node=node, duration_s=time.perf_counter() - start)
 
 
-def _probe_process(xp: ModuleType, nbytes: int, matmul_n: int, repeats: int) -> dict[str, Any]:
-    """Memory and matmul figures of the process (or device) this runs in."""
+def _probe_process(xp: ModuleType, nbytes: int, matmul_n: int, repeats: int, threads: int = 1) -> dict[str, Any]:
+    """Memory and matmul figures of the process (or device) this runs in, ``threads`` at once."""
     return {
-        "memory": stream_bandwidth(xp, nbytes, repeats),
-        "matmul": {dt: matmul_flops(xp, matmul_n, dt, repeats) for dt in MATMUL_DTYPES},
+        "memory": stream_bandwidth(xp, nbytes, repeats, threads),
+        "matmul": {dt: matmul_flops(xp, matmul_n, dt, repeats, threads) for dt in MATMUL_DTYPES},
         "llc": _last_level_cache() if xp.__name__ == "numpy" else None,
     }
 
 
-def _probe_worker(nbytes: int, matmul_n: int, repeats: int) -> dict[str, Any]:
+def _probe_worker(nbytes: int, matmul_n: int, repeats: int, threads: int) -> dict[str, Any]:
     import numpy as np
 
-    return _probe_process(np, nbytes, matmul_n, repeats)
+    return _probe_process(np, nbytes, matmul_n, repeats, threads)
 
 
 def _record(probe: HardwareProbe, loc: str, result: dict[str, Any]) -> None:
@@ -152,19 +171,46 @@ def _probe_gpu(probe: HardwareProbe, nbytes: int, matmul_n: int, repeats: int) -
     _record(probe, "gpu", _probe_process(xp, nbytes, matmul_n, repeats))
 
 
-def _probe_workers(probe: HardwareProbe, client: Client, nbytes: int, matmul_n: int, repeats: int) -> None:
+def _probe_workers(
+    probe: HardwareProbe, client: Client, nbytes: int, matmul_n: int, repeats: int
+) -> dict[str, tuple[int, int | None]]:
+    """Each worker's own figures, with all its threads at once; (threads, last-level cache bytes) of each probed."""
     # One worker at a time: on one host, workers probed together would share the memory
-    # bus and each would report a fraction of it. client.run runs outside the task queue,
-    # so the probe does not wait behind (or compete with) tasks; it does hold the worker's
-    # event loop for its ~0.5 s, which is why the probe sizes are kept small.
-    for addr in sorted(scheduler_workers(client)):
+    # bus and each would report a fraction of it (the node ceiling measures that). client.run
+    # runs outside the task queue, so the probe does not wait behind (or compete with) tasks;
+    # it does hold the worker's event loop for its ~0.5 s, which is why the sizes are small.
+    threads = {addr: int(info.get("nthreads") or 1) for addr, info in scheduler_workers(client).items()}
+    found: dict[str, tuple[int, int | None]] = {}
+    for addr in sorted(threads):
         try:
-            result = client.run(_probe_worker, nbytes, matmul_n, repeats, workers=[addr])[addr]
+            result = client.run(_probe_worker, nbytes, matmul_n, repeats, threads[addr], workers=[addr])[addr]
         except Exception as e:  # noqa: BLE001 - one failing worker must not lose the other figures
             why = f"probe failed on the worker: {type(e).__name__}: {e}"
             probe.missing.update({f"{addr}/memory": why, f"{addr}/matmul": why})
             continue
         _record(probe, addr, result)
+        found[addr] = (threads[addr], result["llc"])
+    return found
+
+
+def _note_node(probe: HardwareProbe, node: NodeCeiling, llc: int) -> None:
+    """Caveats on the node's figures: arrays that fit in cache; starts spread (median) over more
+    than a tenth of its fastest iteration."""
+    notes, total = [], 3 * node.memory.nbytes
+    if total <= llc:
+        notes.append(
+            f"all workers' arrays together ({total / 2**20:g} MiB) fit in the {llc / 2**20:g} MiB last-level cache: "
+            "the node figures may be partly cache bandwidth"
+        )
+    fastest = COPY_ARRAYS * node.memory.nbytes / node.memory.copy_best
+    if node.start_spread_s > 0.1 * fastest:
+        notes.append(
+            f"the threads' starts were {format_probe_value(node.start_spread_s, 's')} apart (median) "
+            f"({node.start_spread_s / fastest:.0%} of a copy iteration): some ran while others had not started, "
+            "so the node figures may understate the host"
+        )
+    if notes:
+        probe.notes["node"] = "; ".join(notes)
 
 
 def _attempt(missing: dict[str, str], key: str, measure: Callable[[], T]) -> T | None:
