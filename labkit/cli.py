@@ -11,6 +11,7 @@ import argparse
 import ast
 import sys
 from collections.abc import Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -90,8 +91,14 @@ def _probe(args: argparse.Namespace) -> int:
         lab = Lab(address=args.address)
     else:
         lab = Lab(workers=args.workers, threads_per_worker=1, dashboard=False)
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     with lab:
         probe = cached_probes(lab, args.store, refresh=args.refresh, **params)
+    if probe.created and probe.created < started:
+        print(
+            f"cached: these figures were measured {probe.created} on this machine, software and cluster "
+            "shape; `labkit probe --refresh` measures again"
+        )
     print(probe.table())
     return 0
 

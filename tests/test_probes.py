@@ -312,3 +312,8 @@ def test_probe_command_prints_the_table(tmp_path) -> None:
     assert ("not measured: no usable GPU" in done.stdout) == (not backends.gpu_status().available)
     assert "network bandwidth       not measured" in done.stdout  # one worker: no pair to measure
     assert re.search(r"^node +memory bandwidth +not measured: 1 worker probed", done.stdout, re.MULTILINE)
+    assert "cached:" not in done.stdout and "worker 1" in done.stdout and "tcp://" not in done.stdout
+    again = subprocess.run(done.args, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert again.stdout.startswith("cached: these figures were measured 20")
+    assert again.stdout.splitlines()[1:] == done.stdout.splitlines()  # the same figures, said to be old

@@ -209,10 +209,12 @@ class HardwareProbe:
         """A fixed-width table in human units (GB/s, GFLOP/s, µs/ms); missing figures
         read ``not measured: <reason>``."""
         header = ("location", "metric", "value", "note")
+        # Workers by their order, not by an address that means nothing once the cluster is gone.
+        names = {addr: f"worker {i + 1}" for i, addr in enumerate(self.workers)}
         lines = [header] + [
-            (loc, metric, format_probe_value(value, unit), note)
+            (names.get(loc, loc), metric, format_probe_value(value, unit), note)
             if value is not None
-            else (loc, metric, f"not measured: {note}", "")
+            else (names.get(loc, loc), metric, f"not measured: {note}", "")
             for loc, metric, value, unit, note in self.rows()
         ]
         measured = [line for line in lines if not line[2].startswith("not measured")]
@@ -222,10 +224,10 @@ class HardwareProbe:
         out = [f"{a:<{widths[0]}}  {b:<{widths[1]}}  {c:<{widths[2]}}  {d}".rstrip() for a, b, c, d in lines]
         out.insert(1, "-" * (sum(widths) + 6))
         for loc, note in self.notes.items():
-            out.append(f"note ({loc}): {note}")
+            out.append(f"note ({names.get(loc, loc)}): {note}")
         p = self.params
         out.append(
-            f"probes took {self.duration_s:.1f} s (array_mb={p.get('array_mb')}, "
+            f"measured {self.created or 'at an unrecorded time'}, in {self.duration_s:.1f} s (array_mb={p.get('array_mb')}, "
             f"matmul_n={p.get('matmul_n')}, repeats={p.get('repeats')})"
         )
         return "\n".join(out)
