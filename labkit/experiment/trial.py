@@ -312,8 +312,21 @@ class PointRunner:
                     extra=extra,
                 )
                 return None
-            watched.trial = self.record(repeat, "ok", wall=wall, work=work, started=started, extra=extra)
+            watched.trial = self.record(
+                repeat, "ok", wall=wall, work=work, started=started, extra={**extra, **self._run_metrics()}
+            )
         return wall
+
+    def _run_metrics(self) -> dict[str, Any]:
+        """What the workload says about its last run (``metrics(state)``: latency percentiles,
+        bytes on disk, spilled bytes ...), stored with the trial; {} when it says nothing."""
+        metrics = getattr(self.sweep.workload, "metrics", None)
+        if metrics is None:
+            return {}
+        try:
+            return dict(metrics(self.state))
+        except Exception:  # noqa: BLE001 - a failing metrics() must not lose the trial
+            return {}
 
     def _maybe_raise(self, e: BaseException) -> None:
         if self.sweep.raise_on_error:

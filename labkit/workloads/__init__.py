@@ -7,7 +7,7 @@ True
 
 from __future__ import annotations
 
-from . import arrays, dataframes, synthetic, tasks  # noqa: F401  (registers the built-ins)
+from . import arrays, compression, dataframes, images, memory, storage, stream, synthetic, tables, tasks, text  # noqa: F401  (registers the built-ins)
 from .registry import (
     ENTRY_POINT_GROUP,
     BaseWorkload,
