@@ -17,3 +17,14 @@ def scheduler_workers(client: Any, timeout: float | None = None) -> dict[str, An
 def running_tasks(dask_worker: Any) -> int:
     """Tasks occupying a worker's threads, cancelled ones included (run on each worker)."""
     return len(dask_worker.state.all_running_tasks)
+
+
+def run_on_scheduler(client: Any, function: Any, timeout: float | None = None, **kwargs: Any) -> Any:
+    """``client.run_on_scheduler(function, **kwargs)``, giving up after ``timeout`` seconds."""
+    return client.sync(client._run_on_scheduler, function, callback_timeout=timeout, **kwargs)
+
+
+def run_on_workers(client: Any, function: Any, workers: list[str], timeout: float | None = None, **kwargs: Any) -> Any:
+    """``client.run(function, workers=workers, on_error="return", **kwargs)``, giving up after
+    ``timeout`` seconds: ``{address: result or exception}``."""
+    return client.sync(client._run, function, workers=workers, on_error="return", callback_timeout=timeout, **kwargs)

@@ -27,7 +27,7 @@ from labkit.common.errors import ParameterError
 logger = logging.getLogger("labkit.monitor")
 
 #: Every kind of alert, in the order a reader would care about them.
-KINDS = ("worker-lost", "memory", "spill", "straggler", "gpu-idle")
+KINDS = ("worker-lost", "memory", "spill", "straggler", "outside-load", "gpu-idle")
 
 
 @dataclass(frozen=True)
@@ -60,35 +60,56 @@ class AlertRules:
     gpu_idle_percent : float or None, default 5.0
         Alert when a worker runs tasks while its GPU's utilisation is below this percent
         (only where Dask's NVML support reports utilisation; None: never).
-    straggler_busy_fraction : float, default 0.5
-        A worker is a straggler when its busy time in a trial is below this fraction of
-        the median busy time of the other workers ...
     straggler_slowdown : float, default 1.5
-        ... or when its tasks took longer than this multiple of what the same kinds of
-        task took on the other workers (median).
+        A worker is a straggler when the median time of its tasks of one kind (task prefix)
+        is above this multiple of the median of the same kind of task on the other workers ...
+    straggler_alpha : float, default 0.01
+        ... and a one-sided Mann-Whitney U test says its durations are longer than theirs
+        beyond the spread those tasks show (p below this, Bonferroni-corrected over the
+        comparisons of the trial). A worker that was only less busy is never a straggler.
     straggler_min_s : float, default 0.05
-        Ignore trials where the others were busy less than this (timings too short to judge).
+        ... and the time its slow tasks took beyond the others' median adds up to at least this.
+    outside_cpu_percent : float or None, default 25.0
+        A trial is ``under_load`` (and an "outside-load" alert fires) when processes other
+        than the cluster's (the client process, the scheduler, nannies and workers) used more
+        CPU than this on one of its machines, in percent of one core (100 = a whole core),
+        over the trial's window (None: never).
+    steal_percent : float or None, default 5.0
+        ... or when the hypervisor took more than this percent of a machine's CPU time
+        (steal, where ``/proc/stat`` reports it; None: never). An alert episode ends once
+        both are below half their threshold.
     """
 
     memory_fraction: float | None = 0.8
     spill: bool = True
     worker_lost: bool = True
     gpu_idle_percent: float | None = 5.0
-    straggler_busy_fraction: float = 0.5
     straggler_slowdown: float = 1.5
+    straggler_alpha: float = 0.01
     straggler_min_s: float = 0.05
+    outside_cpu_percent: float | None = 25.0
+    steal_percent: float | None = 5.0
 
     def __post_init__(self) -> None:
         if self.memory_fraction is not None and not 0 < self.memory_fraction:
             raise ParameterError("memory_fraction", self.memory_fraction, "None or a fraction > 0")
         if self.gpu_idle_percent is not None and not 0 <= self.gpu_idle_percent <= 100:
             raise ParameterError("gpu_idle_percent", self.gpu_idle_percent, "None or a percent in 0..100")
-        if not 0 < self.straggler_busy_fraction < 1:
-            raise ParameterError("straggler_busy_fraction", self.straggler_busy_fraction, "a fraction in (0, 1)")
+        if not 0 < self.straggler_alpha < 1:
+            raise ParameterError("straggler_alpha", self.straggler_alpha, "a probability in (0, 1)")
         if not self.straggler_slowdown > 1:
             raise ParameterError("straggler_slowdown", self.straggler_slowdown, "a ratio > 1")
         if not self.straggler_min_s >= 0:
             raise ParameterError("straggler_min_s", self.straggler_min_s, "seconds >= 0")
+        if self.outside_cpu_percent is not None and not self.outside_cpu_percent >= 0:
+            raise ParameterError("outside_cpu_percent", self.outside_cpu_percent, "None or a percent of one core >= 0")
+        if self.steal_percent is not None and not 0 <= self.steal_percent <= 100:
+            raise ParameterError("steal_percent", self.steal_percent, "None or a percent in 0..100")
+
+    def under_load(self, outside_cpu_percent: float | None, steal_percent: float | None, *, scale: float = 1.0) -> bool:
+        """Whether either figure is above its threshold (times ``scale``); a None figure is not above."""
+        checks = ((outside_cpu_percent, self.outside_cpu_percent), (steal_percent, self.steal_percent))
+        return any(v is not None and limit is not None and v > scale * limit for v, limit in checks)
 
 
 class AlertLog:
@@ -214,11 +235,11 @@ def worker_conditions(
         out.append(("spill", disk > 0, lambda: f"worker {worker} started spilling to disk: {_gib(disk)} spilled"))
     util = m.get("gpu_utilization")
     if rules.gpu_idle_percent is not None and util is not None:
-        executing = (m.get("task_counts") or {}).get("executing", 0)
+        executing = (m.get("task_counts") or {}).get("executing")  # None: not reported, so not known busy
         out.append(
             (
                 "gpu-idle",
-                executing > 0 and util < rules.gpu_idle_percent,
+                executing is not None and executing > 0 and util < rules.gpu_idle_percent,
                 lambda: (
                     f"worker {worker} runs {executing} task(s) while its GPU is {util:.0f}% utilised (alert below {rules.gpu_idle_percent:g}%)"
                 ),

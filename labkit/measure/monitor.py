@@ -1,28 +1,24 @@
-"""The Monitor: what the cluster's resources did while a sweep ran.
+"""The Monitor: what the cluster's resources, and the load around them, did while a sweep ran.
 
 >>> with Lab(workers=2) as lab, Monitor(lab, interval=0.5) as monitor:    # doctest: +SKIP
-...     with monitor.trial("sum #0") as window:
+...     with monitor.trial("sum #0", description="array-sum, workers=2") as window:
 ...         x.sum().compute()
 ...     summary = monitor.summary(window)     # waits for the heartbeat after the trial
->>> summary.peak_memory_bytes, summary.cpu_percent_mean                   # doctest: +SKIP
-(412123136.0, 187.5)
->>> monitor.to_pandas().head()                                           # doctest: +SKIP
-           time                   worker          metric        value   trial
-0  1.795582e+09  tcp://127.0.0.1:34005      cpu_percent        98.0  sum #0
+>>> summary.peak_memory_bytes, summary.cpu_percent_mean, summary.under_load  # doctest: +SKIP
+(412123136.0, 187.5, False)
 
-A background thread asks the scheduler, once per tick (its ``identity``, as
-``client.scheduler_info(n_workers=-1)`` does), for what
-it already knows of each worker: the metrics workers send with every heartbeat, measured
-by Dask's ``SystemMonitor`` (CPU, memory, spilled bytes, host network and disk, GPU
-utilisation and memory where Dask's NVML support reports them). The client's host adds its
-CPU and memory (psutil) and, where a counter exists and every worker runs on the client's
-machine (a local cluster), energy (:mod:`labkit.measure.power`).
+A background thread asks the scheduler, once per tick (its ``identity``), for the metrics
+workers send with every heartbeat, measured by Dask's ``SystemMonitor`` (CPU, memory,
+spilled bytes, host network and disk, GPU utilisation and memory where Dask's NVML support
+reports them). The client's host adds its CPU and memory (psutil), the outside load of
+every machine (:mod:`labkit.measure.load`) and, where a counter exists and every worker
+runs on the client's machine, energy (:mod:`labkit.measure.power`).
 
 Samples are plain records in long format, ``Sample(time, worker, metric, value)``: one per
 new measurement (a worker's values change once per heartbeat, 0.5 s on small clusters, so
 polling faster only costs). ``worker`` is a worker's address, ``"host:<host>"`` for
-host-wide counters (reported once per host) or ``"client"``. Times are the clock of the
-machine that measured (a worker's ``SystemMonitor``; the client for its own host).
+host-wide counters (reported once per host) or ``"client"`` (the client's machine). Times
+are the clock of the machine that measured. ``monitor.to_pandas()`` gives them as a frame.
 """
 
 from __future__ import annotations
@@ -40,6 +36,7 @@ from labkit.common.errors import ParameterError, ParameterTypeError
 from labkit.common.scheduler import scheduler_workers
 
 from .alerts import Alert, AlertLog, AlertRules, worker_conditions
+from .load import LoadReading, LoadWatcher
 from .resources import (
     ResourceSummary,
     Sample,
@@ -66,7 +63,7 @@ class Monitor:
         The cluster to watch. The thread ends by itself once this client closes or keeps
         failing (within about one ``interval``); it is a daemon thread as a last resort.
     interval : float, default 0.5
-        Seconds between ticks (one scheduler ``identity`` call each, what ``scheduler_info`` asks). Workers report every
+        Seconds between ticks (one scheduler ``identity`` call each). Workers report every
         heartbeat (0.5 s on clusters of up to 10 workers), so 0.5 s sees every report.
     sink : callable, optional
         Called with lists of store rows ``(run_id, trial_id, time, worker, metric, value)``
@@ -126,6 +123,7 @@ class Monitor:
 
         self._energy = EnergyMeter()
         self._local_hosts = local_hosts()
+        self._load = LoadWatcher(self.client, self._local_hosts, self.rules, timeout=max(5.0, 2 * self.interval))
         self._finalizer = weakref.finalize(self, _stop_thread, self._stop, None)
 
     # -- lifetime ------------------------------------------------------------------------
@@ -136,9 +134,6 @@ class Monitor:
             raise RuntimeError("this Monitor is closed; make a new one")
         if self.running:
             return self
-        import psutil
-
-        psutil.cpu_percent(None)  # the first call only sets psutil's reference point
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="labkit-monitor", daemon=True)
         self._finalizer.detach()
@@ -212,8 +207,9 @@ class Monitor:
             gen, scaling = self._scale_gen, self._scaling > 0
         # a scheduler that stops answering must not hang the thread
         workers = scheduler_workers(self.client, timeout=max(10.0, 5 * self.interval))
-        now = time.time()
-        conditions: list[tuple[str, str, bool, Any, float, TrialWindow | None]] = []
+        now = time.time()  # before the load readings: a tick after a trial has readings after it
+        load = self._load.sample(workers)  # may ask workers on other machines: outside the lock
+        conditions: list[tuple[str, str | None, bool, Any, float, TrialWindow | None]] = []
         with self._lock:
             new, reported = fresh_samples(workers, self._last_time)
             for addr, m, limit in reported:
@@ -222,13 +218,14 @@ class Monitor:
                     (kind, addr, holds, msg, m["time"], window)
                     for kind, holds, msg in worker_conditions(self.rules, addr, m, limit)
                 ]
+            conditions += self._load.alert_conditions(self.alert_log.active(), self._window_at)
             lost = set()
             if not scaling and gen == self._scale_gen and self._known_gen == gen:
                 lost = self._known - set(workers)
             self._known, self._known_gen = set(workers), (gen if not scaling and gen == self._scale_gen else -1)
             for addr in lost:
                 self._last_time.pop(addr, None)
-            new += client_samples(now)
+            new += client_samples(now) + load
             if all(w.get("host") in self._local_hosts for w in workers.values()):  # else not the cluster's energy
                 new += [Sample(now, "client", k, v) for k, v in self._energy.read().items()]
             self._samples.extend(new)
@@ -266,15 +263,18 @@ class Monitor:
     # -- trials --------------------------------------------------------------------------
 
     @contextmanager
-    def trial(self, trial: Any = None) -> Iterator[TrialWindow]:
+    def trial(self, trial: Any = None, description: str | None = None) -> Iterator[TrialWindow]:
         """Mark the block as one trial; yields its :class:`TrialWindow`.
 
         ``trial`` labels it (default ``"trial-<n>"``). Samples measured inside are labelled
         with ``window.trial``: set it to the store's trial id once known, before the next
         trial starts. Alerts about measurements inside collect in ``window.alerts``.
+        ``description`` says what the trial is, for people (e.g. its parameters): alerts
+        name the trial by it.
         """
         with self._lock:
-            window = self._router.open(f"trial-{len(self._router.windows)}" if trial is None else trial, time.time())
+            label = f"trial-{len(self._router.windows)}" if trial is None else trial
+            window = self._router.open(label, time.time(), description)
         try:
             yield window
         finally:
@@ -302,7 +302,8 @@ class Monitor:
             return False
         if time.monotonic() >= w._closed_at + self.settle_timeout:
             return True
-        return self._last_tick > w.end and all(t > w.end for a, t in self._last_time.items() if a in self._known)
+        after = min(self._last_tick, self._load.read_at)  # the load too: it is read at most every 0.25 s
+        return after > w.end and all(t > w.end for a, t in self._last_time.items() if a in self._known)
 
     def summary(self, window: TrialWindow, timeout: float | None = None) -> ResourceSummary:
         """The trial's :class:`ResourceSummary`, once the workers have reported past its end
@@ -332,7 +333,7 @@ class Monitor:
                     break
                 recent.append(s)
         self._flush()
-        return resource_summary(recent, window.start, window.end)
+        return resource_summary(recent, window.start, window.end, self.rules)
 
     # -- delivering samples --------------------------------------------------------------
 
@@ -359,17 +360,21 @@ class Monitor:
     def alerts(self) -> list[Alert]:
         return self.alert_log.alerts
 
+    @property
+    def latest_load(self) -> LoadReading | None:
+        """The latest :class:`~labkit.measure.load.LoadReading` of the most loaded machine, or None."""
+        return self._load.most_loaded()
+
     def check_stragglers(self, split: TimeSplit, window: TrialWindow | None = None) -> list[Alert]:
         """Raise (once per episode) a straggler alert for each worker a trial's
         :class:`~labkit.measure.timesplit.TimeSplit` flagged, attributed to ``window`` if given
         (and kept in ``window.alerts``). Returns the new alerts."""
+        what = window.description if window is not None and window.description else split.what
         out = []
-        for w, busy in split.workers.items():
-            msg = f"worker {w} straggled in trial {split.label}: {busy.straggler}"
-            alert = self.alert_log.about(window, "straggler", w, busy.straggler is not None, msg, time.time())
-            if alert is not None:
-                out.append(alert)
-        return out
+        for w, b in split.workers.items():
+            msg = f"worker {w} straggled in {what}: {b.straggler}"
+            out.append(self.alert_log.about(window, "straggler", w, b.straggler is not None, msg, time.time()))
+        return [a for a in out if a is not None]
 
     def rows(self) -> list[StoreRow]:
         """Every kept sample as a store row, labelled by the trial window it fell in."""
@@ -382,9 +387,8 @@ class Monitor:
         """Samples as a long DataFrame: time (epoch seconds), worker, metric, value, trial."""
         import pandas as pd
 
-        return pd.DataFrame([r[1:] for r in self.rows()], columns=["trial", "time", "worker", "metric", "value"])[
-            ["time", "worker", "metric", "value", "trial"]
-        ]
+        rows = [(*r[2:], r[1]) for r in self.rows()]
+        return pd.DataFrame(rows, columns=["time", "worker", "metric", "value", "trial"])
 
 
 def _stop_thread(stop: threading.Event, thread: threading.Thread | None) -> None:

@@ -23,42 +23,49 @@ logger = logging.getLogger("labkit.monitor")
 
 
 class RaplCounter:
-    """Package energy from Linux powercap (``intel-rapl:N/energy_uj``, also on AMD).
+    """Energy of the CPU packages and their memory from Linux powercap (``intel-rapl``, also on AMD).
 
-    Only top-level package domains are summed (their sub-domains are parts of them).
-    The counters wrap at ``max_energy_range_uj``; :meth:`read` unwraps them, which is
-    exact as long as it is called more often than a wrap (minutes at full power).
+    Domains are chosen by their ``name`` file: ``package-N`` and ``dram``, each counted once.
+    Never ``psys`` (the whole platform, packages included: adding it would count them
+    twice), nor ``core``, ``uncore`` (parts of a package), nor the ``intel-rapl-mmio``
+    duplicates of the packages. The counters wrap at ``max_energy_range_uj``; :meth:`read`
+    unwraps them, which is exact as long as it is called more often than a wrap (minutes
+    at full power).
     """
 
     def __init__(self, root: str | os.PathLike[str] = POWERCAP) -> None:
-        self.domains: list[tuple[Path, float]] = []
+        self.domains: list[tuple[Path, float, str]] = []  # (energy_uj, wrap, "package" or "dram")
         base = Path(root)
-        if base.is_dir():
-            for d in sorted(base.iterdir()):
-                if re.fullmatch(r"intel-rapl:\d+", d.name) and os.access(d / "energy_uj", os.R_OK):
-                    try:
-                        int((d / "energy_uj").read_text())
-                        wrap = float((d / "max_energy_range_uj").read_text())
-                    except (OSError, ValueError):
-                        continue
-                    self.domains.append((d / "energy_uj", wrap))
+        for d in sorted(base.iterdir()) if base.is_dir() else []:
+            if not re.fullmatch(r"intel-rapl:\d+(:\d+)?", d.name) or not os.access(d / "energy_uj", os.R_OK):
+                continue
+            try:
+                name = (d / "name").read_text().strip()
+                int((d / "energy_uj").read_text())
+                wrap = float((d / "max_energy_range_uj").read_text())
+            except (OSError, ValueError):
+                continue
+            kind = "package" if re.fullmatch(r"package-\d+", name) else "dram" if name == "dram" else None
+            if kind is not None:
+                self.domains.append((d / "energy_uj", wrap, kind))
         self._last: list[float] = []
-        self._total = 0.0
+        self._total = {kind: 0.0 for _, _, kind in self.domains}
 
     @property
     def available(self) -> bool:
         return bool(self.domains)
 
-    def read(self) -> float | None:
-        """Joules used by all packages since this counter was made (None: no counter)."""
+    def read(self) -> dict[str, float] | None:
+        """Joules since this counter was made, by kind: ``{"package": ..., "dram": ...}``
+        (a kind is absent where no domain of it exists; None: no counter at all)."""
         if not self.domains:
             return None
-        now = [float(p.read_text()) for p, _ in self.domains]
+        now = [float(p.read_text()) for p, _, _ in self.domains]
         if self._last:
-            for (_, wrap), a, b in zip(self.domains, self._last, now):
-                self._total += (b - a if b >= a else b + wrap - a) / 1e6
+            for (_, wrap, kind), a, b in zip(self.domains, self._last, now):
+                self._total[kind] += (b - a if b >= a else b + wrap - a) / 1e6
         self._last = now
-        return self._total
+        return dict(self._total)
 
 
 class NvmlCounter:
@@ -106,23 +113,24 @@ def local_hosts() -> set[str]:
 
 
 class EnergyMeter:
-    """Every energy counter this machine offers, read together: ``{"cpu_energy_j": ..., "gpu_energy_j": ...}``."""
+    """Every energy counter this machine offers, read together, in joules:
+    ``{"cpu_energy_j": ..., "dram_energy_j": ..., "gpu_energy_j": ...}`` (absent: no counter)."""
 
     def __init__(self, powercap_root: str | os.PathLike[str] = POWERCAP) -> None:
         self.counters = {
-            name: c
-            for name, c in (("cpu_energy_j", RaplCounter(powercap_root)), ("gpu_energy_j", NvmlCounter()))
-            if c.available
+            name: c for name, c in (("rapl", RaplCounter(powercap_root)), ("nvml", NvmlCounter())) if c.available
         }
 
     def read(self) -> dict[str, float]:
-        out = {}
+        out: dict[str, float] = {}
         for name, counter in self.counters.items():
             try:
                 value = counter.read()
             except Exception as e:  # noqa: BLE001 - a counter that stops answering is not measured
                 logger.debug("energy counter %s failed: %s", name, e)
                 continue
-            if value is not None:
-                out[name] = value
+            if isinstance(value, dict):
+                out.update({f"{'cpu' if kind == 'package' else kind}_energy_j": j for kind, j in value.items()})
+            elif value is not None:
+                out["gpu_energy_j"] = value
         return out

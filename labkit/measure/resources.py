@@ -1,10 +1,16 @@
-"""What a trial used, from the Monitor's samples: peak memory, CPU, spill, network, GPU, energy.
+"""What a trial used, from the Monitor's samples: peak memory, CPU, spill, network, GPU, energy, outside load.
 
 >>> samples = [Sample(t, "w1", "memory_bytes", m) for t, m in [(0.0, 1e8), (0.5, 3e8), (1.0, 2e8)]]
 >>> resource_summary(samples, start=0.2, end=0.8).peak_memory_bytes
 300000000.0
 >>> resource_summary(samples, start=0.2, end=0.8).energy_j is None   # no counter: not measured
 True
+>>> resource_summary(samples, start=0.2, end=0.8).under_load is None  # load not read: not measured
+True
+>>> samples += [Sample(t, "client", "outside_cpu_percent", v) for t, v in [(0.0, 5.0), (0.5, 80.0), (1.0, 10.0)]]
+>>> s = resource_summary(samples, start=0.2, end=0.8)     # 0.3 s at 80%, 0.3 s at 10%
+>>> round(s.outside_cpu_percent, 6), s.under_load, s.resources_interpolated
+(45.0, True, False)
 """
 
 from __future__ import annotations
@@ -15,6 +21,11 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, NamedTuple
+
+from .alerts import AlertRules
+
+#: The energy counters of the client's machine, as samples name them (see :mod:`.power`).
+ENERGY_METRICS = ("cpu_energy_j", "dram_energy_j", "gpu_energy_j")
 
 
 class Sample(NamedTuple):
@@ -38,7 +49,7 @@ def worker_metrics(w: dict[str, Any]) -> list[tuple[str, float]]:
         ("managed_bytes", m.get("managed_bytes")),
         ("spilled_memory_bytes", spilled.get("memory")),
         ("spilled_disk_bytes", spilled.get("disk")),
-        ("executing", (m.get("task_counts") or {}).get("executing", 0)),
+        ("executing", (m.get("task_counts") or {}).get("executing")),
         ("gpu_utilization_percent", m.get("gpu_utilization")),
         ("gpu_memory_bytes", m.get("gpu_memory_used")),
     ]
@@ -86,14 +97,11 @@ def fresh_samples(
 
 
 def client_samples(now: float) -> list[Sample]:
-    """The client host's CPU and memory, through psutil."""
+    """The client host's memory, through psutil (its CPU comes with the load readings of
+    :mod:`labkit.measure.load`)."""
     import psutil
 
-    vm = psutil.virtual_memory()
-    return [
-        Sample(now, "client", "cpu_percent", psutil.cpu_percent(None)),
-        Sample(now, "client", "memory_used_bytes", float(vm.used)),
-    ]
+    return [Sample(now, "client", "memory_used_bytes", float(psutil.virtual_memory().used))]
 
 
 @dataclass
@@ -115,11 +123,21 @@ class ResourceSummary:
     peak_memory_fraction: float | None  # largest RSS / memory limit
     cpu_percent_mean: float | None  # mean over workers of each one's mean CPU % (100 = one core)
     spilled_bytes: float | None  # bytes that went to disk (sum of increases of spilled bytes)
-    net_read_bytes: float | None  # host network counters (all interfaces, loopback too), per host
+    net_read_bytes: float | None  # host network counters (all interfaces, loopback too), summed over hosts
     net_write_bytes: float | None
     gpu_utilization_percent: float | None  # mean, where Dask's NVML support reports it
     gpu_memory_peak_bytes: float | None
     energy_j: float | None  # sum of the energy counters present on the client's host
+    # True: every worker ran on one machine, so the bytes between them were loopback traffic
+    # (the counters add them to any other traffic of the machine); False: several machines
+    net_loopback: bool | None = None
+    resources_interpolated: bool | None = None  # the trial was shorter than resolution_s
+    # Outside load, over the trial's window, on the most loaded of the cluster's machines
+    # (and the client's): see labkit.measure.load. None where a machine was not measured.
+    outside_cpu_percent: float | None = None  # CPU of other processes, 100 = one core
+    steal_percent: float | None = None  # share of CPU time the hypervisor took
+    loadavg_1m: float | None = None  # counts the cluster's own threads too
+    under_load: bool | None = None  # above AlertRules.outside_cpu_percent or .steal_percent
     energy_by_source: dict[str, float] = field(default_factory=dict)
     cpu_percent_by_worker: dict[str, float] = field(default_factory=dict)
     peak_memory_by_worker: dict[str, float] = field(default_factory=dict)
@@ -152,11 +170,60 @@ def _at(series: list[tuple[float, float]], t: float) -> float | None:
     return None
 
 
-def resource_summary(samples: Iterable[Sample], start: float, end: float) -> ResourceSummary:
+def _host(address: str) -> str:
+    from distributed.comm import get_address_host
+
+    try:
+        return get_address_host(address)
+    except (ValueError, TypeError):
+        return address
+
+
+def _window_mean(pts: list[tuple[float, float]], start: float, end: float) -> float | None:
+    """Time-weighted mean over ``start..end`` of a series whose value at ``t`` describes the
+    interval since the previous point; None unless known (not NaN) over all of it."""
+    if end <= start:  # an instant: the interval that holds it
+        return next((v for (t0, _), (t1, v) in itertools.pairwise(pts) if t0 < start <= t1 and v == v), None)
+    total = covered = 0.0
+    for (t0, _), (t1, v) in itertools.pairwise(pts):
+        w = _overlap(t0, t1, start, end)
+        if w > 0:
+            if v != v:  # NaN: not measured over part of the trial
+                return None
+            total, covered = total + v * w, covered + w
+    return total / covered if covered >= 0.999 * (end - start) else None
+
+
+def _load(
+    series: dict[tuple[str, str], list[tuple[float, float]]], start: float, end: float, rules: AlertRules
+) -> dict[str, Any]:
+    """Outside load over the trial on the most loaded machine (see :mod:`labkit.measure.load`):
+    a figure is None unless every machine was measured; ``under_load`` is True as soon as
+    one measured machine was above a threshold."""
+    out: dict[str, Any] = {}
+    worst: dict[str, float | None] = {}
+    for metric in ("outside_cpu_percent", "steal_percent", "loadavg_1m"):
+        per_machine = [
+            _window_mean(pts, start, end)
+            for (w, m), pts in series.items()
+            if m == metric and (w == "client" or w.startswith("host:")) and pts[-1][0] > start and pts[0][0] < end
+        ]
+        known = [v for v in per_machine if v is not None]
+        worst[metric] = max(known, default=None)
+        out[metric] = worst[metric] if len(known) == len(per_machine) else None
+    above = rules.under_load(worst["outside_cpu_percent"], worst["steal_percent"])
+    out["under_load"] = True if above else (None if out["outside_cpu_percent"] is None else False)
+    return out
+
+
+def resource_summary(
+    samples: Iterable[Sample], start: float, end: float, rules: AlertRules | None = None
+) -> ResourceSummary:
     """Summarise the samples (as a Monitor records them) for the time ``start..end``.
 
     A worker's sample at ``t`` describes the interval since its previous one; every sample
     whose interval overlaps the trial counts, rates are integrated over the overlap.
+    ``rules`` gives the thresholds of ``under_load`` (default :class:`AlertRules`).
     """
     series: defaultdict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
     for s in samples:
@@ -201,7 +268,7 @@ def resource_summary(samples: Iterable[Sample], start: float, end: float) -> Res
         util += inside(w, "gpu_utilization_percent")[0]
         gpu_mem += inside(w, "gpu_memory_bytes")[0]
 
-    net = {}
+    net, net_hosts = {}, set()
     for direction in ("read", "write"):
         total, seen = 0.0, False
         for (w, metric), pts in series.items():
@@ -210,20 +277,23 @@ def resource_summary(samples: Iterable[Sample], start: float, end: float) -> Res
                     if t1 > start and t0 < end:
                         total += v * _overlap(t0, t1, start, end)
                         seen = True
+                        net_hosts.add(w.removeprefix("host:"))
         net[direction] = total if seen else None
 
     energy = {}
-    for metric in ("cpu_energy_j", "gpu_energy_j"):
+    for metric in ENERGY_METRICS:
         pts = series.get(("client", metric), [])
         a, b = _at(pts, start), _at(pts, end)
         if a is not None and b is not None:
             energy[metric] = b - a
+    load = _load(series, start, end, rules or AlertRules())
+    resolution = statistics.median(gaps) if gaps else None
     return ResourceSummary(
         start,
         end,
         n,
         workers,
-        statistics.median(gaps) if gaps else None,
+        resolution,
         peak_memory_bytes=max(peak.values()) if peak else None,
         peak_memory_fraction=max(frac) if frac else None,
         cpu_percent_mean=statistics.fmean(cpu.values()) if cpu else None,
@@ -233,6 +303,9 @@ def resource_summary(samples: Iterable[Sample], start: float, end: float) -> Res
         gpu_utilization_percent=statistics.fmean(util) if util else None,
         gpu_memory_peak_bytes=max(gpu_mem) if gpu_mem else None,
         energy_j=sum(energy.values()) if energy else None,
+        net_loopback=None if not net_hosts else len({_host(w) for w in workers} | net_hosts) == 1,
+        resources_interpolated=None if resolution is None else end - start < resolution,
+        **load,
         energy_by_source=energy,
         cpu_percent_by_worker=cpu,
         peak_memory_by_worker=peak,

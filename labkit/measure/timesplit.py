@@ -22,8 +22,13 @@ remainder into ``transfer_s``, at most all of it: transfers also overlap running
 their full duration is kept apart as ``transfer_total_s``. The seven buckets add up to
 ``total_s`` (to rounding; more only if Dask's own metrics exceed it).
 
+When the span's figures are missing (the scheduler never saw the span, or no worker sent
+its metrics by the deadline) the split is not measured: its seconds are None and
+``settled`` is False, never a split of zeros.
+
 Per-worker busy time comes from the scheduler's task stream (each task's compute interval
 and worker), restricted to the span's tasks: the span's metrics are not kept per worker.
+It also judges stragglers (:func:`find_stragglers`).
 """
 
 from __future__ import annotations
@@ -62,44 +67,53 @@ class WorkerBusy:
     threads: int
     tasks: int
     busy_s: float  # sum of its tasks' compute intervals
-    slowdown: float | None = None  # its task time / what the others took for the same kinds of task
+    slowdown: float | None = None  # its median task time / the others' for the same kinds of task (weighted)
     straggler: str | None = None  # why it is one, or None
 
 
 @dataclass
 class TimeSplit:
-    """Seconds of a trial's thread time, by what they were spent on (see the module docstring)."""
+    """Seconds of a trial's thread time, by what they were spent on (see the module docstring).
+
+    None means not measured (the span's figures never arrived).
+    """
 
     label: str
     span_id: str
-    wall_s: float  # span stop - span enqueued
-    total_s: float  # thread seconds offered: Span.active_cpu_seconds
-    compute_cpu_s: float
-    compute_other_s: float
-    transfer_s: float
-    spill_s: float
-    serialization_s: float
-    idle_s: float
-    other_s: float
-    transfer_total_s: float = 0.0  # all transfer durations, overlapping tasks or not
-    spill_write_bytes: float = 0.0
-    spill_read_bytes: float = 0.0
-    settled: bool = True  # False: some worker had not reported after the span by the deadline
+    wall_s: float | None  # span stop - span enqueued
+    total_s: float | None  # thread seconds offered: Span.active_cpu_seconds
+    compute_cpu_s: float | None
+    compute_other_s: float | None
+    transfer_s: float | None
+    spill_s: float | None
+    serialization_s: float | None
+    idle_s: float | None
+    other_s: float | None
+    transfer_total_s: float | None = None  # all transfer durations, overlapping tasks or not
+    spill_write_bytes: float | None = None
+    spill_read_bytes: float | None = None
+    settled: bool = False  # True: every worker reported after the span, and its figures are in
     workers: dict[str, WorkerBusy] = field(default_factory=dict)
     stragglers: list[str] = field(default_factory=list)
     tasks_missing: bool = False  # the task stream had dropped some of the span's tasks
+    description: str | None = None  # what the trial was, for people (e.g. its parameters)
 
     @property
-    def accounted_s(self) -> float:
-        """Sum of the seven buckets (equals ``total_s`` to rounding)."""
-        return sum(self.seconds().values())
+    def measured(self) -> bool:
+        return self.compute_cpu_s is not None
 
-    def seconds(self) -> dict[str, float]:
+    @property
+    def accounted_s(self) -> float | None:
+        """Sum of the seven buckets (equals ``total_s`` to rounding); None if not measured."""
+        return sum(v or 0.0 for v in self.seconds().values()) if self.measured else None
+
+    def seconds(self) -> dict[str, float | None]:
         return {n: getattr(self, f"{n}_s") for n in SPLIT_NAMES}
 
-    def fractions(self) -> dict[str, float]:
-        """Each bucket as a fraction of ``total_s``."""
-        return {n: (v / self.total_s if self.total_s else 0.0) for n, v in self.seconds().items()}
+    def fractions(self) -> dict[str, float | None]:
+        """Each bucket as a fraction of ``total_s`` (None: not measured, or no thread time)."""
+        total = self.total_s
+        return {n: (v / total if v is not None and total else None) for n, v in self.seconds().items()}
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -109,6 +123,11 @@ class TimeSplit:
         out: dict[str, Any] = {f"time_{n}_s": v for n, v in self.seconds().items()}
         out.update(time_total_s=self.total_s, time_settled=self.settled, stragglers=",".join(self.stragglers) or None)
         return out
+
+    @property
+    def what(self) -> str:
+        """How messages name the trial: its description, else its label."""
+        return self.description or f"trial {self.label}"
 
 
 class TrialSpan:
@@ -121,8 +140,10 @@ class TrialSpan:
     label : str or int
         The trial's label; the span is named ``"labkit-trial-<label>"``.
     rules : AlertRules, optional
-        Straggler thresholds (``straggler_busy_fraction``, ``straggler_slowdown``,
-        ``straggler_min_s``).
+        Straggler thresholds (``straggler_slowdown``, ``straggler_alpha``, ``straggler_min_s``).
+    description : str, optional
+        What the trial was, for people (e.g. ``"array-sum, workers=2, size_mb=64, repeat 1"``):
+        alerts name the trial by it rather than by its label.
 
     Entering and leaving cost one scheduler round trip each (to mark the task stream);
     keep them outside the timed region, which the span annotates. The span is a
@@ -130,9 +151,11 @@ class TrialSpan:
     run in a copy of this context (``contextvars.copy_context().run``).
     """
 
-    def __init__(self, lab: Any, label: str | int, *, rules: AlertRules | None = None) -> None:
+    def __init__(
+        self, lab: Any, label: str | int, *, rules: AlertRules | None = None, description: str | None = None
+    ) -> None:
         self.client = getattr(lab, "client", lab)
-        self.label = str(label)
+        self.label, self.description = str(label), description
         self.rules = rules or AlertRules()
         self.span_id: str | None = None
         self._cm: Any = None
@@ -182,22 +205,28 @@ class TrialSpan:
             time.sleep(poll)
 
     def _split(self, raw: dict[str, Any] | None) -> TimeSplit:
-        if raw is None:  # nothing ran inside the span: the scheduler never saw it
-            return TimeSplit(self.label, str(self.span_id), 0.0, 0.0, *([0.0] * 7))
-        buckets = dict.fromkeys(SPLIT_NAMES, 0.0)
-        for activity, seconds in raw["seconds"].items():
-            buckets[BUCKETS.get(activity, "other")] += seconds
-        transfer = min(raw["transfer_s"], buckets["idle"])
-        buckets["transfer"], buckets["idle"] = transfer, buckets["idle"] - transfer
+        label, span_id = self.label, str(self.span_id)
+        if raw is None:  # the scheduler never saw the span (nothing ran inside it, or it was lost)
+            return TimeSplit(label, span_id, None, None, *([None] * 7), description=self.description)
         workers = {w: WorkerBusy(w, n, 0, 0.0) for w, n in self._threads.items()}
         for w, per_prefix in raw["tasks"].items():
             wb = workers.setdefault(w, WorkerBusy(w, 1, 0, 0.0))
             wb.tasks = sum(c for c, _, _ in per_prefix.values())
             wb.busy_s = sum(s for _, s, _ in per_prefix.values())
         stragglers = find_stragglers(workers, raw["tasks"], self.rules)
+        common = {"workers": workers, "stragglers": stragglers, "tasks_missing": raw["tasks_missing"]}
+        if not raw["seconds"]:  # no worker's metrics arrived: not measured, never zeros
+            return TimeSplit(
+                label, span_id, raw["wall_s"], raw["total_s"], *([None] * 7), description=self.description, **common
+            )
+        buckets = dict.fromkeys(SPLIT_NAMES, 0.0)
+        for activity, seconds in raw["seconds"].items():
+            buckets[BUCKETS.get(activity, "other")] += seconds
+        transfer = min(raw["transfer_s"], buckets["idle"])
+        buckets["transfer"], buckets["idle"] = transfer, buckets["idle"] - transfer
         return TimeSplit(
-            self.label,
-            str(self.span_id),
+            label,
+            span_id,
             raw["wall_s"],
             raw["total_s"],
             *(buckets[n] for n in SPLIT_NAMES),
@@ -205,50 +234,71 @@ class TrialSpan:
             spill_write_bytes=raw["bytes"].get("disk-write", 0.0),
             spill_read_bytes=raw["bytes"].get("disk-read", 0.0),
             settled=raw["settled"],
-            workers=workers,
-            stragglers=stragglers,
-            tasks_missing=raw["tasks_missing"],
+            description=self.description,
+            **common,
         )
 
 
 def find_stragglers(
-    workers: dict[str, WorkerBusy], tasks: dict[str, dict[str, tuple[int, float, float]]], rules: AlertRules
+    workers: dict[str, WorkerBusy], tasks: dict[str, dict[str, tuple[int, float, list[float]]]], rules: AlertRules
 ) -> list[str]:
-    """Mark and return the workers that lagged: idle (busy per thread < fraction x the
-    median of the other workers) or slow (its typical task took > slowdown x what the same
-    kind of task typically took elsewhere).
+    """Mark and return the workers whose tasks took longer than the same tasks elsewhere.
 
-    ``tasks`` is ``{worker: {prefix: (count, busy seconds, median seconds)}}``. Slowdown
-    compares median task times prefix by prefix, weighted by the worker's task counts, so a
-    different mix of tasks or one slow task does not make a straggler.
+    ``tasks`` is ``{worker: {prefix: (count, busy seconds, durations)}}``. For each task
+    prefix, a worker's durations are set against those of each other worker that ran the
+    same prefix: it is slower than that worker when its median is above
+    ``straggler_slowdown`` x theirs and a one-sided Mann-Whitney U test puts its durations
+    above theirs beyond the spread those tasks show (p < ``straggler_alpha`` / the number of
+    comparisons made). It is slow on that prefix when it is slower than more than half of
+    the others, and a straggler when its slow tasks took, in all, at least
+    ``straggler_min_s`` more than the others' typical (median) task would have. Being less
+    busy, or quicker, never makes one; too few tasks to tell make none.
     """
-    if len(workers) < 2:
-        return []
+    from scipy.stats import mannwhitneyu
+
+    pairs = [
+        (w, o, prefix)
+        for w in workers
+        for o in workers
+        if o != w
+        for prefix in tasks.get(w, {})
+        if tasks[w][prefix][2] and tasks.get(o, {}).get(prefix, (0, 0.0, []))[2]
+    ]
     out = []
     for w, wb in workers.items():
-        others = [o for o in workers.values() if o.worker != w]
-        median_busy = statistics.median(o.busy_s / max(o.threads, 1) for o in others)
-        own = expected = 0.0
-        for prefix, (count, _, median_s) in tasks.get(w, {}).items():
-            elsewhere = [tasks[o.worker][prefix][2] for o in others if prefix in tasks.get(o.worker, {})]
-            if elsewhere:
-                own += count * median_s
-                expected += count * statistics.median(elsewhere)
+        own = expected = excess = 0.0
+        worst: tuple[float, str] | None = None
+        for prefix, (count, _, mine) in tasks.get(w, {}).items():
+            others = [o for v, o, p in pairs if v == w and p == prefix]
+            if not others:
+                continue
+            m = statistics.median(mine)
+            typical = statistics.median(statistics.median(tasks[o][prefix][2]) for o in others)
+            own, expected = own + count * m, expected + count * typical
+            slower, p_max = 0, 0.0
+            for o in others:
+                theirs = tasks[o][prefix][2]
+                if m > rules.straggler_slowdown * statistics.median(theirs):
+                    p = mannwhitneyu(mine, theirs, alternative="greater").pvalue
+                    if p < rules.straggler_alpha / len(pairs):
+                        slower, p_max = slower + 1, max(p_max, p)
+            if slower > len(others) / 2 and typical > 0:
+                lost = count * (m - typical)
+                excess += lost
+                why = (
+                    f"its {count} {prefix} tasks took a median {_ms(m)} vs {_ms(typical)} on the other workers "
+                    f"({m / typical:.1f}x; longer than on {slower} of {len(others)}, one-sided Mann-Whitney p <= {p_max:.1g})"
+                )
+                worst = max(worst or (lost, why), (lost, why))
         wb.slowdown = own / expected if expected > 0 else None
-        if (
-            median_busy >= rules.straggler_min_s
-            and wb.busy_s / max(wb.threads, 1) < rules.straggler_busy_fraction * median_busy
-        ):
-            wb.straggler = f"busy {wb.busy_s:.2f} s vs a median of {median_busy:.2f} s per thread on the other workers"
-        elif (
-            wb.slowdown is not None
-            and max(own, expected) >= rules.straggler_min_s
-            and wb.slowdown > rules.straggler_slowdown
-        ):
-            wb.straggler = f"its tasks took {wb.slowdown:.1f}x as long as the same tasks on the other workers"
+        wb.straggler = worst[1] if worst is not None and excess >= rules.straggler_min_s else None
         if wb.straggler:
             out.append(w)
     return out
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1e3:.3g} ms"
 
 
 # The functions below run on the scheduler. They are built inside factories so that
@@ -270,7 +320,6 @@ def _mark_scheduler() -> Any:
 
 def _read_scheduler() -> Any:
     def read(dask_scheduler: Any, span_id: str, first: int, last: int) -> dict[str, Any] | None:
-        import statistics
         from collections import defaultdict
 
         from dask.utils import key_split
@@ -311,8 +360,9 @@ def _read_scheduler() -> Any:
             "total_s": span.active_cpu_seconds,
             "settled": settled,
             "tasks_missing": missing,
+            # every duration up to 1000 per worker and prefix, else 1000 spread over them
             "tasks": {
-                w: {p: (len(ds), sum(ds), statistics.median(ds)) for p, ds in per.items()}
+                w: {p: (len(ds), sum(ds), sorted(ds)[:: max(1, len(ds) // 1000)]) for p, ds in per.items()}
                 for w, per in durations.items()
             },
         }

@@ -29,11 +29,13 @@ class TrialWindow:
 
     ``trial`` labels its samples: replace it with the store's trial id once known (before
     the next trial starts, or before ``Monitor.summary``) and its sink rows carry that id.
+    ``description`` says what the trial was, for people: alerts name the trial by it.
     """
 
     trial: Any
     start: float
     end: float | None = None
+    description: str | None = None
     alerts: list[Alert] = field(default_factory=list)  # fired about measurements inside it
     _closed_at: float | None = field(default=None, repr=False)  # monotonic
     _released: bool = field(default=False, repr=False)
@@ -58,9 +60,9 @@ class SampleRouter:
         self._pending: list[TrialWindow] = []  # windows whose samples the sink has not had yet
         self._sink_lock = threading.Lock()
 
-    def open(self, trial: Any, start: float) -> TrialWindow:
+    def open(self, trial: Any, start: float, description: str | None = None) -> TrialWindow:
         """A new window, starting at ``start`` (epoch seconds)."""
-        window = TrialWindow(trial, start)
+        window = TrialWindow(trial, start, description=description)
         self.windows.append(window)
         self._pending.append(window)
         self._starts.append(start)

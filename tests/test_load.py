@@ -1,0 +1,177 @@
+"""Outside load: seen with each trial, flagged, alerted once per episode, read through workers elsewhere.
+
+The load comes from a CPU hog that the tests start themselves (a bounded busy loop in a
+subprocess, killed in a ``finally``). A test that needs a quiet part first skips, saying
+so, when this machine is already busy with other work before it starts: then there is no
+quiet part to compare with.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import psutil
+import pytest
+
+import labkit
+from labkit.measure.alerts import Alert, AlertRules
+from labkit.measure.load import host_reader, load_rates
+from labkit.measure.monitor import Monitor
+
+HOG = "import time\nt = time.time() + {seconds}\nwhile time.time() < t: pass"
+
+
+@pytest.fixture(scope="module")
+def llab() -> Iterator[labkit.Lab]:
+    """This module's own 2-worker cluster: the load it sees must be only the tests' own."""
+    with labkit.Lab(workers=2, threads_per_worker=1, dashboard=False) as lab:
+        yield lab
+
+
+@contextmanager
+def cpu_hog(seconds: float = 60.0) -> Iterator[subprocess.Popen]:
+    """One core kept busy by another process (at most ``seconds``)."""
+    proc = subprocess.Popen([sys.executable, "-c", HOG.format(seconds=seconds)])
+    try:
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+def outside_now(lab: labkit.Lab, seconds: float = 1.5) -> float:
+    """Outside CPU on this machine over the next ``seconds`` (percent of a core), as labkit reads it."""
+    monitor = Monitor(lab)
+    monitor.sample_once()
+    time.sleep(seconds)
+    monitor.sample_once()
+    reading = monitor.latest_load
+    assert reading is not None and reading.outside_cpu_percent is not None
+    return reading.outside_cpu_percent
+
+
+def skip_unless_quiet(lab: labkit.Lab) -> None:
+    busy = outside_now(lab)
+    if busy > 12.5:
+        pytest.skip(f"other work uses {busy:.0f}% of a core on this machine: no quiet part to compare with")
+
+
+def test_load_rates_count_other_processes_and_leave_out_the_clusters() -> None:
+    read = host_reader()
+    with cpu_hog(10) as hog:
+        time.sleep(0.3)  # the interpreter has started and is spinning
+        a = read([hog.pid], ())  # the hog as if it were the cluster's
+        time.sleep(1.0)
+        b = read([hog.pid], ())
+    assert a["pids"] == b["pids"] == [hog.pid]
+    # its own CPU time, as the kernel counts it per process (how much it got depends on what else runs)
+    hog_percent = 100 * (b["cluster_cpu_s"] - a["cluster_cpu_s"]) / (b["time"] - a["time"])
+    assert hog_percent > 10
+    nobody = {"cluster_cpu_s": 0.0}
+    outside = load_rates({**a, **nobody}, {**b, **nobody})
+    # the machine's busy time includes the hog's (both count in 10 ms ticks: a few percent of slack)
+    assert outside["outside_cpu_percent"] >= hog_percent - 5
+    assert outside["cpu_percent"] * psutil.cpu_count() >= hog_percent - 5
+    assert 0 <= outside["cpu_percent"] <= 100 and outside["loadavg_1m"] >= 0
+    counted = load_rates(a, b)["outside_cpu_percent"]  # the hog left out
+    assert counted == pytest.approx(max(0.0, outside["outside_cpu_percent"] - hog_percent), abs=1e-6)
+    c = read([hog.pid], ())  # the hog has gone: a process set that changed is not measured
+    assert c["pids"] == [] and math.isnan(load_rates(b, c)["outside_cpu_percent"])
+    assert math.isnan(load_rates(None, c)["outside_cpu_percent"])  # a first reading has no interval
+    assert math.isnan(load_rates(b, {**c, "pids": None, "cluster_cpu_s": None})["outside_cpu_percent"])
+
+
+def test_an_outside_load_alert_fires_once_per_episode(llab: labkit.Lab) -> None:
+    skip_unless_quiet(llab)
+    alerts: list[Alert] = []
+    with Monitor(llab, interval=0.25, on_alert=alerts.append) as monitor:
+        time.sleep(1.0)
+        assert [a for a in alerts if a.kind == "outside-load"] == []
+        with cpu_hog(20):
+            time.sleep(2.5)
+            reading = monitor.latest_load
+            assert reading is not None and reading.under_load is True and reading.outside_cpu_percent >= 50
+    fired = [a for a in alerts if a.kind == "outside-load"]
+    assert len(fired) == 1  # ~8 readings above the threshold: one episode, one alert
+    assert fired[0].worker == "client" and "other processes used" in fired[0].message
+
+
+def test_machines_with_workers_are_read_through_a_worker(llab: labkit.Lab) -> None:
+    monitor = Monitor(llab)
+    monitor._load.local_hosts = set()  # as if the workers ran on another machine
+    for _ in range(3):
+        monitor.sample_once()
+        time.sleep(0.3)
+    host = next(iter(llab.client.sync(llab.client.scheduler.identity, n_workers=-1)["workers"].values()))["host"]
+    assert set(monitor._load.latest) == {"client", f"host:{host}"}
+    remote = monitor._load.latest[f"host:{host}"]
+    assert remote.outside_cpu_percent is not None and remote.loadavg_1m is not None
+    # read there, the cluster's processes are the workers and their nanny, which is also the scheduler's
+    # process and this one (a LocalCluster runs its scheduler and nannies in the client's process)
+    workers = llab.client.run(os.getpid)
+    assert monitor._load._last[f"host:{host}"]["pids"] == sorted({os.getpid(), *workers.values()})
+
+
+def _ok_trials(store: Path) -> int:
+    if not store.exists():
+        return 0
+    with sqlite3.connect(store, timeout=5) as conn:
+        try:
+            return conn.execute("SELECT count(*) FROM trials WHERE status = 'ok'").fetchone()[0]
+        except sqlite3.OperationalError:  # the table is not made yet
+            return 0
+
+
+def test_a_sweep_flags_the_trials_run_under_outside_load(llab: labkit.Lab, tmp_path: Path) -> None:
+    skip_unless_quiet(llab)
+    store = tmp_path / "load.db"
+    hog: dict[str, Any] = {}
+    stop = threading.Event()
+
+    def start_hog_after(quiet_trials: int) -> None:
+        while not stop.is_set():
+            if _ok_trials(store) >= quiet_trials:
+                hog["proc"] = subprocess.Popen([sys.executable, "-c", HOG.format(seconds=60)])
+                hog["at"] = time.time()
+                return
+            time.sleep(0.05)
+
+    starter = threading.Thread(target=start_hog_after, args=(10,), daemon=True)
+    sweep = labkit.Sweep(
+        "array-sum", grid={"workers": [2]}, params={"size_mb": 64.0}, repeats=40, warmup=1, store=store
+    )
+    starter.start()
+    try:
+        results = sweep.run(llab, live=False)
+    finally:
+        stop.set()
+        starter.join(timeout=10)
+        if "proc" in hog:
+            hog["proc"].kill()
+            hog["proc"].wait(timeout=10)
+    assert "at" in hog, "the sweep ended before the hog started"
+    at, margin = pd.Timestamp(hog["at"], unit="s", tz="UTC"), pd.Timedelta(seconds=0.6)
+    frame = results.ok
+    # a trial's load is read over the interval between two readings (<= 0.5 s apart) around it
+    before = frame[frame["ended_at"] < at - margin]
+    during = frame[frame["started_at"] > at + margin]
+    assert len(before) >= 5 and len(during) >= 5, (len(before), len(during))
+    assert before["under_load"].tolist() == [False] * len(before), before[["outside_cpu_percent", "under_load"]]
+    assert during["under_load"].tolist() == [True] * len(during), during[["outside_cpu_percent", "under_load"]]
+    assert (during["outside_cpu_percent"] >= 50).all()  # the hog's core, shared with the cluster
+    assert (before["outside_cpu_percent"] < AlertRules().outside_cpu_percent).all()
+    assert frame["loadavg_1m"].notna().all()
+    alerts = results.alerts()
+    load_alerts = alerts[alerts["kind"] == "outside-load"]
+    assert len(load_alerts) >= 1 and (load_alerts["time"] >= hog["at"]).all()
