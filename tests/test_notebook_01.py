@@ -103,7 +103,7 @@ def test_notebook_prints_conclusions_from_its_numbers(_run: tuple[object, Path])
         "USL fit over 1–4 workers (synthetic)",
         "Amdahl fit over",
         "Overhead model over 6 points",
-        "came closest to its limit",
+        "fraction of its limit",
     ):
         assert text in printed
     html = result.html.read_text()

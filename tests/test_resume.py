@@ -40,7 +40,7 @@ CREATE TABLE cache (key TEXT PRIMARY KEY, value_json TEXT NOT NULL, created_at R
 """
 
 
-@labkit.workload("test-count", replace=True)
+@labkit.workload("test-resume-count", replace=True)
 def count(lab, n: int = 1):
     return Work(lab.client.submit(sum, range(n)).result() + n, "items")
 
@@ -69,7 +69,7 @@ def when(run_id: str, path) -> str:
 
 def counting(store, repeats: int, **kwargs) -> labkit.Sweep:
     return labkit.Sweep(
-        "test-count", grid={"n": [1, 2]}, repeats=repeats, warmup=0, experiment="resume", store=store, **kwargs
+        "test-resume-count", grid={"n": [1, 2]}, repeats=repeats, warmup=0, experiment="resume", store=store, **kwargs
     )
 
 
@@ -113,14 +113,14 @@ def test_a_resume_under_another_thread_count_reruns_and_says_why(tmp_path):
 def test_a_changed_workload_is_measured_again(lab, store_path):
     counting(store_path, 1).run(lab, live=False)
 
-    @labkit.workload("test-count", replace=True)
+    @labkit.workload("test-resume-count", replace=True)
     def count_twice(lab, n: int = 1):
         return Work(2 * lab.client.submit(sum, range(n)).result(), "items")
 
     try:
         again = counting(store_path, 1).run(lab, live=False)
     finally:
-        labkit.workload("test-count", replace=True)(count)
+        labkit.workload("test-resume-count", replace=True)(count)
     assert again.measured_now == 2 and "with another version of the workload's code" in again.set_aside_note
 
 
@@ -129,15 +129,15 @@ def test_an_old_store_opens_migrates_and_resumes(lab, tmp_path):
     with sqlite3.connect(old) as conn:
         conn.executescript(OLD_SCHEMA)
         conn.execute(
-            "INSERT INTO runs VALUES ('oldrun', 'resume', 'test-count', 1795609860.0, 1795609870.0, '{}', '{}')"
+            "INSERT INTO runs VALUES ('oldrun', 'resume', 'test-resume-count', 1795609860.0, 1795609870.0, '{}', '{}')"
         )
         for n in (1, 2):
-            point = json.dumps({"workload": "test-count", "workers": 2, "n": n}, sort_keys=True)
+            point = json.dumps({"workload": "test-resume-count", "workers": 2, "n": n}, sort_keys=True)
             for repeat in (0, 1):
                 conn.execute(
                     "INSERT INTO trials (run_id, experiment, workload, point, params_json, repeat, workers, threads,"
                     " status, wall_s, amount, unit, throughput, started_at, ended_at)"
-                    " VALUES ('oldrun', 'resume', 'test-count', ?, ?, ?, 2, 2, 'ok', 0.01, 1, 'items', 100, ?, ?)",
+                    " VALUES ('oldrun', 'resume', 'test-resume-count', ?, ?, ?, 2, 2, 'ok', 0.01, 1, 'items', 100, ?, ?)",
                     (point, json.dumps({"n": n}), repeat, 1795609861.0, 1795609861.01),
                 )
     copy = tmp_path / "old-copy.db"

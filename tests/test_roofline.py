@@ -104,7 +104,7 @@ def test_limits_come_from_the_workers_and_the_host_never_the_client() -> None:
 
 def test_n_workers_meet_the_smaller_of_n_times_a_worker_and_the_host() -> None:
     limits = HardwareLimits({"bytes": 10 * GB}, node={"bytes": 15 * GB}, node_workers=2, threads=1)
-    frame = _frame([{"workers": w, "rates": [4.9 * GB, 5 * GB, 5.1 * GB]} for w in (1, 2, 4)])
+    frame = _frame([{"workers": w, "rates": [4.9 * GB, 5 * GB, 5.1 * GB, 4.95 * GB, 5.05 * GB]} for w in (1, 2, 4)])
     table = roofline.roofline_fraction(frame, limits, per_worker=True).set_index("workers")
     assert table["limit"].tolist() == [10 * GB, 15 * GB, 40 * GB]
     assert table.loc[1, "limit_source"] == "1 × per-worker"
@@ -163,9 +163,13 @@ def test_sentences_claim_only_what_the_interval_says() -> None:
     assert "below half" in low and "close to" not in low
     wide = _described({1: [4 * GB, 9 * GB, 6 * GB, 8.5 * GB, 4.5 * GB]})  # the interval spans 40%-90%
     assert "close to" not in wide and "below half" not in wide
-    overlapping = _described({1: [5 * GB, 6 * GB, 7 * GB, 5.5 * GB], 2: [5.2 * GB, 6.1 * GB, 6.9 * GB, 5.8 * GB]})
+    overlapping = _described(
+        {1: [5 * GB, 6 * GB, 7 * GB, 5.5 * GB, 6.5 * GB], 2: [5.2 * GB, 6.1 * GB, 6.9 * GB, 5.8 * GB, 6.4 * GB]}
+    )
     assert "the runs cannot tell which came closest" in overlapping
-    apart = _described({1: [2 * GB, 2.05 * GB, 2.1 * GB], 2: [6 * GB, 6.1 * GB, 6.2 * GB]})
+    apart = _described(
+        {1: [2 * GB, 2.05 * GB, 2.1 * GB, 2.02 * GB, 2.07 * GB], 2: [6 * GB, 6.1 * GB, 6.2 * GB, 6.05 * GB, 6.15 * GB]}
+    )
     assert "cannot tell" not in apart and "on 2 workers" in apart
-    same = _described({1: [5 * GB, 5 * GB]})
+    same = _described({1: [5 * GB] * 5})
     assert "no interval" in same and "(50%–50%)" not in same

@@ -5,31 +5,42 @@ Every function takes the tidy trials DataFrame (``Results.frame`` or
 sentence. The modules, one subject each:
 
 - :mod:`.frames`: grid points and configurations of a trials frame;
-- :mod:`.intervals`: bootstrap ratios, refits and percentile intervals;
+- :mod:`.intervals`: intervals of medians and ratios (BCa), bootstrap refits corrected
+  for small samples, and the words for a direction (claimed only when an interval
+  excludes no-change; "not available", and why, where there is no interval);
+- :mod:`.solve`: least squares for many data sets at once (the refits);
 - :mod:`.scaling`: strong scaling (speedup, efficiency, Karp–Flatt);
 - :mod:`.weak`: weak scaling (sizes that grow with the workers, scaled speedup);
-- :mod:`.fits`: Amdahl and Universal Scalability Law fits and predictions;
+- :mod:`.models` and :mod:`.fits`: Amdahl and Universal Scalability Law fits and
+  predictions (4 worker counts for the USL, 3 for Amdahl);
 - :mod:`.overhead`: the fixed, per-task and per-byte cost of a run;
 - :mod:`.roofline`: the fraction of the probed hardware limits reached;
-- :mod:`.recommend`: the worker count and chunk size to use, and why.
+- :mod:`.recommend`: the worker count and chunk size to use, and why, with a stated
+  margin of practical equivalence.
 
 The names people call from notebooks are importable from here.
 """
 
 from __future__ import annotations
 
-from .fits import AmdahlFit, USLFit, amdahl_fit, fit_amdahl, fit_usl, predict_throughput, usl_fit
+from .calibration import Calibration, calibrate
+from .fits import AmdahlFit, UnavailableFit, USLFit, amdahl_fit, fit_amdahl, fit_usl, predict_throughput, usl_fit
 from .frames import describe_config, pick_configuration, point_params, varying
-from .intervals import CONFIDENCE, bootstrap_ratio
+from .intervals import CONFIDENCE, MIN_REPEATS, Estimate, bootstrap_ratio, median_interval, ratio_estimate
 from .overhead import OverheadFit, fit_overhead, overhead_fit, task_counts
 from .scaling import describe_scaling, karp_flatt, scaling, summarize
 from .weak import describe_weak_scaling, weak_grid, weak_scaling, weak_sizes
 
 __all__ = [
+    "Calibration",
+    "calibrate",
     "CONFIDENCE",
+    "MIN_REPEATS",
     "AmdahlFit",
+    "Estimate",
     "OverheadFit",
     "USLFit",
+    "UnavailableFit",
     "amdahl_fit",
     "bootstrap_ratio",
     "describe_config",
@@ -39,10 +50,12 @@ __all__ = [
     "fit_overhead",
     "fit_usl",
     "karp_flatt",
+    "median_interval",
     "overhead_fit",
     "pick_configuration",
     "point_params",
     "predict_throughput",
+    "ratio_estimate",
     "scaling",
     "summarize",
     "task_counts",

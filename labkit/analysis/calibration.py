@@ -102,6 +102,8 @@ def calibrate_arrays(workers: Any, throughput: Any, *, sigma: float, kappa: floa
         result = usl_fit(workers, throughput, **fit)
     except (LabkitError, ValueError) as e:
         return Calibration(sigma, kappa, None, str(e))
+    if not hasattr(result, "sigma_ci"):  # a fit that could not be made, with its reason
+        return Calibration(sigma, kappa, None, str(getattr(result, "reason", "the fit is not available")))
     return Calibration(sigma, kappa, result)
 
 

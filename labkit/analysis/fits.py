@@ -1,36 +1,49 @@
 """Fitting the Amdahl and USL models (:mod:`.models`) to measurements, with bootstrap intervals.
 
-The curves are fitted with SciPy in log space, to plain arrays (:func:`usl_fit`,
-:func:`amdahl_fit`) or to one configuration of a trials frame (:func:`fit_usl`,
-:func:`fit_amdahl`). Uncertainty comes from a bootstrap over the repeats: the trials of
-each worker count are resampled with replacement and the model refitted, so every figure
-and every predicted point has a percentile interval. With a single trial per point the
-bootstrap resamples the fit's residuals instead.
+The curves are fitted in log space (run-to-run noise is proportional to the time, and the
+log weighs a 16-worker point no more than a 1-worker one) by :func:`.solve.fit_log_usl`,
+to plain arrays (:func:`usl_fit`, :func:`amdahl_fit`) or to one configuration of a trials
+frame (:func:`fit_usl`, :func:`fit_amdahl`).
+
+A USL fit needs at least 4 distinct worker counts and an Amdahl fit at least 3: with as
+many counts as parameters the curve passes through every point, and nothing is left to
+judge it by. The array functions refuse fewer with a ``ParameterError`` before fitting;
+the frame functions, which notebooks call, return an :class:`.UnavailableFit` whose
+``describe()`` says so, so that a notebook with 3 worker counts runs to its end.
+
+Intervals come from a residual bootstrap corrected for small samples (see
+:mod:`.intervals`): every refit sees every worker count, repeats or not, and one run per
+count is enough.
 
 >>> import numpy as np
 >>> n = np.repeat([1, 2, 4, 8], 3)
 >>> fit = usl_fit(n, usl_throughput(n, 100.0, 0.05, 0.002), unit="items")
 >>> round(fit.sigma, 3), round(fit.kappa, 4), round(fit.peak_workers, 1)
 (0.05, 0.002, 21.8)
+>>> fit.note
+'the model fits the runs exactly, with no run-to-run variation to size an interval'
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from labkit.common.errors import LabkitError, ParameterError
+from labkit.common.errors import ParameterError
 
 from .frames import pick_configuration
-from .intervals import CONFIDENCE, N_BOOT, bootstrap, check_options, interval
-from .models import AmdahlFit, USLFit, amdahl_throughput, peak_workers, usl_throughput
+from .intervals import CONFIDENCE, N_BOOT, check_options, fit_note, interval, residual_draws
+from .models import AmdahlFit, UnavailableFit, USLFit, amdahl_throughput, peak_workers, usl_throughput
+from .solve import fit_log_usl
 
 # The curves and result types are part of the fits' interface (``labkit.fits.usl_throughput``).
 __all__ = [
+    "AMDAHL_COUNTS",
+    "USL_COUNTS",
     "AmdahlFit",
     "USLFit",
+    "UnavailableFit",
     "amdahl_fit",
     "amdahl_throughput",
     "fit_amdahl",
@@ -41,15 +54,20 @@ __all__ = [
     "usl_throughput",
 ]
 
+USL_COUNTS = 4
+"""Fewest distinct worker counts for a USL fit (3 parameters)."""
+AMDAHL_COUNTS = 3
+"""Fewest distinct worker counts for an Amdahl fit (2 parameters)."""
+
 if TYPE_CHECKING:
     import pandas as pd
 
 
-def _snap(params: np.ndarray, floor: float = 1e-10) -> np.ndarray:
-    """Fitted σ, κ at their bound come back as 1e-20 and the like: call them zero."""
-    out = params.copy()
-    out[1:][np.abs(out[1:]) < floor] = 0.0
-    return out
+def _needs(needed: int, model: str) -> str:
+    return (
+        f"at least {needed} distinct worker counts for a {model} fit (with {needed - 1}, as many as its "
+        "parameters, the curve passes through every point and no interval is possible)"
+    )
 
 
 def _check_points(workers: np.ndarray, values: np.ndarray, needed: int, model: str) -> None:
@@ -65,55 +83,36 @@ def _check_points(workers: np.ndarray, values: np.ndarray, needed: int, model: s
         )
     if np.any(~np.isfinite(workers)) or np.any(workers < 1):
         raise ParameterError("workers", workers.tolist(), "worker counts >= 1")
-    distinct = np.unique(workers).size
-    if distinct < needed:
-        raise ParameterError(
-            "workers",
-            sorted(np.unique(workers).astype(int).tolist()),
-            f"at least {needed} distinct worker counts for a {model} fit",
-        )
+    if np.unique(workers).size < needed:
+        raise ParameterError("workers", sorted(np.unique(workers).astype(int).tolist()), _needs(needed, model))
 
 
-def _log_usl(n: np.ndarray, log_lambda: float, sigma: float, kappa: float) -> np.ndarray:
-    # Fitted in log space: run-to-run noise is proportional to the time, and the log
-    # weighs a 16-worker point no more than a 1-worker one.
-    return log_lambda + np.log(n) - np.log1p(sigma * (n - 1) + kappa * n * (n - 1))
+def _fit(n: np.ndarray, x: np.ndarray, kappa: bool, n_boot: int, seed: int) -> tuple[np.ndarray, np.ndarray, str]:
+    """The estimate ``(λ, σ, κ)``, the bootstrap refits (rows; none when intervals are not
+    available) and the note saying why they are not.
+
+    The refits are made to data drawn around the unconstrained least-squares fit, which
+    sits at the data's own distance from the bounds (see :mod:`.intervals`), and are
+    constrained as the estimate is.
+    """
+    y = np.log(x)
+    params = fit_log_usl(n, y[None, :], kappa=kappa)[0][0]
+    free = fit_log_usl(n, y[None, :], params[1:], kappa=kappa, bounded=False)[0][0]
+    fitted = np.log(usl_throughput(n, *free))
+    residuals = y - fitted
+    p = 3 if kappa else 2
+    note = fit_note(n.size, p, residuals)
+    if note:
+        return params, np.empty((0, 3)), note
+    noise = residual_draws(residuals, p, n_boot, np.random.default_rng(seed))
+    samples = fit_log_usl(n, fitted[None, :] + noise, params[1:], kappa=kappa)[0]
+    return params, samples, ""
 
 
-def _log_usl_jac(n: np.ndarray, log_lambda: float, sigma: float, kappa: float) -> np.ndarray:
-    d = 1 + sigma * (n - 1) + kappa * n * (n - 1)
-    return np.column_stack([np.ones_like(n), -(n - 1) / d, -n * (n - 1) / d])
-
-
-def _log_amdahl(n: np.ndarray, log_lambda: float, sigma: float) -> np.ndarray:
-    return _log_usl(n, log_lambda, sigma, 0.0)
-
-
-def _log_amdahl_jac(n: np.ndarray, log_lambda: float, sigma: float) -> np.ndarray:
-    return _log_usl_jac(n, log_lambda, sigma, 0.0)[:, :2]
-
-
-def _curve_fit(
-    model: Callable[..., np.ndarray],
-    jac: Callable[..., np.ndarray],
-    n: np.ndarray,
-    x: np.ndarray,
-    p0: list[float],
-    upper: list[float],
-) -> np.ndarray:
-    from scipy.optimize import curve_fit
-
-    lower = [-np.inf] + [0.0] * (len(p0) - 1)
-    try:
-        popt, _ = curve_fit(model, n, np.log(x), p0=p0, jac=jac, bounds=(lower, upper), x_scale="jac", max_nfev=2000)
-    except RuntimeError as e:  # curve_fit's "optimal parameters not found"
-        raise LabkitError(f"the {model.__name__.removeprefix('_log_')} fit did not converge: {e}") from None
-    return _snap(np.array([np.exp(popt[0]), *popt[1:]]))
-
-
-def _start(n: np.ndarray, x: np.ndarray) -> float:
-    first = n == n.min()
-    return float(np.log(np.median(x[first]) / n.min()))
+def _ceiling(lam: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+    """``λ/σ``: the throughput no worker count reaches (inf when ``σ = 0``)."""
+    with np.errstate(divide="ignore"):
+        return np.where(sigma > 0, lam / np.where(sigma > 0, sigma, 1.0), np.inf)
 
 
 def usl_fit(
@@ -131,37 +130,41 @@ def usl_fit(
     Parameters
     ----------
     workers, throughput : array-like
-        One worker count and one throughput per trial; at least 3 distinct worker counts.
+        One worker count and one throughput per trial; at least 4 distinct worker counts.
     unit : str, optional
         The throughput's unit (``bytes``, ``items``, ...), for ``describe``.
     config : str, optional
         Which configuration was fitted, for ``describe``.
     confidence : float, default 0.95
-    n_boot : int, default 300
+    n_boot : int, default 1000
         Bootstrap refits for the intervals.
     seed : int, default 0
 
     Returns
     -------
     USLFit
+
+    Raises
+    ------
+    ParameterError
+        ``workers`` with fewer than 4 distinct counts; throughputs that are not finite and > 0.
     """
     n, x = np.asarray(workers, float), np.asarray(throughput, float)
-    _check_points(n, x, 3, "USL")
+    _check_points(n, x, USL_COUNTS, "USL")
     check_options(confidence, n_boot)
-    p0 = [_start(n, x), 0.05, 1e-4]
-    upper = [np.inf, 1.0, np.inf]
-
-    def once(nn: np.ndarray, xx: np.ndarray) -> np.ndarray:
-        return _curve_fit(_log_usl, _log_usl_jac, nn, xx, p0, upper)
-
-    est = once(n, x)
-    samples = bootstrap(once, n, x, n, usl_throughput(n, *est), n_boot, seed)
+    est, samples, note = _fit(n, x, True, n_boot, seed)
     lam, sigma, kappa = (float(v) for v in est)
-    peaks = np.array([peak_workers(s, k) for _, s, k in samples])
-    n_star = peak_workers(sigma, kappa)
-    peak_x = (
-        float(usl_throughput(n_star, *est)) if np.isfinite(n_star) else (lam / sigma if sigma > 0 else float("inf"))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        peaks = np.where(samples[:, 2] > 0, np.sqrt((1 - samples[:, 1]) / samples[:, 2]), np.inf)
+    peaks = np.maximum(peaks, 1.0)
+    peak_x = np.where(
+        np.isfinite(peaks),
+        usl_throughput(np.where(np.isfinite(peaks), peaks, 1.0), *samples.T),
+        _ceiling(*samples.T[:2]),
     )
+    n_star = peak_workers(sigma, kappa)
+    ceiling = float(_ceiling(np.array(lam), np.array(sigma)))
+    top = float(usl_throughput(n_star, *est)) if np.isfinite(n_star) else ceiling
     return USLFit(
         unit=unit,
         workers=tuple(sorted({int(v) for v in n})),
@@ -175,8 +178,12 @@ def usl_fit(
         lambda_ci=interval(samples[:, 0], lam, confidence),
         peak_workers=n_star,
         peak_workers_ci=interval(peaks, n_star, confidence),
-        peak_throughput=peak_x,
+        peak_throughput=top,
+        peak_throughput_ci=interval(peak_x, top, confidence),
+        ceiling=ceiling,
+        ceiling_ci=interval(_ceiling(*samples.T[:2]), ceiling, confidence),
         config=config,
+        note=note,
     )
 
 
@@ -190,25 +197,20 @@ def amdahl_fit(
     n_boot: int = N_BOOT,
     seed: int = 0,
 ) -> AmdahlFit:
-    """Fit Amdahl's law to throughputs at 2 or more worker counts; see :func:`usl_fit`.
+    """Fit Amdahl's law to throughputs at 3 or more worker counts; see :func:`usl_fit`.
 
     >>> fit = amdahl_fit([1, 2, 4, 8], amdahl_throughput([1, 2, 4, 8], 50.0, 0.1))
     >>> round(fit.serial_fraction, 4), round(fit.max_speedup, 2)
     (0.1, 10.0)
     """
     n, x = np.asarray(workers, float), np.asarray(throughput, float)
-    _check_points(n, x, 2, "Amdahl")
+    _check_points(n, x, AMDAHL_COUNTS, "Amdahl")
     check_options(confidence, n_boot)
-    p0 = [_start(n, x), 0.05]
-
-    def once(nn: np.ndarray, xx: np.ndarray) -> np.ndarray:
-        return _curve_fit(_log_amdahl, _log_amdahl_jac, nn, xx, p0, [np.inf, 1.0])
-
-    est = once(n, x)
-    samples = bootstrap(once, n, x, n, amdahl_throughput(n, *est), n_boot, seed)
-    lam, sigma = (float(v) for v in est)
-    ceilings = np.where(samples[:, 1] > 0, 1 / np.maximum(samples[:, 1], 1e-300), np.inf)
-    ceiling = 1 / sigma if sigma > 0 else float("inf")
+    est, samples, note = _fit(n, x, False, n_boot, seed)
+    samples = samples[:, :2]
+    lam, sigma = float(est[0]), float(est[1])
+    ceilings = _ceiling(np.ones(len(samples)), samples[:, 1])
+    ceiling = float(_ceiling(np.array(1.0), np.array(sigma)))
     return AmdahlFit(
         unit=unit,
         workers=tuple(sorted({int(v) for v in n})),
@@ -221,7 +223,19 @@ def amdahl_fit(
         max_speedup=ceiling,
         max_speedup_ci=interval(ceilings, ceiling, confidence),
         config=config,
+        note=note,
     )
+
+
+def _frame_fit(
+    frame: pd.DataFrame, where: dict[str, Any] | None, needed: int, model: str
+) -> tuple[pd.DataFrame, str, UnavailableFit | None]:
+    ok, label = pick_configuration(frame, where)
+    counts = sorted({int(w) for w in ok["workers"]})
+    if len(counts) >= needed:
+        return ok, label, None
+    reason = f"needs {needed} worker counts, these trials have {len(counts)} ({', '.join(map(str, counts))})"
+    return ok, label, UnavailableFit(model, reason, tuple(counts), str(ok["unit"].iloc[0]), label)
 
 
 def fit_usl(
@@ -231,14 +245,28 @@ def fit_usl(
     confidence: float = CONFIDENCE,
     n_boot: int = N_BOOT,
     seed: int = 0,
-) -> USLFit:
+) -> USLFit | UnavailableFit:
     """Fit the USL to the ok trials of one configuration of a trials frame.
 
-    ``where`` picks the configuration (see :func:`labkit.analysis.pick_configuration`:
-    by default every varying parameter at its largest value). Needs 3 worker counts.
-    """
+    Parameters
+    ----------
+    frame : DataFrame
+        Trials (``Results.frame``).
+    where : dict, optional
+        Picks the configuration (see :func:`labkit.analysis.pick_configuration`: by
+        default every varying parameter at its largest value).
+    confidence, n_boot, seed
+        As for :func:`usl_fit`.
 
-    ok, label = pick_configuration(frame, where)
+    Returns
+    -------
+    USLFit or UnavailableFit
+        With fewer than 4 worker counts, an :class:`.UnavailableFit` whose ``describe()``
+        says so (``fit.available`` is False), so that a notebook runs on.
+    """
+    ok, label, unavailable = _frame_fit(frame, where, USL_COUNTS, "USL")
+    if unavailable is not None:
+        return unavailable
     return usl_fit(
         ok["workers"].to_numpy(float),
         ok["throughput"].to_numpy(float),
@@ -257,10 +285,22 @@ def fit_amdahl(
     confidence: float = CONFIDENCE,
     n_boot: int = N_BOOT,
     seed: int = 0,
-) -> AmdahlFit:
-    """Fit Amdahl's law to one configuration of a trials frame; see :func:`fit_usl`."""
+) -> AmdahlFit | UnavailableFit:
+    """Fit Amdahl's law to one configuration of a trials frame.
 
-    ok, label = pick_configuration(frame, where)
+    Parameters
+    ----------
+    frame, where, confidence, n_boot, seed
+        As for :func:`fit_usl`.
+
+    Returns
+    -------
+    AmdahlFit or UnavailableFit
+        An :class:`.UnavailableFit` with fewer than 3 worker counts.
+    """
+    ok, label, unavailable = _frame_fit(frame, where, AMDAHL_COUNTS, "Amdahl")
+    if unavailable is not None:
+        return unavailable
     return amdahl_fit(
         ok["workers"].to_numpy(float),
         ok["throughput"].to_numpy(float),
@@ -272,14 +312,32 @@ def fit_amdahl(
     )
 
 
-def predict_throughput(fit: USLFit | AmdahlFit, workers: list[int] | np.ndarray) -> pd.DataFrame:
-    """Predicted throughput and speedup at ``workers``, with bands; ``measured`` marks the
-    counts the fit saw (the others are extrapolations)."""
+def predict_throughput(fit: USLFit | AmdahlFit | UnavailableFit, workers: list[int] | np.ndarray) -> pd.DataFrame:
+    """Predicted throughput and speedup at ``workers``, with bands.
+
+    Parameters
+    ----------
+    fit : USLFit, AmdahlFit or UnavailableFit
+    workers : list of int
+
+    Returns
+    -------
+    DataFrame
+        One row per worker count: ``throughput`` and ``speedup`` with ``*_lo``/``*_hi``
+        bands (NaN where not available), ``measured`` (the counts the fit saw; the others
+        are extrapolations) and ``note`` (why a figure or its band is not available).
+    """
     import pandas as pd
 
     n = np.asarray(sorted({int(w) for w in workers}), float)
     x, x_lo, x_hi = fit.predict(n)
     s, s_lo, s_hi = fit.speedup(n)
+    if isinstance(fit, UnavailableFit):
+        notes = [f"not available: {fit.reason}"] * len(n)
+    elif fit.note:
+        notes = [f"interval not available: {fit.note}"] * len(n)
+    else:
+        notes = ["baseline: speedup 1 by definition" if w == min(fit.workers) else "" for w in n]
     return pd.DataFrame(
         {
             "workers": n.astype(int),
@@ -290,5 +348,6 @@ def predict_throughput(fit: USLFit | AmdahlFit, workers: list[int] | np.ndarray)
             "speedup_lo": s_lo,
             "speedup_hi": s_hi,
             "measured": [int(w) in fit.workers for w in n],
+            "note": notes,
         }
     )

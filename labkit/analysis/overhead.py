@@ -1,13 +1,16 @@
 """The cost of a run split three ways: ``T = a + b·tasks + bytes/bandwidth``.
 
-A fixed cost per run, a cost per task and a cost per byte, fitted with bounded least squares
-to runs of different task counts and data sizes, each with a bootstrap interval over the
-repeats.
+A fixed cost per run, a cost per task and a cost per byte, fitted with non-negative least
+squares on relative errors to runs of different task counts and data sizes, each with an
+interval from the residual bootstrap of :mod:`.intervals` (every run's residual is
+resampled, one run per point is enough). A cost is called resolved only where its interval
+excludes 0.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -15,10 +18,11 @@ import numpy as np
 
 from labkit import workloads
 from labkit.common.errors import ParameterError
-from labkit.common.format import format_interval, format_rate
+from labkit.common.format import format_rate
 
 from .frames import pick_configuration, varying
-from .intervals import CONFIDENCE, N_BOOT, band, bootstrap, check_options, interval
+from .intervals import CONFIDENCE, N_BOOT, band, check_options, direction, fit_note, interval, residual_draws, show
+from .solve import nnls_rows
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -46,6 +50,7 @@ class OverheadFit:
     confidence: float = CONFIDENCE
     config: str = ""
     samples: np.ndarray = field(default_factory=lambda: np.empty((0, 3)), repr=False, compare=False)
+    note: str = ""
 
     def predict(
         self, tasks: np.ndarray | float, nbytes: np.ndarray | float
@@ -58,29 +63,36 @@ class OverheadFit:
         return band(mid, self.samples @ design.T, self.confidence)
 
     def describe(self) -> str:
-        """The three costs in words, and the chunk size below which tasks cost more than data."""
+        """The three costs in words, with intervals; a cost is called resolved only when its
+        interval excludes 0, and the break-even chunk size is given only when both are."""
 
         where = f" ({self.config})" if self.config else ""
-        ms = [v * 1e3 for v in (self.fixed_s, *self.fixed_s_ci)]
-        us = [v * 1e6 for v in (self.per_task_s, *self.per_task_s_ci)]
         text = (
-            f"Overhead model over {self.points} points{where}: each run costs {format_interval(*ms)} ms fixed "
-            f"and {format_interval(*us)} µs per task"
+            f"Overhead model over {self.points} points{where}: each run costs "
+            f"{show(self.fixed_s, *self.fixed_s_ci, scale=1e3, suffix=' ms')} fixed and "
+            f"{show(self.per_task_s, *self.per_task_s_ci, scale=1e6, suffix=' µs')} per task"
         )
-        if not np.isfinite(self.bandwidth):
-            return text + "; the data's own time was too small to measure at these sizes (no cost per byte)."
+        if self.note:
+            return text + f". Intervals not available: {self.note}; no cost is called resolved."
+        per_task = direction(*self.per_task_s_ci, null=0.0) == "up"
         lo, hi = self.bandwidth_ci
-        rate = f"{format_rate(self.bandwidth, 'bytes')} (" + (
-            f"{format_rate(lo, 'bytes')}–{format_rate(hi, 'bytes')})"
-            if np.isfinite(hi)
-            else f"at least {format_rate(lo, 'bytes')}: the slowest bound is not resolved)"
-        )
-        text += f", and moves data at {rate}."
-        if self.per_task_s > 0:
-            mb = [v / 2**20 for v in (self.break_even_bytes, *self.break_even_bytes_ci)]
+        per_byte = math.isfinite(hi)  # the slowest bandwidth bound is finite: the cost per byte excludes 0
+        if not per_task:
+            text += " (not resolved: its interval includes 0)"
+        if not per_byte:
             text += (
-                f" Per-task overhead outweighs the data's own time for tasks smaller than {format_interval(*mb)} MiB."
+                "; no cost per byte was resolved (its interval includes 0): at these sizes the data's own time "
+                "is too small to separate from the other costs"
             )
+            return text + "."
+        text += f", and moves data at {format_rate(self.bandwidth, 'bytes')} ({format_rate(lo, 'bytes')}–{format_rate(hi, 'bytes')})."
+        if per_task:
+            text += (
+                " Per-task overhead outweighs the data's own time for tasks smaller than "
+                f"{show(self.break_even_bytes, *self.break_even_bytes_ci, scale=1 / 2**20, suffix=' MiB')}."
+            )
+        else:
+            text += " Whether per-task overhead or the data's own time dominates small tasks is not resolved."
         return text
 
 
@@ -96,9 +108,9 @@ def overhead_fit(
 ) -> OverheadFit:
     """Fit ``T = a + b·tasks + bytes/bandwidth`` (all terms >= 0) to trials' wall times.
 
-    Bounded linear least squares (``scipy.optimize.lsq_linear``) on relative errors; trials
-    with the same ``(tasks, bytes)`` are repeats of one point for the bootstrap. Tasks and
-    bytes must vary independently (at least 3 points not on one line).
+    Non-negative least squares on relative errors (:func:`.solve.nnls_rows`); intervals
+    from a residual bootstrap (:mod:`.intervals`), not available with only 3 runs. Tasks
+    and bytes must vary independently (at least 3 points not on one line).
 
     >>> t = np.array([10, 100, 1000, 10, 100, 1000])
     >>> b = np.array([1e8, 1e8, 1e8, 4e8, 4e8, 4e8])
@@ -124,23 +136,31 @@ def overhead_fit(
             "tasks and bytes varied independently: at least 3 points, not all with the same bytes or the same tasks per byte",
         )
 
-    def once(rows: np.ndarray, wall: np.ndarray) -> np.ndarray:
-        from scipy.optimize import lsq_linear
-
-        coef = lsq_linear(rows / wall[:, None], np.ones_like(wall), bounds=(0, np.inf)).x
-        # A term at its bound comes back as 1e-20 or so: zero, when it adds nothing
+    def fit(walls: np.ndarray) -> np.ndarray:
+        """Bounded least squares on relative errors, for each row of ``walls``."""
+        coef = nnls_rows(design[None, :, :] / walls[:, :, None])
+        # A term at its bound can come back as 1e-20 or so: zero, when it adds nothing
         # measurable to any run (it would otherwise read as a bandwidth of 1e20 B/s).
-        coef[coef * rows.max(axis=0) < 1e-6 * np.median(wall)] = 0.0
+        coef[coef * design.max(axis=0) < 1e-6 * np.median(walls, axis=1, keepdims=True)] = 0.0
         return coef
 
-    groups = np.unique(design, axis=0, return_inverse=True)[1].ravel()
-    est = once(design, w)
-    samples = bootstrap(once, design, w, groups, design @ est, n_boot, seed)
+    est = fit(w[None, :])[0]
+    # Refits are made to data drawn around the unconstrained fit (see :mod:`.intervals`),
+    # where it predicts positive times, and are constrained as the estimate is.
+    free = np.linalg.lstsq(design / w[:, None], np.ones_like(w), rcond=None)[0]
+    fitted = design @ free if np.all(design @ free > 0) else design @ est
+    residuals = np.log(w / fitted)
+    note = fit_note(w.size, 3, residuals)
+    samples = np.empty((0, 3))
+    if not note:
+        noise = residual_draws(residuals, 3, n_boot, np.random.default_rng(seed))
+        samples = fit(fitted[None, :] * np.exp(noise))
     samples[:, 2] /= 1e9  # back to seconds per byte
     a, per_task, per_byte = (float(v) for v in (est[0], est[1], est[2] / 1e9))
     bw_samples = np.where(samples[:, 2] > 0, 1 / np.maximum(samples[:, 2], 1e-300), np.inf)
     bw = 1 / per_byte if per_byte > 0 else float("inf")
-    even = samples[:, 1] * bw_samples
+    with np.errstate(invalid="ignore"):
+        even = samples[:, 1] * bw_samples
     return OverheadFit(
         fixed_s=a,
         per_task_s=per_task,
@@ -154,6 +174,7 @@ def overhead_fit(
         confidence=confidence,
         config=config,
         samples=samples,
+        note=note,
     )
 
 

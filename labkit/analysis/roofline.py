@@ -186,7 +186,7 @@ def roofline_fraction(
             limit, source, note = math.nan, "not measured", missing[unit]
         f = lo = hi = math.nan
         if math.isfinite(limit):
-            f, lo, hi = bootstrap_ratio(g["throughput"].to_numpy(float), np.array([limit]))
+            f, lo, hi = bootstrap_ratio(g["throughput"].to_numpy(float), float(limit))
         rows.append(
             {
                 "workload": p["workload"],
@@ -261,7 +261,10 @@ def describe_roofline(table: pd.DataFrame) -> str:
 
 def _sentence(workload: str, top: Any, measured: pd.DataFrame) -> str:
     f, lo, hi = top["fraction"], top["fraction_lo"], top["fraction_hi"]
-    interval = "the runs did not vary: no interval" if lo == hi else f"{lo:.0%}–{hi:.0%}"
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        interval = "no interval: fewer than 5 runs, or runs that did not vary"
+    else:
+        interval = "the runs did not vary: no interval" if lo == hi else f"{lo:.0%}–{hi:.0%}"
     config = f" ({top['config']})" if top["config"] else ""
     source = top.get("limit_source", "")
     source = "" if source == "given" else source

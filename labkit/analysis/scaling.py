@@ -2,7 +2,9 @@
 
 Every function takes the tidy trials DataFrame (``Results.frame`` or
 ``ResultStore.trials_frame()``) and returns a DataFrame or a sentence; every derived
-figure has a 95% bootstrap interval over the repeats.
+figure has a 95% bootstrap interval over the repeats, NaN (with a ``note`` saying why)
+where the repeats are too few for one. A sentence says "faster" or "slower" only when the
+interval of the speedup excludes 1.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from labkit.common.errors import ParameterError
 from labkit.common.format import format_rate
 
 from .frames import config_keys, describe_config, point_params, require, varying
-from .intervals import bootstrap_ratio
+from .intervals import Estimate, direction, percent, ratio_estimate
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -64,7 +66,9 @@ def scaling(frame: pd.DataFrame) -> pd.DataFrame:
     """Speedup and efficiency of each point against the fewest workers of its configuration.
 
     Returns one row per point with ``speedup`` and ``efficiency`` and their 95% bootstrap
-    intervals (``*_lo``, ``*_hi``) from the repeats' throughputs.
+    intervals (``*_lo``, ``*_hi``) from the repeats' throughputs. Where an interval is not
+    available (fewer than 5 runs on a side; the baseline, whose speedup is 1 by
+    definition) its bounds are NaN and ``note`` says why.
     """
     import pandas as pd
 
@@ -80,7 +84,8 @@ def scaling(frame: pd.DataFrame) -> pd.DataFrame:
         w0 = min(by_w)
         for w, tp in sorted(by_w.items()):
             # The baseline is 1 by definition; its noise shows in every other point's interval.
-            s, s_lo, s_hi = (1.0, 1.0, 1.0) if w == w0 else bootstrap_ratio(tp, by_w[w0])
+            base = Estimate(1.0, np.nan, np.nan, "baseline: speedup 1 by definition")
+            s, s_lo, s_hi, note = base if w == w0 else ratio_estimate(tp, by_w[w0])
             ideal = w / w0
             rows.append(
                 {
@@ -96,13 +101,35 @@ def scaling(frame: pd.DataFrame) -> pd.DataFrame:
                     "efficiency": s / ideal,
                     "efficiency_lo": s_lo / ideal,
                     "efficiency_hi": s_hi / ideal,
+                    "note": note,
                 }
             )
     return pd.DataFrame(rows)
 
 
+def compare_sentence(row: pd.Series, w: int, w0: int) -> str:
+    """How ``w`` workers compared with ``w0``: a direction only where the speedup's interval excludes 1."""
+    s, lo, hi = row["speedup"], row["speedup_lo"], row["speedup_hi"]
+    way = direction(lo, hi)
+    if way == "up":
+        return f"{w} workers ran {s:.2f}× faster than {w0} (95% interval {lo:.2f}–{hi:.2f}×)"
+    if way == "down":
+        return f"{w} workers ran {1 / s:.2f}× slower than {w0} (speedup {s:.2f}×, 95% interval {lo:.2f}–{hi:.2f}×)"
+    if way == "unclear":
+        return (
+            f"{w} workers ran at {s:.2f}× the speed of {w0} (95% interval {lo:.2f}–{hi:.2f}×, which includes no "
+            f"change): these runs cannot tell {w} workers from {w0}; more repeats, a quieter machine or a bigger "
+            "problem would help"
+        )
+    return f"{w} workers ran at {s:.2f}× the speed of {w0}, an estimate ({row['note']}), so no direction is claimed"
+
+
 def describe_scaling(frame: pd.DataFrame) -> str:
-    """A sentence per configuration, e.g. "2 workers ran 1.6× faster than 1: 80% efficiency"."""
+    """A sentence per configuration, e.g. "2 workers ran 1.6× faster than 1 (…): parallel efficiency 80% (…)".
+
+    "Faster" and "slower" only where the speedup's interval excludes 1; otherwise the
+    sentence says the runs cannot tell, or why there is no interval.
+    """
     ok = frame[frame["status"] == "ok"]
     failed = frame[frame["status"] != "ok"]
     note = ""
@@ -125,12 +152,10 @@ def describe_scaling(frame: pd.DataFrame) -> str:
             continue
         top = g.iloc[-1]
         w, w0 = int(top["workers"]), int(top["baseline_workers"])
-        verdict = "faster" if top["speedup"] >= 1 else "slower"
-        factor = top["speedup"] if top["speedup"] >= 1 else 1 / top["speedup"]
+        efficiency = percent(top["efficiency"], top["efficiency_lo"], top["efficiency_hi"])
         lines.append(
-            f"{where}{w} workers ran {factor:.2f}× {verdict} than {w0} "
-            f"(95% interval {top['speedup_lo']:.2f}–{top['speedup_hi']:.2f}×): "
-            f"{top['efficiency']:.0%} parallel efficiency, {format_rate(top['throughput_median'], unit)}."
+            f"{where}{compare_sentence(top, w, w0)}: parallel efficiency {efficiency}, "
+            f"{format_rate(top['throughput_median'], unit)}."
         )
     return "\n".join(lines) + note
 

@@ -1,4 +1,8 @@
-"""Weak scaling: the problem grows with the workers; sizes, grids, scaled speedup."""
+"""Weak scaling: the problem grows with the workers; sizes, grids, scaled speedup.
+
+The efficiency of weak scaling is called below (or above) ideal only when its interval
+excludes 100%; otherwise the sentence says the runs cannot tell it from ideal.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from labkit.common.errors import ParameterError
 from labkit.common.format import format_workers
 
 from .frames import point_params, require, varying
-from .intervals import bootstrap_ratio
+from .intervals import direction, percent, ratio_estimate
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -59,6 +63,8 @@ def weak_scaling(frame: pd.DataFrame, size: str, *, tolerance: float = 0.05) -> 
     ``T(w0, n0) / T(w, n0·w/w0)`` when the work grows exactly with the workers. Other
     varying parameters are separate series. A workers × sizes grid holds both the strong
     (fixed size) and the weak (the diagonal) series; :func:`weak_sizes` makes the sizes.
+    Intervals are NaN where not available (the baseline; fewer than 5 runs on a side), and
+    ``note`` says why.
     """
     import pandas as pd
 
@@ -88,7 +94,10 @@ def weak_scaling(frame: pd.DataFrame, size: str, *, tolerance: float = 0.05) -> 
             err, s, gg = min(found, key=lambda t: t[0])
             if err > tolerance:
                 continue
-            x, lo, hi = bootstrap_ratio(gg["throughput"].to_numpy(float), base["throughput"].to_numpy(float))
+            if w == w0:
+                x, lo, hi, note = 1.0, float("nan"), float("nan"), "baseline: scaled speedup 1 by definition"
+            else:
+                x, lo, hi, note = ratio_estimate(gg["throughput"].to_numpy(float), base["throughput"].to_numpy(float))
             ideal = w / w0
             rows.append(
                 {
@@ -105,6 +114,7 @@ def weak_scaling(frame: pd.DataFrame, size: str, *, tolerance: float = 0.05) -> 
                     "efficiency": x / ideal,
                     "efficiency_lo": lo / ideal,
                     "efficiency_hi": hi / ideal,
+                    "note": note,
                 }
             )
     table = pd.DataFrame(rows)
@@ -118,16 +128,26 @@ def weak_scaling(frame: pd.DataFrame, size: str, *, tolerance: float = 0.05) -> 
 
 
 def describe_weak_scaling(frame: pd.DataFrame, size: str) -> str:
-    """A sentence per series: how much of the baseline's speed per unit of work remained."""
+    """A sentence per series: how much of the baseline's speed per unit of work remained.
+
+    Below or above ideal only where the efficiency's interval excludes 100%.
+    """
     table = weak_scaling(frame, size)
     lines = []
     for _, g in table.groupby("workload", sort=False):
         top = g.iloc[-1]
         w, w0 = int(top["workers"]), int(top["baseline_workers"])
+        way = direction(top["efficiency_lo"], top["efficiency_hi"])
+        verdict = {
+            "down": "below ideal (the interval excludes 100%)",
+            "up": "above ideal (the interval excludes 100%)",
+            "unclear": "these runs cannot tell it from ideal (the interval includes 100%); more repeats or a quieter machine would help",
+            "unknown": f"no comparison with ideal is claimed ({top['note']})",
+        }[way]
         lines.append(
             f"Weak scaling of {top['workload']}: {format_workers(w)} on {top['work_ratio']:.3g}× the work "
-            f"({size}={top[size]:g}) kept {top['efficiency']:.0%} ({top['efficiency_lo']:.0%}–"
-            f"{top['efficiency_hi']:.0%}) of the speed of {format_workers(w0)} on {size}={top[f'baseline_{size}']:g}: "
-            f"a scaled speedup of {top['scaled_speedup']:.2f}× where {w / w0:g}× is ideal."
+            f"({size}={top[size]:g}) kept {percent(top['efficiency'], top['efficiency_lo'], top['efficiency_hi'])} "
+            f"of the speed of {format_workers(w0)} on {size}={top[f'baseline_{size}']:g}: a scaled speedup of "
+            f"{top['scaled_speedup']:.2f}× where {w / w0:g}× is ideal; {verdict}."
         )
     return "\n".join(lines)

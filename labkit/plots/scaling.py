@@ -231,7 +231,7 @@ def throughput_vs_ax(ax: Axes, frame: pd.DataFrame, param: str) -> None:
             ]
         )
         stats = [
-            (x, *bootstrap_ratio(gg["throughput"].to_numpy(float), np.array([1.0])))
+            (x, *bootstrap_ratio(gg["throughput"].to_numpy(float), 1.0))
             for x, gg in g.groupby(params.loc[g.index, param])
         ]
         x, mid, lo, hi = (np.array(v, float) for v in zip(*stats))
