@@ -139,17 +139,21 @@ def test_a_sweep_flags_the_trials_run_under_outside_load(llab: labkit.Lab, tmp_p
     hog: dict[str, Any] = {}
     stop = threading.Event()
 
-    def start_hog_after(quiet_trials: int) -> None:
+    def start_hog_after(quiet_s: float) -> None:
+        """Start the hog once trials have run quietly for ``quiet_s`` seconds."""
+        first = None
         while not stop.is_set():
-            if _ok_trials(store) >= quiet_trials:
+            if first is None and _ok_trials(store) >= 1:
+                first = time.monotonic()
+            if first is not None and time.monotonic() - first >= quiet_s:
                 hog["proc"] = subprocess.Popen([sys.executable, "-c", HOG.format(seconds=60)])
                 hog["at"] = time.time()
                 return
             time.sleep(0.05)
 
-    starter = threading.Thread(target=start_hog_after, args=(10,), daemon=True)
+    starter = threading.Thread(target=start_hog_after, args=(2.5,), daemon=True)
     sweep = labkit.Sweep(
-        "array-sum", grid={"workers": [2]}, params={"size_mb": 64.0}, repeats=40, warmup=1, store=store
+        "array-sum", grid={"workers": [2]}, params={"size_mb": 64.0}, repeats=60, warmup=1, store=store
     )
     starter.start()
     try:
