@@ -13,6 +13,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
+# PyTorch (the CPU build) only where it is needed: the tests of the model notebooks.
+TORCH := $(VENV)/.torch-stamp
+$(TORCH): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[torch]"
+	touch $(TORCH)
+
 ## demo: set up, run the quickstart headless, print the HTML report's path
 demo: $(STAMP)
 	$(BIN)/labkit run notebooks/00_quickstart.ipynb --out reports
@@ -33,11 +39,11 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 ## test: set up, lint, and run the whole suite with labkit's doctests (installs chromium with apt when missing)
-test: lint $(CHROMIUM)
+test: lint $(CHROMIUM) $(TORCH)
 	$(BIN)/python -m pytest
 
 ## test-fast: lint and the suite without the real-browser tests
-test-fast: lint
+test-fast: lint $(TORCH)
 	$(BIN)/python -m pytest -m "not browser"
 
 ## test-gpu: the tests of the GPU path (CuPy, dask-cuda, NVML); needs the gpu extra and a CUDA GPU

@@ -37,3 +37,6 @@ def test_environment_yml_matches_pyproject():
     for req in gpu:
         conda_name = "cupy" if _name(req).startswith("cupy") else _name(req)
         assert conda_name in gpu_line, f"{req} missing from environment.yml's gpu line"
+    torch_line = next(line for line in text.splitlines() if line.lstrip("# ").startswith("torch:"))
+    for req in project["optional-dependencies"]["torch"]:
+        assert req.replace("torch", "pytorch") in torch_line, f"{req} missing from environment.yml's torch line"

@@ -7,7 +7,24 @@ True
 
 from __future__ import annotations
 
-from . import arrays, compression, dataframes, images, memory, storage, stream, synthetic, tables, tasks, text  # noqa: F401  (registers the built-ins)
+from . import (  # noqa: F401  (registers the built-ins)
+    arrays,
+    compression,
+    dataframes,
+    federated,
+    images,
+    memory,
+    optimize,
+    pipeline,
+    search,
+    storage,
+    stream,
+    synthetic,
+    tables,
+    tasks,
+    text,
+    training,
+)
 from .registry import (
     ENTRY_POINT_GROUP,
     BaseWorkload,
