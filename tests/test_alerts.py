@@ -50,7 +50,7 @@ def test_a_slow_worker_is_flagged_and_the_fast_one_is_not(alab: labkit.Lab) -> N
     assert described in fired[0].message and "sleepy tasks" in fired[0].message and "trial-0" not in fired[0].message
     assert monitor.check_stragglers(split, window) == []  # same episode: no second alert
     assert [a.kind for a in alerts] == ["straggler"] and window.alerts == alerts
-    summary = monitor.summary(window, timeout=2)  # without the thread, it samples here
+    summary = monitor.summary(window, timeout=10)  # without the thread, it samples here
     assert summary.measurements >= 1 and summary.cpu_percent_mean is not None
 
 
@@ -103,3 +103,38 @@ def test_stragglers_are_judged_against_the_spread_of_the_same_tasks() -> None:
     # a real slowdown that costs less than straggler_min_s in all is not worth an alert
     short = {w: [0.001] * 20 for w in ("a", "b")} | {"c": [0.002] * 20}
     assert _judge(short) == [] and _judge(short, AlertRules(straggler_min_s=0.01)) == ["c"]
+
+
+class SlowOnOne(labkit.workloads.BaseWorkload):
+    """24 sleeps per run; those on the named worker take four times as long."""
+
+    name = "slow-on-one"
+    defaults = {"slow": "", "size": 24}
+
+    def setup(self, lab: labkit.Lab, **params: object) -> tuple:
+        return lab.client, params
+
+    def run(self, state: tuple) -> labkit.Work:
+        client, params = state
+        client.gather(client.map(_sleepy, range(params["size"]), slow=params["slow"], pure=False))
+        return labkit.Work(params["size"], "tasks")
+
+
+def test_a_sweep_names_the_straggler_by_worker_and_point(alab: labkit.Lab, tmp_path) -> None:
+    slow, _ = _workers(alab)
+    sweep = labkit.Sweep(
+        SlowOnOne(),
+        grid={"size": [24]},
+        params={"slow": slow},
+        repeats=1,
+        warmup=0,
+        store=tmp_path / "s.db",
+        experiment="stragglers",
+    )
+    results = sweep.run(alab, live=False)
+    alerts = results.alerts()
+    stragglers = alerts[alerts["kind"] == "straggler"]
+    assert not stragglers.empty, alerts
+    message = stragglers["message"].iloc[0]
+    assert slow in message and "slow-on-one, size=24" in message, message
+    assert f"{results.run_id}-" not in message  # never by the internal trial label

@@ -42,8 +42,9 @@ class Settler:
         return self.monitor.scaling() if self.monitor is not None else contextlib.nullcontext()
 
     @contextlib.contextmanager
-    def watch(self, label: str) -> Any:
-        """Run the block inside a monitor window and its own Dask span."""
+    def watch(self, label: str, description: str | None = None) -> Any:
+        """Run the block inside a monitor window and its own Dask span; alerts name the
+        trial by ``description`` (its point's parameters) rather than by ``label``."""
         from labkit.measure.timesplit import TrialSpan
 
         watched = Watched(label)
@@ -52,7 +53,10 @@ class Settler:
             return
         self.view.timing(True)
         try:
-            with self.monitor.trial(label) as window, TrialSpan(self.lab, label, rules=self.monitor.rules) as span:
+            with (
+                self.monitor.trial(label, description=description) as window,
+                TrialSpan(self.lab, label, rules=self.monitor.rules, description=description) as span,
+            ):
                 watched.window, watched.span = window, span
                 yield watched
         finally:

@@ -181,6 +181,10 @@ class Sweep:
 
     # -- the grid ------------------------------------------------------------------------
 
+    def describe_point(self, point: dict[str, Any]) -> str:
+        """A grid point for people: the workload and the point's parameters."""
+        return ", ".join([self.workload.name, *(f"{k}={v}" for k, v in point.items())])
+
     def points(self) -> list[dict[str, Any]]:
         """Every grid point, workers outermost: the sequential order, which rounds shuffle."""
         if self._explicit is not None:
@@ -297,7 +301,7 @@ class Sweep:
         status = "interrupted"  # unless the sweep ends or raises an Exception
         try:
             runners = [
-                PointRunner(self, ctx, params, key, p.get("workers"), plan.done.get(key, {}))
+                PointRunner(self, ctx, params, key, p.get("workers"), plan.done.get(key, {}), self.describe_point(p))
                 for p, params, key in planned
             ]
             for r in runners:

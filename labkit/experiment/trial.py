@@ -105,8 +105,10 @@ class PointRunner:
         key: str,
         workers: int | None,
         times: dict[int, float],
+        description: str = "",
     ) -> None:
         self.sweep, self.ctx, self.params, self.key, self.workers = sweep, ctx, params, key, workers
+        self.description = description or key  # for people: alerts name the point by it
         self.times = dict(times)  # repeat -> wall_s of its ok runs, resumed ones included
         self.resumed = len(times)
         self.attempted: set[int] = set()
@@ -291,7 +293,7 @@ class PointRunner:
         lab.barrier()
         started = time.time()
         label = f"{self.ctx.run_id}-{len(settler.pending) + settler.count}"
-        with settler.watch(label) as watched:
+        with settler.watch(label, self.description) as watched:
             try:
                 work, wall = call_timed(self.sweep.workload.run, state, self.sweep.timeout_s, lab)
             except TrialTimeout as e:

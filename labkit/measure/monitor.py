@@ -315,7 +315,9 @@ class Monitor:
         deadline = time.monotonic() + (self.settle_timeout if timeout is None else timeout)
         while True:
             with self._lock:
-                if self._settled(window) or time.monotonic() >= deadline:
+                # without the sampler thread, tick at least once past the trial's end
+                unseen = not self.running and self._last_tick <= window.end
+                if time.monotonic() >= deadline or (not unseen and self._settled(window)):
                     break
                 if self.running:
                     self._ticked.wait(max(0.0, min(self.interval, deadline - time.monotonic())))
