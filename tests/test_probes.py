@@ -108,13 +108,15 @@ def _interleaved(rounds: int, *steps) -> None:
 
 
 def test_copy_and_triad_agree_with_plain_numpy() -> None:
-    """The probe's copy and triad figures against plain NumPy on 256 MiB arrays, credited with
-    the bytes they move: one process, interleaved rounds, the median of their ratios. A ratio,
-    not a timing."""
-    import statistics
+    """The probe's copy and triad figures within ±20% of plain NumPy on 256 MiB arrays,
+    credited with the bytes they move (copy 2 arrays, the two-pass triad 5). Both sides run
+    short bursts in interleaved rounds, alternating which goes first, and each side's figure
+    is its best burst: on a machine that other work loads, the best of many interleaved
+    bursts is what both sides reach when the machine is quiet for a moment. A ratio, not a
+    timing: a miscounted kernel (3 arrays credited for 5) reads 0.6 or 1.67 and fails."""
     import time
 
-    nbytes, repeats = 256 * 2**20, 5  # as `labkit probe` runs it
+    nbytes, repeats, rounds = 256 * 2**20, 2, 12
     a, b, c = np.empty(nbytes // 8), np.full(nbytes // 8, 1.0), np.full(nbytes // 8, 2.0)
     got: dict[str, list[float]] = {"copy": [], "triad": [], "plain copy": [], "plain triad": []}
 
@@ -130,22 +132,15 @@ def test_copy_and_triad_agree_with_plain_numpy() -> None:
     def plain() -> None:
         for name, op, arrays in (("plain copy", lambda: np.copyto(a, b), 2), ("plain triad", triad, 5)):
             op()
-            times = []
-            for _ in range(repeats):  # best of as many single iterations as the probe times
+            for _ in range(repeats):  # as many single iterations as the probe times
                 start = time.perf_counter()
                 op()
-                times.append(time.perf_counter() - start)
-            got[name].append(arrays * nbytes / min(times))
+                got[name].append(arrays * nbytes / (time.perf_counter() - start))
 
-    _interleaved(7, probe, plain)
+    _interleaved(rounds, probe, plain)
     for kind in ("copy", "triad"):
-        # Each round's pair ran back to back (in alternating order), so the median of the
-        # rounds' ratios sees the machine's changing load on both sides alike.
-        ratio = statistics.median(x / y for x, y in zip(got[kind], got[f"plain {kind}"]))
-        # The target is ±20% (met in 6 of 6 runs alone); on a machine that other work loads
-        # the median of 7 round ratios has read up to 1.25, so the check allows ±25%: a
-        # miscounted kernel (3 arrays credited for 5) reads 0.6 or 1.67 and still fails.
-        assert 0.75 <= ratio <= 1.25, (kind, ratio, got)
+        ratio = max(got[kind]) / max(got[f"plain {kind}"])
+        assert 0.8 <= ratio <= 1.2, (kind, ratio, got)
 
 
 def test_task_overhead_fit(probe: HardwareProbe) -> None:
