@@ -176,6 +176,30 @@ def test_terminal_progress(lab, store_path, capsys):
     assert "test-flaky" in err and "4/4" in err
 
 
+@labkit.workload("test-jitter")
+def jitter(lab, spread: float = 0.0, seed: int = 0):
+    """Sleeps 40 ms, times a seeded random factor in [1, 1 + spread] drawn afresh each run."""
+    import random
+
+    jitter.rng = getattr(jitter, "rng", random.Random(seed))
+    time.sleep(0.04 * (1 + spread * jitter.rng.random()))
+    return Work(1, "items")
+
+
+def test_a_point_too_spread_to_resolve_effects_is_said_live_and_in_the_conclusion(lab, store_path, capsys):
+    # Sleeps of 40 to 160 ms (uniform): the median of 6 (the fewest that give a 95% interval
+    # from order statistics) is known to no better than about ±25%.
+    results = labkit.Sweep("test-jitter", grid={"spread": [3.0]}, repeats=6, warmup=0, store=store_path).run(
+        lab, live=True
+    )
+    err = capsys.readouterr().err
+    assert "test-jitter, spread=3.0: result may be unstable: over 6 runs the median time is known only to ±" in err
+    conclusion = results.conclusion()
+    assert "Caution: at seed=0, spread=3.0, workers=2: result may be unstable" in conclusion, conclusion
+    ci = results.frame["point_ci_rel"].dropna()
+    assert len(ci) == 6 and (ci > 0.10).all()
+
+
 @pytest.mark.parametrize(
     "kwargs, error, words",
     [

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import math
 from typing import TYPE_CHECKING, Any
+
+UNSTABLE_REL = 0.10  # a point whose median is known only to worse than ±10% "may be unstable"
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -48,10 +51,45 @@ def scaling_table(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out).reset_index(drop=True)
 
 
+def unstable_note(description: str, ci_rel: float | None, runs: int) -> str:
+    """The sentence for a point whose runs spread too much to resolve small effects ("" if not).
+
+    Like pyperf's "result may be unstable": the 95% interval of the point's median time is
+    wider than ±10%, so differences smaller than that between it and other points cannot be
+    told from noise.
+
+    >>> unstable_note("workers=2", 0.04, 5)
+    ''
+    >>> unstable_note("workers=2", 0.18, 5)
+    'workers=2: result may be unstable: over 5 runs the median time is known only to ±18% (95% interval), so effects smaller than that cannot be resolved here; more repeats, a quieter machine or a bigger problem would.'
+    """
+    if ci_rel is None or not math.isfinite(ci_rel) or ci_rel <= UNSTABLE_REL:
+        return ""
+    return (
+        f"{description}: result may be unstable: over {runs} runs the median time is known only to "
+        f"±{ci_rel:.0%} (95% interval), so effects smaller than that cannot be resolved here; "
+        "more repeats, a quieter machine or a bigger problem would."
+    )
+
+
+def _unstable(ok: pd.DataFrame) -> list[str]:
+    if "point_ci_rel" not in ok or "point" not in ok:
+        return []
+    out = []
+    for point, rows in ok.groupby("point", sort=False):
+        ci = rows["point_ci_rel"].dropna()
+        if len(ci):
+            where = ", ".join(f"{k}={v}" for k, v in json.loads(point).items() if k not in ("backend", "workload"))
+            out.append(unstable_note(f"Caution: at {where}", float(ci.iloc[-1]), len(rows)))
+    return [t for t in out if t]
+
+
 def caveats(frame: pd.DataFrame, env: dict[str, Any]) -> list[str]:
-    """Sentences a conclusion drawn from ``frame`` must carry: outside load, oversubscription."""
+    """Sentences a conclusion drawn from ``frame`` must carry: outside load, oversubscription,
+    points whose runs spread too much to resolve small effects."""
     out = []
     ok = frame[frame["status"] == "ok"] if len(frame) else frame
+    out += _unstable(ok)
     if "under_load" in ok and ok["under_load"].notna().any():
         loaded = ok[ok["under_load"].fillna(False).astype(bool)]
         if len(loaded):

@@ -20,6 +20,7 @@ from labkit.common.scheduler import scheduler_workers
 from labkit.store import ResultStore, Trial
 
 from .provenance import Fingerprint, Fingerprinter
+from .readable import unstable_note
 from .settle import Settler
 from .timing import Repeats, Warmup, spread
 
@@ -284,6 +285,9 @@ class PointRunner:
         }
         for trial_id in self.trial_ids:
             self.ctx.store.update_metrics(trial_id, summary)
+        note = getattr(self.ctx.view, "note", None)
+        if callable(note) and (text := unstable_note(self.description, s["ci_rel"], s["n"])):
+            note(text)
 
     timed_out = False
 
