@@ -126,6 +126,8 @@ def test_usl_prediction_beyond_measured_counts() -> None:
     truth = usl_throughput(table["workers"].to_numpy(), 500.0, 0.05, 0.002)
     np.testing.assert_allclose(table["throughput"], truth, rtol=0.06)
     assert table["measured"].tolist() == [True, True, False, False]
+    assert (table["unit"] == "items/s").all()  # the unit of the synthetic frame's throughput
+    assert table["predicted"].str.fullmatch(r"[\d.]+ (k )?items/s \([\d.]+ (k )?items/s–[\d.]+ (k )?items/s\)").all()
     assert (table["throughput_lo"] <= table["throughput"]).all() and (
         table["throughput"] <= table["throughput_hi"]
     ).all()
@@ -201,6 +203,7 @@ def test_too_few_worker_counts_are_refused_before_fitting() -> None:
     table = analysis.predict_throughput(usl, [1, 2, 4, 8])
     assert table[["throughput", "throughput_lo", "speedup_hi"]].isna().all().all()
     assert table["note"].str.startswith("not available: needs 4 worker counts").all()
+    assert (table["predicted"] == "not available").all()
     assert analysis.fit_amdahl(frame).available  # Amdahl needs 3
     assert "no USL fit (needs 4 worker counts" in recommend.recommend_workers(frame, usl=usl).describe()
 
@@ -565,6 +568,20 @@ def test_figures_draw_what_is_not_available_without_failing() -> None:
     assert np.isnan(lines["USL fit"].get_data()[1]).all()  # nothing to draw
     assert np.isfinite(lines["Amdahl fit"].get_data()[1]).all()
     assert len(plots.scaling_figure(frame).axes) == 3
+
+
+def test_wide_intervals_run_off_the_axes_instead_of_squashing_the_data() -> None:
+    # Very noisy runs: the intervals of speedup and efficiency reach far beyond the estimates.
+    frame = _usl_frame([1, 2, 4], 0.05, 0.01, noise=0.9, repeats=5, seed=3)
+    table = analysis.scaling(frame)
+    assert table["speedup_hi"].max() > 1.3 * max(4, table["speedup"].max())  # the case in point
+    fig = plots.scaling_figure(frame)
+    speed, eff = fig.axes[1], fig.axes[2]
+    assert speed.get_ylim()[1] == pytest.approx(1.3 * max(4.0, table["speedup"].max()))
+    assert eff.get_ylim()[1] == pytest.approx(max(1.1, 1.3 * table["efficiency"].max()))
+    assert any("run past the top" in t.get_text() for t in speed.texts)
+    quiet = plots.scaling_figure(_usl_frame([1, 2, 4], 0.05, 0.01, noise=0.01, repeats=5))
+    assert not any("run past the top" in t.get_text() for t in quiet.axes[1].texts)
 
 
 def test_other_figures_draw_their_data() -> None:

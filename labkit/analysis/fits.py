@@ -33,7 +33,7 @@ import numpy as np
 from labkit.common.errors import ParameterError
 
 from .frames import pick_configuration
-from .intervals import CONFIDENCE, N_BOOT, check_options, fit_note, interval, residual_draws
+from .intervals import CONFIDENCE, N_BOOT, check_options, fit_note, interval, residual_draws, show_rate
 from .models import AmdahlFit, UnavailableFit, USLFit, amdahl_throughput, peak_workers, usl_throughput
 from .solve import fit_log_usl
 
@@ -323,8 +323,9 @@ def predict_throughput(fit: USLFit | AmdahlFit | UnavailableFit, workers: list[i
     Returns
     -------
     DataFrame
-        One row per worker count: ``throughput`` and ``speedup`` with ``*_lo``/``*_hi``
-        bands (NaN where not available), ``measured`` (the counts the fit saw; the others
+        One row per worker count: ``predicted``, the throughput and its band in words with
+        their unit; ``unit`` (of ``throughput``, e.g. ``"bytes/s"``); ``throughput`` and
+        ``speedup`` with ``*_lo``/``*_hi`` bands (NaN where not available), ``measured`` (the counts the fit saw; the others
         are extrapolations) and ``note`` (why a figure or its band is not available).
     """
     import pandas as pd
@@ -338,9 +339,16 @@ def predict_throughput(fit: USLFit | AmdahlFit | UnavailableFit, workers: list[i
         notes = [f"interval not available: {fit.note}"] * len(n)
     else:
         notes = ["baseline: speedup 1 by definition" if w == min(fit.workers) else "" for w in n]
+    unit = getattr(fit, "unit", "") or "items"
+    said = [
+        "not available" if not np.isfinite(v) else show_rate(float(v), float(lo), float(hi), unit)
+        for v, lo, hi in zip(x, x_lo, x_hi)
+    ]
     return pd.DataFrame(
         {
             "workers": n.astype(int),
+            "predicted": said,
+            "unit": f"{unit}/s",
             "throughput": x,
             "throughput_lo": x_lo,
             "throughput_hi": x_hi,

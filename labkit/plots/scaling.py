@@ -86,12 +86,18 @@ def speedup_ax(ax: Axes, frame: pd.DataFrame, *, efficiency: bool = False) -> No
     if efficiency:
         ax.axhline(1.0, color="0.5", ls="--", label="ideal")
         ax.yaxis.set_major_formatter(PercentFormatter(1.0))
-        ax.set_ylim(0, max(1.1, float(table["efficiency_hi"].max()) * 1.05))
         ax.set(title="Parallel efficiency")
+        top = max(1.1, 1.3 * float(table["efficiency"].max()))
     else:
         ax.plot(w, w / w0, color="0.5", ls="--", label="ideal (linear)")
-        ax.set_ylim(bottom=0)
         ax.set(title=f"Speedup over {int(w0)} worker{'s' if w0 > 1 else ''}")
+        top = 1.3 * max(float(w.max() / w0), float(table["speedup"].max()))
+    # The axes follow the estimates and the ideal line: an interval wider than that (few or
+    # noisy runs) runs off the top, said on the figure, rather than squashing the data.
+    highest = float(np.nanmax(table[f"{what}_hi"])) if table[f"{what}_hi"].notna().any() else 0.0
+    ax.set_ylim(0, top)
+    if highest > top:
+        ax.text(0.02, 0.97, "some intervals run past the top", transform=ax.transAxes, fontsize="x-small", va="top")
     ax.set(xlabel="workers", ylabel=what)
     worker_ticks(ax, frame)
     ax.legend(fontsize="small")
