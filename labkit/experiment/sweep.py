@@ -143,6 +143,10 @@ class Sweep:
             if key != "workers":
                 for v in values:
                     workloads.check_value(self.workload, key, v)
+        together = getattr(self.workload, "check_params", None)
+        if callable(together):
+            for point in self.points():
+                together(self._resolve(point, point.get("workers", 0))[0])
         self.policy = Repeats.parse(repeats, target=ci_target, maximum=max_repeats)
         self.warmup_policy = Warmup.parse(warmup)
         check_seconds("timeout_s", timeout_s)

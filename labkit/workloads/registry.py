@@ -3,7 +3,8 @@
 A workload is a named unit of work with default parameters and a two-step protocol:
 ``setup(lab, **params) -> state`` builds and persists inputs (not timed) and
 ``run(state) -> Work`` does the measured work, blocking until it is really done.
-An optional ``teardown(state)`` releases what ``setup`` made, and an optional
+An optional ``teardown(state)`` releases what ``setup`` made, an optional
+``check_params(params)`` refuses parameters that do not fit together, and an optional
 ``tasks(params, workers) -> int`` says how many Dask tasks one run submits (the overhead
 model in :mod:`labkit.analysis.fits` uses it).
 
@@ -84,6 +85,14 @@ class BaseWorkload:
 
     def teardown(self, state: Any) -> None:
         """Release what ``setup`` made (default: drop references, Dask frees the data)."""
+
+    def check_params(self, params: dict[str, Any]) -> None:
+        """Refuse parameters that are each allowed but do not fit together (default: none).
+
+        ``params`` holds every parameter of one point; raise
+        :class:`~labkit.common.errors.ParameterError` naming the parameter. The Sweep calls
+        it for every grid point before any cluster work starts.
+        """
 
     def __repr__(self) -> str:
         return f"<workload {self.name!r} defaults={self.defaults}>"
