@@ -40,3 +40,11 @@ def test_environment_yml_matches_pyproject():
     torch_line = next(line for line in text.splitlines() if line.lstrip("# ").startswith("torch:"))
     for req in project["optional-dependencies"]["torch"]:
         assert req.replace("torch", "pytorch") in torch_line, f"{req} missing from environment.yml's torch line"
+
+
+def test_the_license_is_an_spdx_expression_so_installs_print_no_deprecation() -> None:
+    # A `license = {text = ...}` table makes every install print setuptools' deprecation
+    # warning; an SPDX string needs setuptools >= 77 to build.
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert pyproject["project"]["license"] == "BSD-3-Clause"
+    assert "setuptools>=77" in pyproject["build-system"]["requires"]
