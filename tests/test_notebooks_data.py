@@ -116,6 +116,7 @@ def test_data_variety_prints_its_answer_from_the_store(nb03: tuple[object, Path,
         assert frame["time_total_s"].notna().any(), f"{kind}: time split not stored"
     answer = data_analysis.describe_data_variety(kinds)
     assert answer in printed
+    assert "Dask annotations" not in printed  # dask.dataframe's warning about the trial's span
     # Two runs a point give no interval: no kind may be called the worst.
     assert "do not establish which kind scales worst" in answer and "scales worst here" not in answer
     table = data_analysis.kind_scaling(kinds)

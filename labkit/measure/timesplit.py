@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import statistics
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -43,6 +44,10 @@ import distributed
 from labkit.common.errors import ClusterError
 
 from .alerts import AlertRules
+
+# A trial's span is a Dask annotation; dask.dataframe with query planning warns that it
+# ignores annotations (it keeps the span nonetheless) on every trial, in red, into reports.
+warnings.filterwarnings("ignore", message=r"Dask annotations .* detected", category=UserWarning)
 
 #: Activities of Dask's fine performance metrics, by labkit bucket.
 BUCKETS = {

@@ -8,7 +8,6 @@ one row per group.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +18,6 @@ from .registry import BaseWorkload, Work, register
 # Each timed run happens inside a Dask span, which Dask records as an annotation; dask's
 # query planner drops annotations of DataFrame graphs and warns on every compute. The span's
 # figures are still collected, so the warning says nothing to a reader of a report.
-warnings.filterwarnings("ignore", message=r"Dask annotations .* detected", category=UserWarning)
 
 
 def _partition(index: int, rows: int, groups: int) -> Any:

@@ -17,15 +17,12 @@ True
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from .registry import BaseWorkload, Work, register
-
-warnings.filterwarnings("ignore", message=r"Dask annotations .* detected", category=UserWarning)
 
 REGIONS = ("north", "south", "east", "west", "centre", "islands", "coast", "mountains")
 FEATURES = ("revenue", "log_revenue", "net", "units")
