@@ -51,3 +51,13 @@ def check_count(name: str, value: Any, low: int) -> None:
         raise ParameterTypeError(name, value, "int")
     if value < low:
         raise ParameterError(name, value, f"an integer >= {low}")
+
+
+def check_backends(workload: Any, grid: dict[str, Any], params: dict[str, Any]) -> None:
+    """Refuse a ``backend`` (NumPy, CuPy) that this machine cannot run, before any cluster work."""
+    from labkit.cluster.backends import check_backend
+
+    if "backend" not in workload.defaults:
+        return
+    for b in grid.get("backend", [params.get("backend", workload.defaults["backend"])]):
+        check_backend(b, parameter=f"{workload.name}.backend")

@@ -41,6 +41,11 @@ class Inputs:
     def visit(self, runner: PointRunner) -> None:
         """Make the lab and the inputs ready for one timed run of ``runner``."""
         ctx = self.ctx
+        lost = getattr(ctx, "inputs_lost", "")
+        if lost:  # a worker was lost: what it held of any point's inputs is gone
+            ctx.inputs_lost = ""
+            self.release_all(lost)
+            ctx.refresh()
         if runner.workers is not None and runner.workers != ctx.workers:
             self.release_all(RESCALED)
             with ctx.settler.scaling():

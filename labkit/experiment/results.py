@@ -205,7 +205,19 @@ class Results:
 
     def notes(self) -> list[str]:
         """The sentences that apply: what was reused, what was set aside, what the budget did."""
-        return [t for t in (self.reuse_note, self.set_aside_note, self.budget_note) if t]
+        return [t for t in (self.reuse_note, self.set_aside_note, self.degraded_note, self.budget_note) if t]
+
+    @property
+    def degraded_note(self) -> str:
+        """How many trials lost a worker mid-run and are left out of the analysis ("" if none)."""
+        n = int((self.frame["status"] == "degraded").sum()) if len(self.frame) else 0
+        if not n:
+            return ""
+        return (
+            f"{n} trial{'s' if n > 1 else ''} lost a worker mid-run (status 'degraded': the lost work was "
+            "recomputed inside the timed region) and are left out of the analysis; "
+            "Results.failed lists them with the workers lost."
+        )
 
     @property
     def ok(self) -> pd.DataFrame:

@@ -26,7 +26,8 @@ from labkit import workloads
 from labkit.common.errors import ClusterError, ParameterError, ParameterTypeError
 from labkit.store import ResultStore, check_store_path, default_path
 
-from .grid import as_values, check_workers, explicit_points
+from .faults import quietly
+from .grid import as_values, check_backends, check_workers, explicit_points
 from .inputs import Inputs
 from .order import Visits, check_order
 from .provenance import REUSE, Fingerprinter, plan_reuse
@@ -160,7 +161,7 @@ class Sweep:
         self.budget_s, self.keep_inputs = budget_s, float(keep_inputs)
         if experiment is not None and (not isinstance(experiment, str) or not experiment.strip()):
             raise ParameterError("experiment", experiment, "a non-empty name")
-        self._check_backends()
+        check_backends(self.workload, self.grid, self.params)
         self.repeats, self.warmup, self.timeout_s = repeats, warmup, timeout_s
         self.raise_on_error = raise_on_error
         self.experiment = experiment or self.workload.name
@@ -174,14 +175,6 @@ class Sweep:
         if self.policy.adaptive:
             return self.policy.enough(list(times.values()))
         return all(r in times for r in range(self.policy.minimum))
-
-    def _check_backends(self) -> None:
-        from labkit.cluster.backends import check_backend
-
-        if "backend" not in self.workload.defaults:
-            return
-        for b in self.grid.get("backend", [self.params.get("backend", self.workload.defaults["backend"])]):
-            check_backend(b, parameter=f"{self.workload.name}.backend")
 
     # -- the grid ------------------------------------------------------------------------
 
@@ -253,54 +246,66 @@ class Sweep:
             raise ParameterError("interval", interval, "a number of seconds > 0")
         own_store = not isinstance(self._store_arg, ResultStore)
         store = ResultStore(self._store_arg) if own_store else self._store_arg
-        store.mark_stale_runs()
-        env = capture(lab)
-        title = (
-            self.experiment if self.experiment == self.workload.name else f"{self.experiment} ({self.workload.name})"
-        )
-        settler = Settler(store, "", lab)
-        ctx = RunContext(lab, store, None, settler, Fingerprinter(env, self.workload))
-        planned = [(p, *self._resolve(p, p.get("workers", ctx.workers))) for p in self.points()]
-        keys = [key for _, _, key in planned]
-        plan = plan_reuse(store, self.experiment, keys, ctx.fingerprint, self.reuse)
-        config = {
-            "grid": self.grid,
-            "params": self.params,
-            "repeats": asdict(self.policy),
-            "warmup": asdict(self.warmup_policy),
-            "timeout_s": self.timeout_s,
-            "order": self.order,
-            "seed": self.seed,
-            "reuse": self.reuse,
-            "budget_s": self.budget_s,
-            "keep_inputs": self.keep_inputs,
-            "fingerprint": ctx.fingerprint.key,
-            "points": keys,  # what a report needs to say which stored trials this run reused
-            "reused_trials": plan.count,
-        }
-        run_id = store.start_run(self.experiment, self.workload.name, env=env, config=config)
-        store.add_fingerprint(ctx.fingerprint.key, ctx.fingerprint.parts)
-        ctx.run_id = settler.run_id = run_id
-        mon = (
-            Monitor(lab, interval, sink=store.add_samples, on_alert=settler.on_alert, run_id=run_id)
-            if monitor
-            else None
-        )
-        view = make_view(
-            live,
-            total=len(self),
-            title=title,
-            lab=lab,
-            samples=mon.to_pandas if mon else None,
-            final_figure=lambda r, _samples: r.plot(),
-        )
-        settler.monitor, settler.view, ctx.view = mon, view, view
-        if plan.count or plan.set_aside:
-            _note(view, " ".join(t for t in (f"Resuming: {plan.count} stored trials reused.", plan.set_aside) if t))
-        if mon is not None:
-            mon.start()
-        budget = Budget(self.budget_s)
-        inputs = Inputs(ctx, self.keep_inputs)
+        run_id, mon, view = None, None, None
+        try:  # until the sweep's own try below: a failure here leaves no store open, no run 'running'
+            store.mark_stale_runs()
+            env = capture(lab)
+            title = (
+                self.experiment
+                if self.experiment == self.workload.name
+                else f"{self.experiment} ({self.workload.name})"
+            )
+            settler = Settler(store, "", lab)
+            ctx = RunContext(lab, store, None, settler, Fingerprinter(env, self.workload))
+            planned = [(p, *self._resolve(p, p.get("workers", ctx.workers))) for p in self.points()]
+            keys = [key for _, _, key in planned]
+            plan = plan_reuse(store, self.experiment, keys, ctx.fingerprint, self.reuse)
+            config = {
+                "grid": self.grid,
+                "params": self.params,
+                "repeats": asdict(self.policy),
+                "warmup": asdict(self.warmup_policy),
+                "timeout_s": self.timeout_s,
+                "order": self.order,
+                "seed": self.seed,
+                "reuse": self.reuse,
+                "budget_s": self.budget_s,
+                "keep_inputs": self.keep_inputs,
+                "fingerprint": ctx.fingerprint.key,
+                "points": keys,  # what a report needs to say which stored trials this run reused
+                "reused_trials": plan.count,
+            }
+            run_id = store.start_run(self.experiment, self.workload.name, env=env, config=config)
+            store.add_fingerprint(ctx.fingerprint.key, ctx.fingerprint.parts)
+            ctx.run_id = settler.run_id = run_id
+            mon = (
+                Monitor(lab, interval, sink=store.add_samples, on_alert=settler.on_alert, run_id=run_id)
+                if monitor
+                else None
+            )
+            view = make_view(
+                live,
+                total=len(self),
+                title=title,
+                lab=lab,
+                samples=mon.to_pandas if mon else None,
+                final_figure=lambda r, _samples: r.plot(),
+            )
+            settler.monitor, settler.view, ctx.view = mon, view, view
+            if plan.count or plan.set_aside:
+                _note(view, " ".join(t for t in (f"Resuming: {plan.count} stored trials reused.", plan.set_aside) if t))
+            if mon is not None:
+                mon.start()
+            budget = Budget(self.budget_s)
+            inputs = Inputs(ctx, self.keep_inputs)
+        except BaseException:
+            for step in (mon.close if mon else None, (lambda: view.close(None)) if view else None):
+                quietly(step)
+            if run_id is not None:
+                quietly(lambda: store.end_run(run_id, "failed"))
+            if own_store:
+                quietly(store.close)
+            raise
         runners: list[PointRunner] = []
         status = "interrupted"  # unless the sweep ends or raises an Exception
         try:
@@ -332,14 +337,22 @@ class Sweep:
             status = "failed"
             raise
         finally:
-            inputs.release_all()
-            if mon is not None:
-                mon.close()
-            store.end_run(run_id, status)
-            results = self._results(store, run_id, keys, ctx, plan.set_aside, budget, runners)
-            view.close(results)
+            # Each step on its own: a failing one must neither hide the error that ended the
+            # sweep nor skip the steps after it (the run's status, closing the store).
+            failures: list[BaseException] = []
+            steps = [inputs.release_all, mon.close if mon is not None else None, lambda: store.end_run(run_id, status)]
+            results = None
+            for step in steps:
+                failures += quietly(step)
+            try:
+                results = self._results(store, run_id, keys, ctx, plan.set_aside, budget, runners)
+            except Exception as e:  # noqa: BLE001 - raised below unless another error is on its way
+                failures.append(e)
+            failures += quietly(lambda: view.close(results))
             if own_store:
-                store.close()
+                failures += quietly(store.close)
+            if failures and status == "finished":
+                raise failures[0]
         return results
 
     def _results(

@@ -7,8 +7,6 @@ ends, whatever its status, with the fingerprint of what it measured.
 
 from __future__ import annotations
 
-import concurrent.futures
-import contextvars
 import time
 import traceback
 from collections.abc import Callable
@@ -19,6 +17,7 @@ from labkit.common.errors import TrialTimeout
 from labkit.common.scheduler import scheduler_workers
 from labkit.store import ResultStore, Trial
 
+from .faults import DEGRADED, WorkerWatch, call_timed, degraded_reason, failure_reason, restore_workers
 from .provenance import Fingerprint, Fingerprinter
 from .readable import unstable_note
 from .settle import Settler
@@ -48,6 +47,7 @@ class RunContext:
         self.lab, self.store, self.view, self.settler = lab, store, view, settler
         self.fingerprinter = fingerprinter
         self.run_id = ""
+        self.inputs_lost = ""  # why every point's inputs must be set up again, after a worker was lost
         self.refresh()
         self.first = self.fingerprint
 
@@ -113,6 +113,7 @@ class PointRunner:
         self.times = dict(times)  # repeat -> wall_s of its ok runs, resumed ones included
         self.resumed = len(times)
         self.attempted: set[int] = set()
+        self.retried: set[int] = set()  # repeats run again after a worker was lost
         self.recorded = 0
         self.closed = False  # no more runs in this sweep (setup, warm-up or timeout)
         self.done = False
@@ -297,6 +298,7 @@ class PointRunner:
         lab.barrier()
         started = time.time()
         label = f"{self.ctx.run_id}-{len(settler.pending) + settler.count}"
+        watch = WorkerWatch(lab.client)
         with settler.watch(label, self.description) as watched:
             try:
                 work, wall = call_timed(self.sweep.workload.run, state, self.sweep.timeout_s, lab)
@@ -305,10 +307,23 @@ class PointRunner:
                 watched.trial = self.record(repeat, "timeout", error=str(e), started=started, extra=extra)
                 return None
             except Exception as e:  # noqa: BLE001 - recorded as the trial's error
-                watched.trial = self.record(repeat, "error", error=describe_error(e), started=started, extra=extra)
+                lost, now, restarts = watch.check()
+                error = failure_reason(describe_error(e), restarts)
+                watched.trial = self.record(repeat, "error", error=error, started=started, extra=extra)
+                if lost:
+                    self._recover(repeat)
                 self._maybe_raise(e)
                 return None
             lab.barrier()
+            lost, now, restarts = watch.check()
+            if lost:
+                reason = degraded_reason(lost, self.ctx.workers, now, restarts)
+                metrics = {**extra, **self._run_metrics(), "workers_end": now, "workers_lost": len(lost)}
+                watched.trial = self.record(
+                    repeat, DEGRADED, error=reason, wall=wall, work=work, started=started, extra=metrics
+                )
+                self._recover(repeat)
+                return None
             if not isinstance(work, workloads.Work):
                 watched.trial = self.record(
                     repeat,
@@ -322,6 +337,16 @@ class PointRunner:
                 repeat, "ok", wall=wall, work=work, started=started, extra={**extra, **self._run_metrics()}
             )
         return wall
+
+    def _recover(self, repeat: int) -> None:
+        """After a worker was lost: the cluster back to its worker count, every point's inputs
+        set up again (some of them were on the lost worker), and this repeat run once more."""
+        ctx = self.ctx
+        why = restore_workers(ctx.lab, ctx.workers)
+        ctx.inputs_lost = "a worker was lost: inputs set up again" + (f"; {why}" if why else "")
+        if repeat not in self.retried:
+            self.retried.add(repeat)
+            self.attempted.discard(repeat)
 
     def _run_metrics(self) -> dict[str, Any]:
         """What the workload says about its last run (``metrics(state)``: latency percentiles,
@@ -349,36 +374,3 @@ def describe_error(e: BaseException) -> str:
     tb = traceback.extract_tb(e.__traceback__)
     where = f" (at {tb[-1].filename.rsplit('/', 1)[-1]}:{tb[-1].lineno})" if tb else ""
     return f"{type(e).__name__}: {e}{where}"
-
-
-def call_timed(fn: Callable[[Any], Any], state: Any, timeout_s: float | None, lab: Lab) -> tuple[Any, float]:
-    """Run ``fn(state)``, timed with perf_counter; cancel its Dask work past ``timeout_s``."""
-
-    def timed() -> tuple[Any, float]:
-        t0 = time.perf_counter()
-        out = fn(state)
-        return out, time.perf_counter() - t0
-
-    if timeout_s is None:
-        return timed()
-    client = lab.client
-    before = set(client.futures)
-    pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="labkit-trial")
-    # Dask's span (and other annotations) live in a ContextVar, which a pool thread does
-    # not inherit: run the trial in a copy of this context.
-    future = pool.submit(contextvars.copy_context().run, timed)
-    try:
-        return future.result(timeout=timeout_s)
-    except concurrent.futures.TimeoutError:
-        from distributed import Future
-
-        # Cancel only what this run submitted: the point's persisted inputs stay.
-        started = [Future(k, client) for k in set(client.futures) - before]
-        if started:
-            client.cancel(started, force=True)
-        note = "its tasks were cancelled"
-        if not lab.wait_idle(max(10.0, timeout_s)):
-            note += "; some still occupy worker threads, so later trials may queue behind them"
-        raise TrialTimeout(f"run took longer than timeout_s={timeout_s:g} s; {note}") from None
-    finally:
-        pool.shutdown(wait=False)

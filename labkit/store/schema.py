@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 DEFAULT_PATH = "results/labkit.db"
 
 
-STATUSES = ("ok", "error", "timeout")
+STATUSES = ("ok", "error", "timeout", "degraded")  # degraded: a worker was lost mid-run
 
 #: What became of a run: ``running`` while its process works (or until a later open of the
 #: store finds that process gone), then ``finished``, ``failed`` (it raised) or ``interrupted``

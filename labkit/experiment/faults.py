@@ -1,0 +1,156 @@
+"""Faults during a timed run: a worker lost mid-run, a worker restarted past its memory limit.
+
+A trial during which a worker left the cluster is not a clean measurement of the worker
+count it started with: Dask recomputed what the lost worker held, inside the timed region,
+on fewer workers for a while. Such a trial is recorded with status ``"degraded"`` and the
+reason (which workers were lost, how many workers it started and ended with), so that
+analysis, which takes ``status == "ok"``, leaves it out, and the results say how many were
+set aside. The sweep then waits for the cluster to regain its worker count before the next
+run.
+
+A worker whose memory passes Dask's terminate threshold is restarted by its nanny, which
+logs a ``worker-restart-memory`` event on the scheduler; a trial that fails because its
+workers died says so when such an event falls inside it.
+
+>>> degraded_reason(["tcp://127.0.0.1:4001"], 2, 1, [])
+'a worker left the cluster during the run (tcp://127.0.0.1:4001): 2 workers at its start, 1 at its end; what it held was recomputed inside the timed region'
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextvars
+import time
+from collections.abc import Callable
+from typing import Any
+
+from labkit.common.errors import TrialTimeout
+from labkit.common.scheduler import scheduler_workers
+
+DEGRADED = "degraded"
+MEMORY_EVENT = "worker-restart-memory"  # logged by distributed's nanny before it restarts a worker
+
+
+class WorkerWatch:
+    """The cluster's workers at the start of a run, to compare with those at its end."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.started = time.time()
+        self.before = self._addresses()
+
+    def _addresses(self) -> set[str] | None:
+        try:
+            return set(scheduler_workers(self.client))
+        except Exception:  # noqa: BLE001 - a scheduler that cannot be asked: not measured
+            return None
+
+    def check(self) -> tuple[list[str], int | None, list[dict[str, Any]]]:
+        """``(lost, workers_now, memory_restarts)``: the workers of the start that are gone
+        (a restarted worker comes back under a new address), the count now, and the nanny's
+        memory restarts since the start."""
+        after = self._addresses()
+        lost = sorted(self.before - after) if self.before is not None and after is not None else []
+        return lost, None if after is None else len(after), memory_restarts(self.client, self.started)
+
+
+def memory_restarts(client: Any, since: float) -> list[dict[str, Any]]:
+    """The nanny's ``worker-restart-memory`` events since ``since`` (epoch seconds)."""
+    try:
+        events = client.get_events(MEMORY_EVENT)
+    except Exception:  # noqa: BLE001 - an old or remote scheduler: none known
+        return []
+    return [dict(msg) for t, msg in events if t >= since - 0.5 and isinstance(msg, dict)]
+
+
+def _memory_text(restarts: list[dict[str, Any]]) -> str:
+    if not restarts:
+        return ""
+    who = ", ".join(sorted({str(r.get("worker")) for r in restarts}))
+    return f"; the nanny restarted {who} past its memory limit (Dask's memory terminate threshold)"
+
+
+def degraded_reason(lost: list[str], start: int, end: int | None, restarts: list[dict[str, Any]]) -> str:
+    """Why a trial is degraded, in words."""
+    workers = "a worker" if len(lost) == 1 else f"{len(lost)} workers"
+    end_text = "not measured" if end is None else str(end)
+    return (
+        f"{workers} left the cluster during the run ({', '.join(lost)}): {start} workers at its start, "
+        f"{end_text} at its end; what {'it' if len(lost) == 1 else 'they'} held was recomputed inside the timed region"
+        + _memory_text(restarts)
+    )
+
+
+def failure_reason(error: str, restarts: list[dict[str, Any]]) -> str:
+    """A failed run's error, with the memory restarts that fell inside it."""
+    return error + _memory_text(restarts)
+
+
+def restore_workers(lab: Any, n: int, timeout: float = 120.0) -> str:
+    """Wait until the cluster has ``n`` workers again (asking a cluster the Lab owns to scale);
+    "" when it has, else why not."""
+    try:
+        if getattr(lab, "cluster", None) is not None:
+            lab.scale(n, timeout=timeout)
+        else:
+            lab.client.wait_for_workers(n, timeout=timeout)
+        return ""
+    except Exception as e:  # noqa: BLE001 - said in the results; the sweep goes on with what it has
+        return f"the cluster did not regain {n} workers: {type(e).__name__}: {e}"
+
+
+def _cancel_new(lab: Any, before: set[Any]) -> list[Any]:
+    """Cancel the futures this client made since ``before``: the point's inputs stay."""
+    from distributed import Future
+
+    client = lab.client
+    started = [Future(k, client) for k in set(client.futures) - before]
+    if started:
+        client.cancel(started, force=True)
+    return started
+
+
+def call_timed(fn: Callable[[Any], Any], state: Any, timeout_s: float | None, lab: Any) -> tuple[Any, float]:
+    """Run ``fn(state)``, timed with perf_counter; cancel its Dask work past ``timeout_s``, or
+    when the run is interrupted (Ctrl-C in a terminal, Jupyter's interrupt)."""
+
+    def timed() -> tuple[Any, float]:
+        t0 = time.perf_counter()
+        out = fn(state)
+        return out, time.perf_counter() - t0
+
+    before = set(lab.client.futures)
+    if timeout_s is None:
+        try:
+            return timed()
+        except KeyboardInterrupt:
+            _cancel_new(lab, before)
+            raise
+    pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="labkit-trial")
+    # Dask's span (and other annotations) live in a ContextVar, which a pool thread does
+    # not inherit: run the trial in a copy of this context.
+    future = pool.submit(contextvars.copy_context().run, timed)
+    try:
+        return future.result(timeout=timeout_s)
+    except concurrent.futures.TimeoutError:
+        _cancel_new(lab, before)
+        note = "its tasks were cancelled"
+        if not lab.wait_idle(max(10.0, timeout_s)):
+            note += "; some still occupy worker threads, so later trials may queue behind them"
+        raise TrialTimeout(f"run took longer than timeout_s={timeout_s:g} s; {note}") from None
+    except KeyboardInterrupt:
+        _cancel_new(lab, before)  # the pool thread returns once its Dask work is cancelled
+        raise
+    finally:
+        pool.shutdown(wait=False)
+
+
+def quietly(step: Callable[[], Any] | None) -> list[BaseException]:
+    """Run a clean-up step; what it raised, as a list (empty when it did not)."""
+    if step is None:
+        return []
+    try:
+        step()
+    except Exception as e:  # noqa: BLE001 - returned to the caller, which decides
+        return [e]
+    return []

@@ -1,0 +1,166 @@
+"""Faults during a sweep, for real: a worker process killed mid-trial by its PID, a run
+interrupted as Jupyter interrupts it, a trial past its timeout. No mocks: real processes,
+real signals, a real store."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import distributed
+import pytest
+
+import labkit
+from labkit import Work
+
+
+@pytest.fixture(scope="module")
+def flab() -> Iterator[labkit.Lab]:
+    """This module's own 2-worker cluster with nannies: it kills their worker processes."""
+    with labkit.Lab(workers=2, threads_per_worker=1, dashboard=False) as lab:
+        yield lab
+
+
+def _nap(i: int, seconds: float) -> int:
+    time.sleep(seconds)
+    return i
+
+
+class Naps(labkit.workloads.BaseWorkload):
+    """``tasks`` naps of ``seconds`` each over the workers, gathered."""
+
+    name = "test-naps"
+    defaults = {"tasks": 24, "seconds": 0.08}
+
+    def setup(self, lab: labkit.Lab, **params: object) -> tuple:
+        return lab.client, params
+
+    def run(self, state: tuple) -> Work:
+        client, p = state
+        client.gather(client.map(_nap, range(p["tasks"]), seconds=p["seconds"], pure=False))
+        return Work(p["tasks"], "tasks")
+
+
+def _trials(store: Path) -> list[tuple]:
+    with sqlite3.connect(store) as conn:
+        return conn.execute(
+            "SELECT repeat, status, workers, error, metrics_json FROM trials ORDER BY trial_id"
+        ).fetchall()
+
+
+def test_a_worker_killed_mid_trial_degrades_that_trial_only(flab: labkit.Lab, tmp_path: Path) -> None:
+    store = tmp_path / "faults.db"
+    pids = flab.client.run(os.getpid)  # worker address -> its process (the nanny's child)
+    victim, pid = sorted(pids.items())[0]
+    killed = threading.Event()
+
+    def kill_during_the_second_trial() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                done = len(_trials(store)) if store.exists() else 0
+            except sqlite3.OperationalError:  # the store is being created
+                done = 0
+            if done >= 1:
+                time.sleep(0.4)  # the second run is under way (it takes about a second)
+                os.kill(pid, signal.SIGKILL)
+                killed.set()
+                return
+            time.sleep(0.02)
+
+    killer = threading.Thread(target=kill_during_the_second_trial, daemon=True)
+    killer.start()
+    sweep = labkit.Sweep(Naps(), grid={"tasks": [24]}, repeats=4, warmup=0, store=store, experiment="faults")
+    results = sweep.run(flab, live=False)
+    killer.join(5)
+    assert killed.is_set()
+
+    rows = _trials(store)
+    statuses = [r[1] for r in rows]
+    assert statuses.count("degraded") == 1, rows
+    assert statuses.count("ok") == 4  # the degraded repeat ran again: the point still has its 4
+    degraded = next(r for r in rows if r[1] == "degraded")
+    assert victim in degraded[3] and "2 workers at its start" in degraded[3], degraded[3]
+    assert degraded[2] == 2 and '"workers_lost": 1' in degraded[4]
+    after = rows[rows.index(degraded) + 1 :]
+    assert after and all(r[1] == "ok" and r[2] == 2 for r in after)  # on the restored count
+    assert flab.workers == 2 and victim not in flab.client.run(os.getpid)
+    # Analysis takes the ok trials only, and the results say what was left out.
+    assert len(results.ok) == 4 and results.summary()["repeats"].tolist() == [4]
+    assert any("lost a worker mid-run" in n for n in results.notes())
+
+
+def test_a_trial_past_its_timeout_is_cancelled_on_the_cluster(flab: labkit.Lab, tmp_path: Path) -> None:
+    store = tmp_path / "timeout.db"
+    sweep = labkit.Sweep(
+        Naps(),
+        grid={"seconds": [0.05, 3.0]},
+        params={"tasks": 4},
+        repeats=2,
+        warmup=1,  # untimed: the workers import this module the first time they run _nap
+        timeout_s=1.5,
+        store=store,
+        experiment="runaway",
+    )
+    results = sweep.run(flab, live=False)
+    frame = results.frame
+    slow, fast = frame[frame["seconds"] == 3.0], frame[frame["seconds"] == 0.05]
+    assert set(slow["status"]) == {"timeout"} and slow["error"].str.contains("its tasks were cancelled").any()
+    assert (fast["status"] == "ok").all() and len(fast) == 2, fast[["status", "error"]].to_string()
+    # The cluster is usable after, with nothing of the runaway trial left on it.
+    assert flab.wait_idle(10) and flab.client.submit(sum, [1, 2]).result() == 3
+
+
+def test_an_interrupted_run_cancels_its_tasks(flab: labkit.Lab) -> None:
+    """What Jupyter's interrupt does: KeyboardInterrupt in the thread that waits on the run."""
+    from labkit.experiment.faults import call_timed
+
+    client = flab.client
+
+    def run(_: object) -> None:
+        futures = client.map(_nap, range(8), seconds=5.0, pure=False)
+        threading.Timer(0.5, signal.raise_signal, (signal.SIGINT,)).start()
+        client.gather(futures)
+
+    for timeout_s in (None, 60.0):
+        with pytest.raises(KeyboardInterrupt):
+            call_timed(run, None, timeout_s, flab)
+        # The naps were cancelled: the workers are idle long before 8 × 5 s of naps would end.
+        assert flab.wait_idle(10), distributed.get_client().processing()
+
+
+CALLS = {"n": 0}
+
+
+@labkit.workload("test-interruptible")
+def interruptible(lab, n: int = 1, interrupt_at: int = 0):
+    """Counts its calls; the ``interrupt_at``-th raises KeyboardInterrupt, as Jupyter's interrupt does."""
+    CALLS["n"] += 1
+    if CALLS["n"] == interrupt_at:
+        raise KeyboardInterrupt
+    return Work(lab.client.submit(sum, range(n)).result(), "items")
+
+
+def test_an_interrupted_sweep_keeps_its_trials_and_resumes(flab: labkit.Lab, tmp_path: Path) -> None:
+    store = tmp_path / "interrupted.db"
+    grid = {"n": [1, 2, 3]}
+    CALLS["n"] = 0
+    with pytest.raises(KeyboardInterrupt):
+        labkit.Sweep("test-interruptible", grid=grid, params={"interrupt_at": 4}, repeats=2, warmup=0, store=store).run(
+            flab, live=False
+        )
+    with sqlite3.connect(store) as conn:  # the store opens cleanly: closed by the sweep
+        runs = conn.execute("SELECT status FROM runs").fetchall()
+        kept = conn.execute("SELECT COUNT(*) FROM trials WHERE status = 'ok'").fetchone()[0]
+    assert runs == [("interrupted",)] and kept == 3  # the three runs before the interrupt
+    CALLS["n"] = 0
+    results = labkit.Sweep(
+        "test-interruptible", grid=grid, params={"interrupt_at": 4}, repeats=2, warmup=0, store=store
+    ).run(flab, live=False)
+    assert CALLS["n"] == 3  # only the three runs not yet measured
+    assert len(results.ok) == 6 and any("3 of 6" in n or "reused" in n for n in results.notes())
