@@ -9,6 +9,12 @@
 ``Lab(gpu=True)`` starts dask-cuda's ``LocalCUDACluster``; ``Lab(address=...)`` or
 ``Lab(scheduler_file=...)`` connects to a running scheduler; ``Lab(cluster=obj)`` adopts a
 cluster object built elsewhere (dask-jobqueue, dask-kubernetes, a cloud service).
+``security=distributed.security.Security(...)`` reaches a scheduler that speaks TLS
+(``tls://`` addresses).
+
+On a scheduler it did not start, a Lab leaves nothing behind: when it closes it removes the
+scheduler plugins labkit added for it (see :data:`~labkit.cluster.launch.PLUGIN_USERS`), and
+only those.
 """
 
 from __future__ import annotations
@@ -19,10 +25,23 @@ import time
 from typing import Any
 
 from labkit.common.errors import ClusterError, ParameterError
-from labkit.common.scheduler import running_tasks, scheduler_workers
+from labkit.common.scheduler import run_on_scheduler, running_tasks, scheduler_workers
 
 from .capacity import Capacity, cluster_capacity
-from .launch import LOCALHOST, check_count, check_memory, start_cluster
+from .launch import (
+    LOCALHOST,
+    UNFINISHED,
+    busy_scheduler,
+    check_count,
+    check_memory,
+    check_security,
+    check_timeout,
+    connect,
+    release_plugins,
+    scheduler_file_address,
+    start_cluster,
+    wait_started,
+)
 
 
 class Lab:
@@ -55,6 +74,15 @@ class Lab:
         Where the dashboard listens; a busy port falls back to a free one.
     connect_timeout : float, default 10
         Seconds to wait for a running scheduler (``address``, ``scheduler_file``) to answer.
+    start_timeout : float, default 120
+        Seconds to wait for the ``workers`` of a cluster this Lab starts to be running; past
+        it the Lab closes its Client and that cluster and raises
+        :class:`~labkit.common.errors.ClusterError`.
+    security : distributed.security.Security, optional
+        TLS files (or Dask's temporary credentials) for the Client, e.g.
+        ``Security(tls_ca_file=..., tls_client_cert=..., tls_client_key=..., require_encryption=True)``
+        with a ``tls://`` address; with a cluster the Lab starts, that cluster uses it too.
+        Checked (type, files, scheme) before connecting.
     **cluster_kwargs
         Passed to the cluster class.
     """
@@ -73,28 +101,37 @@ class Lab:
         dashboard: bool = True,
         dashboard_address: str = f"{LOCALHOST}:8787",
         connect_timeout: float = 10.0,
+        start_timeout: float = 120.0,
+        security: Any = None,
         **cluster_kwargs: Any,
     ) -> None:
         check_count("workers", workers)
         check_count("threads_per_worker", threads_per_worker)
         check_memory(memory_limit)
-        sources = [
-            k
-            for k, v in (("gpu", gpu), ("address", address), ("scheduler_file", scheduler_file), ("cluster", cluster))
-            if v
-        ]
+        check_timeout("connect_timeout", connect_timeout)
+        check_timeout("start_timeout", start_timeout)
+        given = (
+            ("gpu", bool(gpu)),
+            ("address", address is not None),
+            ("scheduler_file", scheduler_file is not None),
+            ("cluster", cluster is not None),
+        )
+        sources = [k for k, v in given if v]
         if len(sources) > 1:
             raise ParameterError(
                 sources[1], "given", f"only one of gpu, address, scheduler_file, cluster (also got {sources[0]})"
             )
         if scheduler_file is not None and not os.path.exists(scheduler_file):
             raise ParameterError("scheduler_file", str(scheduler_file), "the path of an existing scheduler file")
-        if (address or scheduler_file) and (workers or threads_per_worker or cluster_kwargs):
+        remote = address is not None or scheduler_file is not None
+        if remote and (workers or threads_per_worker or cluster_kwargs):
             raise ParameterError(
                 "workers",
                 workers,
                 "not set when connecting to a running scheduler; use lab.scale() if its cluster can scale",
             )
+        target = scheduler_file_address(scheduler_file) if scheduler_file is not None else address
+        check_security(security, target, adopted=cluster is not None)
 
         from distributed import Client
 
@@ -107,24 +144,27 @@ class Lab:
         # by default: with the dashboard off, let it take any free loopback port instead.
         dash = dashboard_address if dashboard else f"{LOCALHOST}:0"
         self._dashboard = dashboard
-        self._dashboard_host = dash.rpartition(":")[0] if dash and not (address or scheduler_file or cluster) else None
+        self._dashboard_host = dash.rpartition(":")[0] if dash and not (remote or cluster is not None) else None
+        self.client: Any = None
         try:
-            if address or scheduler_file:
+            if remote:
                 self.kind = "remote"
-                self.client = _connect(address, scheduler_file, connect_timeout)
+                self.client = connect(address, scheduler_file, connect_timeout, security)
             elif cluster is not None:
                 self.kind, self.cluster = "adopted", cluster
                 self.client = Client(cluster)
             else:
+                if security is not None:
+                    cluster_kwargs["security"] = security
                 self.cluster = start_cluster(
                     gpu, workers, threads_per_worker, memory_limit, processes, dash, cluster_kwargs
                 )
                 self.kind, self.owns_cluster = ("gpu" if gpu else "local"), True
                 self.client = Client(self.cluster)
                 if workers:
-                    self.client.wait_for_workers(workers, timeout=120)
-        except Exception:
-            self._close_cluster()
+                    wait_started(self.client, workers, start_timeout)
+        except BaseException:
+            self.close()  # the Client and the cluster it started, whatever failed
             raise
 
     # -- what the cluster is -------------------------------------------------------------
@@ -255,25 +295,75 @@ class Lab:
                 return False
             time.sleep(0.1)
 
-    def barrier(self) -> None:
-        """Return once every worker has answered: nothing of earlier work is still running."""
-        self.client.run(lambda: None)
+    def barrier(self, timeout: float = 300.0) -> None:
+        """Return once no earlier work is running or queued: the point before a timed run.
+
+        It waits until none of this Client's futures is pending and the scheduler has no
+        unfinished task (waiting, queued, processing, or waiting for a worker) of this
+        Client's, or of anyone's on a cluster this Lab started. A task the scheduler has
+        cancelled but a worker thread still runs is :meth:`wait_idle`'s concern.
+
+        Parameters
+        ----------
+        timeout : float, default 300
+            Longest wait, in seconds.
+
+        Raises
+        ------
+        ClusterError
+            When earlier work is still unfinished after ``timeout`` seconds (the message
+            says how many tasks, in which states).
+        """
+        check_timeout("timeout", timeout)
+        deadline = time.monotonic() + timeout
+        client, check = self.client, busy_scheduler()
+        owner = None if self.owns_cluster else client.id  # on a shared scheduler, only this Client's work
+        where = f"on the scheduler {client.scheduler.address}"
+        pause = 0.002
+        while True:
+            left = deadline - time.monotonic()
+            pending = sum(1 for state in list(client.futures.values()) if state.status == "pending")
+            try:
+                busy = (
+                    {"pending futures": pending}
+                    if pending
+                    else run_on_scheduler(client, check, max(left, 1.0), client_id=owner, states=UNFINISHED)
+                )
+            except TimeoutError:
+                raise ClusterError(f"barrier: no answer {where} within {max(left, 1.0):g} s") from None
+            if not busy:
+                return
+            if left <= 0:
+                what = ", ".join(f"{n} {state}" for state, n in busy.items())
+                raise ClusterError(
+                    f"barrier: earlier work was still unfinished after {timeout:g} s ({what} {where}); "
+                    "a timed run now would overlap it"
+                )
+            time.sleep(min(pause, left))
+            pause = min(2 * pause, 0.05)
 
     # -- lifetime ------------------------------------------------------------------------
 
-    def _close_cluster(self) -> None:
-        if self.owns_cluster and self.cluster is not None:
-            self.cluster.close()
-
     def close(self) -> None:
-        """Close the Client and, when this Lab started it, the cluster. Idempotent."""
+        """Close the Client and, when this Lab started it, the cluster. Idempotent.
+
+        On a scheduler this Lab did not start, the scheduler plugins labkit added for it are
+        removed first (a plugin that was there before stays).
+        """
         if self._closed:
             return
         self._closed = True
         client = getattr(self, "client", None)
-        if client is not None:
-            client.close()
-        self._close_cluster()
+        try:
+            if client is not None and not self.owns_cluster and client.status == "running":
+                release_plugins(client)
+        finally:
+            try:
+                if client is not None:
+                    client.close()
+            finally:
+                if self.owns_cluster and self.cluster is not None:
+                    self.cluster.close()
 
     @property
     def closed(self) -> bool:
@@ -284,24 +374,6 @@ class Lab:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _connect(address: str | None, scheduler_file: Any, timeout: float) -> Any:
-    """A Client of a running scheduler, or a ClusterError that names it and says what to check."""
-    from distributed import Client
-
-    where = f"address={address!r}" if address else f"scheduler_file={os.fspath(scheduler_file)!r}"
-    try:
-        return Client(
-            address=address,
-            scheduler_file=None if scheduler_file is None else os.fspath(scheduler_file),
-            timeout=timeout,
-        )
-    except (OSError, TimeoutError) as e:
-        raise ClusterError(
-            f"no Dask scheduler answered at {where} within {timeout:g} s ({type(e).__name__}: {e}). "
-            "Check that `dask scheduler` is running there and reachable, or start a local cluster with Lab()."
-        ) from None
 
 
 def _behind_jupyter_proxy() -> bool:

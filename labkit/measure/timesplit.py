@@ -41,6 +41,7 @@ from typing import Any
 
 import distributed
 
+from labkit.cluster.launch import PLUGIN_USERS
 from labkit.common.errors import ClusterError
 
 from .alerts import AlertRules
@@ -183,7 +184,7 @@ class TrialSpan:
         """The task stream's position and the workers' threads; None if the scheduler
         refused (diagnostics never fail a trial)."""
         try:
-            return self.client.run_on_scheduler(_mark_scheduler())
+            return self.client.run_on_scheduler(_mark_scheduler(), client_id=self.client.id, attribute=PLUGIN_USERS)
         except Exception as e:  # noqa: BLE001 - e.g. a scheduler that forbids run_on_scheduler
             self._error = e
             return None, {}
@@ -311,13 +312,22 @@ def _ms(seconds: float) -> str:
 
 
 def _mark_scheduler() -> Any:
-    def mark(dask_scheduler: Any) -> tuple[int, dict[str, int]]:
+    """The task stream's position and the workers' threads. A task-stream plugin that labkit
+    adds records its labkit Clients under ``attribute``, so that a Lab closing on a scheduler
+    it did not start removes it (``labkit.cluster.launch.release_plugins``); one that was
+    there before is used and left as it is."""
+
+    def mark(dask_scheduler: Any, client_id: str, attribute: str) -> tuple[int, dict[str, int]]:
         from distributed.diagnostics.task_stream import TaskStreamPlugin
 
         plugin = dask_scheduler.plugins.get(TaskStreamPlugin.name)
         if plugin is None:
             plugin = TaskStreamPlugin(dask_scheduler)
+            setattr(plugin, attribute, set())
             dask_scheduler.add_plugin(plugin)
+        users = getattr(plugin, attribute, None)
+        if isinstance(users, set):
+            users.add(client_id)
         return plugin.index, {a: ws.nthreads for a, ws in dask_scheduler.workers.items()}
 
     return mark
