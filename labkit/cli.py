@@ -1,8 +1,12 @@
 """The ``labkit`` command: a thin layer over the functions a notebook calls.
 
 labkit run NOTEBOOK [-p NAME VALUE]... [--out DIR]
+labkit ls [STORE]
 labkit export STORE OUT.{csv,parquet}|FOLDER [--experiment NAME]
 labkit probe [--workers N] [--store PATH] [--refresh]
+
+Exit codes: 0 done; 1 a notebook's cell failed (its report is still written); 2 a bad
+argument or input, said in one line on stderr before anything runs.
 """
 
 from __future__ import annotations
@@ -13,32 +17,37 @@ import sys
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 
 def parse_value(text: str) -> Any:
-    """A parameter value from the command line: a Python literal if it is one, else a string."""
+    """A parameter value from the command line: a Python literal if it is one, else a string.
+
+    >>> parse_value("[4.0, 16.0]"), parse_value("auto"), parse_value("[" * 10_000)[:3]
+    ([4.0, 16.0], 'auto', '[[[')
+    """
     try:
         return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
         return text
 
 
 def _run(args: argparse.Namespace) -> int:
     from labkit.report import run_notebook
+    from labkit.report.notebook import check_notebook
     from labkit.report.params import check_parameters, load_yaml_parameters
 
+    notebook = check_notebook(args.notebook)
     params = load_yaml_parameters(args.parameters_file, args.parameters_yaml)
     params.update({name: parse_value(value) for name, value in args.parameters})
-    if Path(args.notebook).is_file():
-        check_parameters(args.notebook, params)
+    check_parameters(notebook, params)
     result = run_notebook(
-        args.notebook, params, args.out, timeout_s=args.timeout, log_output=args.log_output, kernel_name=args.kernel
+        notebook, params, args.out, timeout_s=args.timeout, log_output=args.log_output, kernel_name=args.kernel
     )
     print(f"notebook: {result.notebook}")
     print(f"report: {result.html}")
     if not result.ok:
-        print(f"FAILED: {result.error}", file=sys.stderr)
+        print(f"FAILED: {result.error}", file=sys.stderr)  # redacted, as the report is
         return 1
     return 0
 
@@ -47,13 +56,25 @@ def _export(args: argparse.Namespace) -> int:
     from labkit.common.errors import ParameterError
     from labkit.report.listing import existing_store
     from labkit.store import ResultStore
+    from labkit.store.schema import check_path_text
 
-    out = Path(args.out)
+    out = Path(check_path_text(args.out, "out"))
     if out.suffix not in ("", ".csv", ".parquet"):
         raise ParameterError(
             "out", args.out, "a file ending in .csv or .parquet (the trials), or a folder (a Parquet bundle)"
         )
-    with ResultStore(existing_store(args.store)) as store:
+    path = existing_store(args.store)
+    try:
+        above = next(p for p in out.absolute().parents if p.exists())
+        if out.suffix and (out.is_dir() or not out.parent.is_dir()):
+            raise ParameterError("out", args.out, "a file path in an existing folder, not a folder")
+        if not out.suffix and out.exists() and not out.is_dir():
+            raise ParameterError("out", args.out, "a folder for the bundle (this path is a file)")
+        if not above.is_dir():
+            raise ParameterError("out", args.out, f"a path whose existing part is a folder ({above} is a file)")
+    except OSError as e:
+        raise ParameterError("out", args.out, f"a usable path ({e.strerror or e})") from None
+    with ResultStore(path) as store:
         if args.experiment is not None:
             known = sorted(set(store.runs_frame()["experiment"]))
             if args.experiment not in known:
@@ -63,8 +84,8 @@ def _export(args: argparse.Namespace) -> int:
         if out.suffix in (".csv", ".parquet"):
             print(store.export(out, experiment=args.experiment))
         else:
-            for path in store.export_bundle(out, experiment=args.experiment).values():
-                print(path)
+            for written in store.export_bundle(out, experiment=args.experiment).values():
+                print(written)
     return 0
 
 
@@ -82,12 +103,28 @@ def _ls(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_probe(args: argparse.Namespace) -> None:
+    """Refuse the probe's own options before a cluster starts (the Lab checks its own)."""
+    import math
+
+    from labkit.common.errors import ParameterError
+    from labkit.store import check_store_path, default_path
+
+    if not (math.isfinite(args.array_mb) and args.array_mb > 0):
+        raise ParameterError("--array-mb", args.array_mb, "a finite number of MiB > 0")
+    for name, value in (("--matmul-n", args.matmul_n), ("--repeats", args.repeats)):
+        if value < 1:
+            raise ParameterError(name, value, "an integer >= 1")
+    check_store_path(default_path() if args.store is None else args.store)
+
+
 def _probe(args: argparse.Namespace) -> int:
     from labkit.cluster import Lab
     from labkit.probes import cached_probes
 
+    _check_probe(args)
     params = {"array_mb": args.array_mb, "matmul_n": args.matmul_n, "repeats": args.repeats}
-    if args.address:
+    if args.address is not None:
         lab = Lab(address=args.address)
     else:
         lab = Lab(workers=args.workers, threads_per_worker=1, dashboard=False)
@@ -112,10 +149,15 @@ def _version() -> str:
         return "0.0.0+unknown"
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, whose errors are one line that says where to find the usage."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="labkit", description="A scaling lab for Dask: run experiments, keep results, write reports."
-    )
+    parser = _Parser(prog="labkit", description="A scaling lab for Dask: run experiments, keep results, write reports.")
     parser.add_argument("--version", action="version", version=f"labkit {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -184,13 +226,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    from labkit.common.errors import LabkitError
+    """Run the ``labkit`` command with ``argv`` (default: the process's); return its exit code:
+    0 done, 1 a notebook's cell failed (its report is written), 2 a bad argument or input,
+    told in one line on stderr before anything runs."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:  # --help, --version, or a usage error already printed
+        return 0 if e.code is None else e.code if isinstance(e.code, int) else 2
+    from labkit.common.errors import LabkitError, one_line
+    from labkit.store.schema import redact_text
 
     try:
         return int(args.func(args))
     except LabkitError as e:
-        print(f"labkit: {e}", file=sys.stderr)
+        print(f"labkit: {redact_text(one_line(str(e)))}", file=sys.stderr)
         return 2
 
 

@@ -7,6 +7,45 @@ is a :class:`LabkitError`; those caused by a bad argument are also ``ValueError`
 
 from __future__ import annotations
 
+import reprlib
+
+#: How values are shown in messages: short enough for one line, whatever was passed.
+_SHOW = reprlib.Repr()
+_SHOW.maxlevel = 4
+_SHOW.maxtuple = _SHOW.maxlist = _SHOW.maxarray = _SHOW.maxdict = _SHOW.maxset = _SHOW.maxfrozenset = 24
+_SHOW.maxstring = _SHOW.maxother = 200
+
+
+def show(value: object) -> str:
+    """A value as an error message shows it: its ``repr``, shortened in the middle when long,
+    and never an error of its own (a huge integer, a ``__repr__`` that raises).
+
+    >>> show("x" * 500)[:12], len(show("x" * 500)) < 250
+    ("'xxxxxxxxxxx", True)
+    >>> show(10**5000)
+    '<int of about 5000 digits>'
+    """
+    try:
+        return _SHOW.repr(value)
+    except ValueError:  # an int past Python's digit limit for str()
+        if isinstance(value, int):
+            return f"<int of about {value.bit_length() * 0.30103:.0f} digits>"
+        return f"<{type(value).__name__}>"
+    except Exception:  # noqa: BLE001 - a broken __repr__ must not hide the error being reported
+        return f"<{type(value).__name__}>"
+
+
+def one_line(text: str) -> str:
+    """``text`` with its line breaks (and the spaces around them) folded into single spaces."""
+    return " ".join(part.strip() for part in str(text).splitlines() if part.strip())
+
+
+def _name(name: object) -> str:
+    """A parameter's name as a message shows it: as written, or quoted with escapes when it
+    holds a line break or another unprintable character."""
+    text = str(name)
+    return text if text.isprintable() else show(text)
+
 
 class LabkitError(Exception):
     """Base class of every error labkit raises."""
@@ -15,14 +54,15 @@ class LabkitError(Exception):
 class ParameterError(LabkitError, ValueError):
     """A parameter has a value that is not allowed.
 
-    The message names the parameter, the value given, and what is allowed.
+    The message names the parameter, the value given (shortened when long), and what is
+    allowed, on one line.
     """
 
     def __init__(self, name: str, value: object, allowed: str) -> None:
         self.name = name
         self.value = value
         self.allowed = allowed
-        super().__init__(f"{name}={value!r} is not allowed: {allowed}")
+        super().__init__(f"{_name(name)}={show(value)} is not allowed: {one_line(allowed)}")
 
 
 class ParameterTypeError(LabkitError, TypeError):
@@ -32,7 +72,7 @@ class ParameterTypeError(LabkitError, TypeError):
         self.name = name
         self.value = value
         self.expected = expected
-        super().__init__(f"{name}={value!r} has type {type(value).__name__}; expected {expected}")
+        super().__init__(f"{_name(name)}={show(value)} has type {type(value).__name__}; expected {one_line(expected)}")
 
 
 class BackendUnavailable(LabkitError, RuntimeError):

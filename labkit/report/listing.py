@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from labkit.common.errors import ParameterError
 from labkit.store import default_path, resolve_store_path
+from labkit.store.schema import check_path_text, check_sqlite_file
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -25,9 +26,14 @@ if TYPE_CHECKING:
 def existing_store(path: str | os.PathLike[str] | None) -> Path:
     """The path of a store that exists (default: ``results/labkit.db`` or ``$LABKIT_STORE``);
     reading commands never create one."""
-    p = resolve_store_path(default_path() if path is None else path)
-    if not p.is_file():
-        raise ParameterError("store", str(p), "the path of an existing labkit store (a .db file a sweep wrote)")
+    text = check_path_text(default_path() if path is None else path)
+    try:
+        p = resolve_store_path(text)
+        if not p.is_file():
+            raise ParameterError("store", str(p), "the path of an existing labkit store (a .db file a sweep wrote)")
+        check_sqlite_file(p)
+    except OSError as e:  # e.g. a name too long for the file system, or no permission to read it
+        raise ParameterError("store", text, f"a readable labkit store ({e.strerror or e})") from None
     return p
 
 

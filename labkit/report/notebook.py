@@ -5,18 +5,26 @@
 (True, PosixPath('reports/00_quickstart.html'))
 
 The executed notebook and its HTML are written even when a cell fails, so the report shows
-the error; ``ok`` says whether every cell ran.
+the error; ``ok`` says whether every cell ran. Everything is checked (the notebook can be
+read, its kernel exists, the output folder can be made) before any cell runs. Neither the
+executed notebook nor the HTML keeps a secret: tokens, passwords and keys (the values of
+such environment variables and parameters, ``token=`` in URLs, private keys) are replaced
+by ``<redacted>``.
 """
 
 from __future__ import annotations
 
+import html as html_text
+import math
 import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from threading import TIMEOUT_MAX
 from typing import Any
 
-from labkit.common.errors import ParameterError
+from labkit.common.errors import LabkitError, ParameterError, ParameterTypeError, one_line
+from labkit.store.schema import check_path_text, is_secret_name, redact, redact_text, secret_values
 
 from .summary import ReportSummary, summarize_run
 
@@ -40,8 +48,88 @@ def export_html(notebook: str | os.PathLike[str], html: str | os.PathLike[str] |
     out = Path(html) if html is not None else src.with_suffix(".html")
     exporter = HTMLExporter(embed_images=True)
     body, _ = exporter.from_notebook_node(nbformat.read(src, as_version=4))
-    out.write_text(body, encoding="utf-8")
+    secrets = secret_values()
+    out.write_text(redact_text(body, secrets + [html_text.escape(v) for v in secrets]), encoding="utf-8")
     return out
+
+
+def check_notebook(notebook: Any) -> Path:
+    """The path of ``notebook`` if it is an existing, readable Jupyter notebook; otherwise a
+    ParameterError naming it and saying what is wrong."""
+    import nbformat
+
+    text = check_path_text(notebook, "notebook")
+    src = Path(text)
+    try:
+        exists = src.is_file() and src.suffix == ".ipynb"
+    except OSError:
+        exists = False
+    if not exists:
+        raise ParameterError("notebook", text, "the path of an existing .ipynb file")
+    try:
+        nbformat.read(src, as_version=4)
+    except Exception as e:  # noqa: BLE001 - nbformat raises many kinds; all mean "not a notebook"
+        raise ParameterError(
+            "notebook", text, f"a readable Jupyter notebook ({type(e).__name__}: {one_line(str(e))[:200]})"
+        ) from None
+    return src
+
+
+def check_kernel(notebook: Path, kernel_name: Any) -> None:
+    """Refuse a kernel that is not installed: ``kernel_name``, or else the notebook's own."""
+    import nbformat
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    if kernel_name is not None and not isinstance(kernel_name, str):
+        raise ParameterTypeError("kernel", kernel_name, "str, the name of an installed Jupyter kernel")
+    name = kernel_name or nbformat.read(notebook, as_version=4).metadata.get("kernelspec", {}).get("name")
+    manager = KernelSpecManager()
+    try:
+        if not name:
+            raise NoSuchKernel(name)
+        manager.get_kernel_spec(name)
+    except (NoSuchKernel, ValueError, OSError):
+        known = ", ".join(sorted(manager.find_kernel_specs())) or "none"
+        label = "kernel" if kernel_name is not None else f"kernel (the kernelspec of {notebook.name})"
+        raise ParameterError(label, name, f"an installed Jupyter kernel: {known}") from None
+
+
+def check_timeout(timeout_s: Any) -> int | None:
+    """The longest a cell may run, in whole seconds (nbclient counts in seconds), or None."""
+    if timeout_s is None:
+        return None
+    if isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float)) or not 0 < timeout_s <= TIMEOUT_MAX:
+        raise ParameterError("timeout", timeout_s, f"None or a number of seconds > 0 and <= {TIMEOUT_MAX:.0f}")
+    return max(1, math.ceil(timeout_s))
+
+
+def check_out_dir(out_dir: Any, src: Path) -> Path:
+    """The folder a report goes to, if it can be one and would not overwrite ``src``."""
+    text = check_path_text(out_dir, "out")
+    out = Path(text)
+    try:
+        if out.exists() and not out.is_dir():
+            raise ParameterError("out", text, "a folder (this path is a file)")
+        if (out / src.name).is_dir():
+            raise ParameterError("out", text, f"a folder without a subfolder named {src.name}")
+        if (out / src.name).resolve() == src.resolve():
+            raise ParameterError("out", text, "a folder other than the notebook's own (its copy would replace it)")
+        above = next(p for p in (out, *out.absolute().parents) if p.exists())
+        if not above.is_dir():
+            raise ParameterError("out", text, f"a path whose existing part is a folder ({above} is a file)")
+    except OSError as e:
+        raise ParameterError("out", text, f"a usable folder path ({e.strerror or e})") from None
+    return out
+
+
+def redact_notebook(path: Path, parameters: dict[str, Any]) -> None:
+    """Rewrite the executed notebook at ``path`` without secrets: those of the environment,
+    the values of secret-named ``parameters``, and those :func:`~labkit.store.schema.redact_text` finds."""
+    import nbformat
+
+    extra = [str(v) for k, v in parameters.items() if is_secret_name(str(k)) and isinstance(v, (str, int, float))]
+    nb = nbformat.read(path, as_version=4)
+    nbformat.write(nbformat.from_dict(redact(nb, secret_values(extra=extra))), path)
 
 
 def add_header(executed: Path, summary: ReportSummary) -> None:
@@ -86,37 +174,52 @@ def run_notebook(
     kernel_name : str, optional
         Jupyter kernel (default: the notebook's own).
     timeout_s : float, optional
-        Longest a single cell may run.
+        Longest a single cell may run, in seconds (rounded up to a whole second).
     log_output : bool, default False
         Echo the notebook's output as it runs.
     """
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
-    src = Path(notebook)
-    if not src.is_file() or src.suffix != ".ipynb":
-        raise ParameterError("notebook", str(notebook), "the path of an existing .ipynb file")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    src = check_notebook(notebook)
+    check_kernel(src, kernel_name)
+    cell_timeout = check_timeout(timeout_s)
+    out = check_out_dir(out_dir, src)
+    if parameters is not None and not isinstance(parameters, dict):
+        raise ParameterTypeError("parameters", parameters, "dict of parameter name -> value")
+    if cwd is not None and not Path(check_path_text(cwd, "cwd")).is_dir():
+        raise ParameterError("cwd", str(cwd), "an existing folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ParameterError("out", str(out_dir), f"a folder that can be created ({e.strerror or e})") from None
     executed = out / src.name
+    for stale in (executed, executed.with_suffix(".html")):  # a report of an earlier run must not pass for this one
+        stale.unlink(missing_ok=True)
+    parameters = parameters or {}
     error = None
     started = time.time()
     try:
         papermill.execute_notebook(
             str(src),
             str(executed),
-            parameters=parameters or {},
+            parameters=parameters,
             cwd=str(cwd or os.getcwd()),
             kernel_name=kernel_name,
             progress_bar=False,
             log_output=log_output,
-            execution_timeout=timeout_s,
+            execution_timeout=cell_timeout,
             # ipykernel's "running over TCP without encryption" warning on every run says
             # nothing about the notebook: the kernel logs errors only.
             extra_arguments=["--IPKernelApp.log_level=ERROR"],
         )
     except PapermillExecutionError as e:
         error = f"cell {e.cell_index} raised {e.ename}: {e.evalue}"
-    add_header(executed, summarize_run(parameters or {}, started))
+    except Exception as e:  # noqa: BLE001 - a cell timeout, a dead kernel: the report says what stopped it
+        error = f"{type(e).__name__}: {one_line(str(e))}"
+        if not executed.is_file():
+            raise LabkitError(f"{src} could not be run: {redact_text(error)}") from None
+    redact_notebook(executed, parameters)
+    add_header(executed, summarize_run(parameters, started))
     html = export_html(executed, executed.with_suffix(".html"))
-    return ReportResult(executed, html, error is None, error)
+    return ReportResult(executed, html, error is None, None if error is None else redact_text(error))

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from labkit.common.errors import ParameterError
+from labkit.common.errors import ParameterError, show
 
 
 def declared_parameters(notebook: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
@@ -69,14 +69,14 @@ def load_yaml_parameters(files: list[str], strings: list[str]) -> dict[str, Any]
     import yaml
 
     out: dict[str, Any] = {}
-    sources = [(f"-f {f}", Path(f)) for f in files] + [(f"-y {s!r}", s) for s in strings]
+    sources = [(f"-f {f}", Path(f)) for f in files] + [(f"-y {show(s)}", s) for s in strings]
     for label, source in sources:
         try:
             text = source.read_text() if isinstance(source, Path) else source
             data = yaml.safe_load(text)
-        except (OSError, yaml.YAMLError) as e:
+        except (OSError, ValueError, RecursionError, yaml.YAMLError) as e:  # ValueError: not UTF-8 text
             raise ParameterError(
-                label, str(source), f"readable YAML mapping of parameter names to values ({e})"
+                label, str(source), f"readable YAML mapping of parameter names to values ({type(e).__name__}: {e})"
             ) from None
         if data is None:
             continue

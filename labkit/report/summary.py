@@ -12,10 +12,11 @@ import json
 import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
+from labkit.common.errors import LabkitError
 from labkit.store import ResultStore, default_path, resolve_store_path
+from labkit.store.schema import check_path_text, check_sqlite_file, is_secret_name, redact, secret_values
 
 
 @dataclass
@@ -62,11 +63,14 @@ class ReportSummary:
         return sum(e.reused for e in self.experiments)
 
     def to_html(self) -> str:
+        """The header as HTML, without secrets (see :func:`labkit.store.schema.redact`)."""
+        extra = [str(v) for k, v in self.parameters.items() if is_secret_name(str(k)) and isinstance(v, str)]
+        secrets = secret_values(extra=extra)
         params = "".join(
-            f"<tr><td><code>{html.escape(k)}</code></td><td><code>{html.escape(repr(v))}</code></td></tr>"
-            for k, v in self.parameters.items()
+            f"<tr><td><code>{html.escape(str(k))}</code></td><td><code>{html.escape(repr(v))}</code></td></tr>"
+            for k, v in redact(self.parameters, secrets).items()
         )
-        env = self.environment
+        env = redact(self.environment, secrets)
         versions = ", ".join(f"{k} {v}" for k, v in (env.get("versions") or {}).items())
         machine = ", ".join(
             str(x)
@@ -93,7 +97,7 @@ class ReportSummary:
             f"<p><b>{html.escape(total)}.</b></p><ul>{counts}</ul>"
             f"<p><b>Environment:</b> {html.escape(machine)}; {html.escape(shape)}; "
             f"{html.escape(versions)}; git {html.escape(str(env.get('git_commit') or 'not recorded'))}</p>"
-            f"<p><b>Store:</b> <code>{html.escape(self.store or 'none')}</code></p>"
+            f"<p><b>Store:</b> <code>{html.escape(redact(self.store or 'none', secrets))}</code></p>"
             f"<details><summary><b>Parameters</b> ({len(self.parameters)})</summary><table>{params}</table></details>"
             "</div>"
         )
@@ -113,9 +117,15 @@ def summarize_run(
     """
     from labkit.cluster.env import capture
 
-    path = resolve_store_path(store or parameters.get("store") or default_path())
+    try:  # the notebook refuses a bad store parameter itself; the header then names none
+        path = resolve_store_path(check_path_text(store or parameters.get("store") or default_path()))
+        found = path.is_file()
+        if found:
+            check_sqlite_file(path)
+    except (LabkitError, OSError):
+        return ReportSummary(dict(parameters), capture(), store=None)
     summary = ReportSummary(dict(parameters), {}, store=str(path))
-    if not Path(path).is_file():
+    if not found:
         summary.environment = capture()
         return summary
     with ResultStore(path) as db:

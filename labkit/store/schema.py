@@ -1,15 +1,21 @@
-"""What the store holds: the SQLite schema, the Trial record, the default path, tidy frames."""
+"""What the store holds: the SQLite schema, the Trial record, the default path, tidy frames.
+
+And what it must never hold: secrets (tokens, passwords, keys) are replaced by
+:data:`REDACTED` before text is kept or shown (:func:`redact`, :func:`redact_text`).
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from labkit.common.errors import ParameterError
+from labkit.common.errors import ParameterError, ParameterTypeError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -97,6 +103,10 @@ class Trial:
     fingerprint: str | None = None
     trial_id: int | None = None
 
+    def __post_init__(self) -> None:
+        if isinstance(self.error, str):  # an error's text may quote a URL with its token
+            self.error = redact_text(self.error)
+
     @property
     def throughput(self) -> float | None:
         if self.status != "ok" or not self.wall_s or self.amount is None:
@@ -139,25 +149,64 @@ def resolve_store_path(path: str | os.PathLike[str]) -> Path:
     return p if p.is_absolute() else project_root() / p
 
 
+def check_path_text(path: Any, name: str = "store") -> str:
+    """``path`` as text, if it can name a file: a str or path, not empty, without NUL."""
+    if isinstance(path, bytes) or not isinstance(path, (str, os.PathLike)):
+        raise ParameterTypeError(name, path, "str or pathlib.Path, the path of a .db file")
+    text = os.fspath(path)
+    if not isinstance(text, str):
+        raise ParameterTypeError(name, path, "str or pathlib.Path, the path of a .db file")
+    if "\x00" in text:
+        raise ParameterError(name, text, "a path without NUL characters")
+    if not text.strip():
+        raise ParameterError(name, text, "the path of a database file")
+    return text
+
+
+#: The first 16 bytes of every SQLite database file.
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def check_sqlite_file(p: Path, name: str = "store") -> None:
+    """Refuse an existing file that is something other than a SQLite database (an empty
+    file is fine: it becomes one). Only regular files are opened (never a FIFO or device)."""
+    if not p.is_file():
+        raise ParameterError(name, str(p), "the path of a database file (a regular file, not a folder or device)")
+    with open(p, "rb") as f:
+        head = f.read(len(SQLITE_HEADER))
+    if head and head != SQLITE_HEADER:
+        raise ParameterError(name, str(p), "a SQLite database file; this file is something else")
+
+
 def check_store_path(path: str | os.PathLike[str]) -> Path:
     """Make sure a store can be written at ``path`` and return its absolute path.
 
     A relative path is taken from the project root (:func:`resolve_store_path`). The
     store's folder is created when its own parent exists (``results/`` in a project); a
-    deeper missing tree is refused, as is a place where a file cannot really be created.
+    deeper missing tree is refused, as is a place where a file cannot really be created,
+    and an existing file that is not a SQLite database.
     """
-    if str(path) == ":memory:":
+    if isinstance(path, str) and path == ":memory:":
         return Path(path)
-    p = resolve_store_path(path)
+    text = check_path_text(path)
+    try:
+        return _check_writable(text, resolve_store_path(text))
+    except OSError as e:  # e.g. a name too long for the file system
+        raise ParameterError("store", text, f"a usable path ({e.strerror or e})") from None
+
+
+def _check_writable(text: str, p: Path) -> Path:
     if p.exists() and p.is_dir():
-        raise ParameterError("store", str(path), "the path of a database file, not a folder")
+        raise ParameterError("store", text, "the path of a database file, not a folder")
+    if p.exists():
+        check_sqlite_file(p)
     if not p.parent.exists():
         if not p.parent.parent.is_dir():
-            raise ParameterError("store", str(path), f"a path in an existing folder ({p.parent.parent} does not exist)")
+            raise ParameterError("store", text, f"a path in an existing folder ({p.parent.parent} does not exist)")
         try:
             p.parent.mkdir()
         except OSError as e:
-            raise ParameterError("store", str(path), f"a path whose folder can be created ({e.strerror})") from None
+            raise ParameterError("store", text, f"a path whose folder can be created ({e.strerror})") from None
     try:  # os.access says yes to root in /proc and on read-only mounts: try for real
         if p.exists():
             with open(p, "ab"):
@@ -168,8 +217,117 @@ def check_store_path(path: str | os.PathLike[str]) -> Path:
             with tempfile.NamedTemporaryFile(dir=p.parent, prefix=".labkit-write-test-"):
                 pass
     except OSError as e:
-        raise ParameterError("store", str(path), f"a writable path ({p.parent}: {e.strerror})") from None
+        raise ParameterError("store", text, f"a writable path ({p.parent}: {e.strerror})") from None
     return p
+
+
+# -- secrets -----------------------------------------------------------------------------
+
+REDACTED = "<redacted>"
+
+#: Names (environment variables, parameters, keys of a mapping) whose values are secrets:
+#: ``JUPYTER_TOKEN``, ``PASSWORD``, ``AWS_SECRET_ACCESS_KEY``, ``tls_client_key``, ...
+SECRET_NAME = re.compile(
+    r"passw(?:or)?d|secret|credential|private_?key|apikey|(?:^|[^a-z0-9])(?:api_?|auth_?)?(?:token|key)(?:$|[^a-z0-9])",
+    re.IGNORECASE,
+)
+_URL_SECRET = re.compile(
+    r"([?&;#][\w.\-]*(?:token|passw(?:or)?d|secret|key|signature|sig)=)[^&#\s\"'<>\\:,;)\]]+", re.IGNORECASE
+)
+_URL_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.\-]*://[^/\s:@\"'<>]*:)[^@/\s\"'<>]+@", re.IGNORECASE)
+_PRIVATE_KEY = re.compile(r"-----BEGIN ([A-Z0-9 ]*)PRIVATE KEY-----.*?-----END \1PRIVATE KEY-----", re.DOTALL)
+
+#: Shorter values of secret-named variables (``1``, ``true``) are not searched for in text.
+MIN_SECRET_LENGTH = 6
+
+
+def is_secret_name(name: str) -> bool:
+    """Whether a variable, parameter or key called ``name`` holds a secret.
+
+    >>> [is_secret_name(n) for n in ("JUPYTER_TOKEN", "PGPASSWORD", "tls_client_key", "tokens", "keep_inputs")]
+    [True, True, True, False, False]
+    """
+    return bool(SECRET_NAME.search(name))
+
+
+def secret_values(environ: Mapping[str, str] | None = None, extra: Iterable[str] = ()) -> list[str]:
+    """The text to take out wherever it appears, longest first.
+
+    Parameters
+    ----------
+    environ : mapping, optional
+        Environment variables (default ``os.environ``); the values of those with a secret
+        name (:func:`is_secret_name`) count.
+    extra : iterable of str
+        More secrets, e.g. the values of a notebook's secret-named parameters.
+
+    Values shorter than :data:`MIN_SECRET_LENGTH` are left out: ``1`` or ``true`` would
+    blank out ordinary text.
+    """
+    env = os.environ if environ is None else environ
+    found = {v.strip() for k, v in env.items() if is_secret_name(k)} | {str(v).strip() for v in extra}
+    return sorted((v for v in found if len(v) >= MIN_SECRET_LENGTH), key=len, reverse=True)
+
+
+def redact_text(text: str, secrets: Iterable[str] | None = None) -> str:
+    """``text`` with its secrets replaced by :data:`REDACTED`.
+
+    Parameters
+    ----------
+    text : str
+    secrets : iterable of str, optional
+        The values to take out (default: :func:`secret_values` of this environment).
+
+    Besides those values, private keys in PEM form go, and so do the secret parameters of
+    URLs (``token=``, ``password=``, ``key=``, ``sig=``, ...) and the passwords in them.
+
+    >>> redact_text("http://127.0.0.1:8888/lab?token=abc123&x=1 and tcp://ann:hunter22@host:8786", [])
+    'http://127.0.0.1:8888/lab?token=<redacted>&x=1 and tcp://ann:<redacted>@host:8786'
+    """
+    for value in secret_values() if secrets is None else secrets:
+        if value in text:
+            text = text.replace(value, REDACTED)
+    if "PRIVATE KEY-----" in text:
+        text = _PRIVATE_KEY.sub(f"-----{REDACTED} private key-----", text)
+    text = _URL_SECRET.sub(rf"\1{REDACTED}", text)
+    return _URL_PASSWORD.sub(rf"\1{REDACTED}@", text)
+
+
+def redact(value: Any, secrets: Iterable[str] | None = None) -> Any:
+    """``value`` with its secrets replaced by :data:`REDACTED`.
+
+    Parameters
+    ----------
+    value : dict, list, tuple, str or any
+        Nested as JSON is (an environment snapshot, a config, a notebook). The text under a
+        secret-named key (:func:`is_secret_name`) goes whole; other text as :func:`redact_text`
+        says; image data (keys ``image/...``) and non-text values stay as they are.
+    secrets : iterable of str, optional
+        As for :func:`redact_text`.
+
+    >>> redact({"password": "pw", "url": "https://h/x?api_key=k1", "n": [1, "a"]}, [])
+    {'password': '<redacted>', 'url': 'https://h/x?api_key=<redacted>', 'n': [1, 'a']}
+    """
+    found = secret_values() if secrets is None else list(secrets)
+    return _redact(value, found)
+
+
+def _redact(value: Any, secrets: list[str]) -> Any:
+    if isinstance(value, str):
+        return redact_text(value, secrets)
+    if isinstance(value, Mapping):
+        out = {}
+        for k, v in value.items():
+            if isinstance(k, str) and k.startswith("image/"):
+                out[k] = v
+            elif isinstance(k, str) and is_secret_name(k) and isinstance(v, str) and v:
+                out[k] = REDACTED
+            else:
+                out[k] = _redact(v, secrets)
+        return out
+    if isinstance(value, (list, tuple)):
+        return type(value)(_redact(v, secrets) for v in value) if not hasattr(value, "_fields") else value
+    return value
 
 
 CORE_COLUMNS = [f.name for f in fields(Trial) if f.name not in ("params", "metrics")] + ["throughput"]

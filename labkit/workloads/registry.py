@@ -66,9 +66,11 @@ class BaseWorkload:
     """Convenience base class: validation of parameters against ``defaults`` and ``choices``.
 
     Subclasses set ``name``, ``defaults`` (every parameter with its default; the default's
-    type is the parameter's type), optionally ``choices`` (allowed values per parameter)
-    and ``minimum`` (smallest allowed value per numeric parameter), and implement
-    ``setup`` and ``run``.
+    type is the parameter's type), optionally ``choices`` (allowed values per parameter),
+    ``minimum`` and ``maximum`` (smallest and largest allowed value per numeric parameter),
+    and implement ``setup`` and ``run``. Whatever they declare, a numeric parameter is
+    refused when it is not finite (NaN, ±inf) or does not fit in 64 bits, and a text one
+    when it holds a NUL character.
     """
 
     name: str = ""
@@ -76,6 +78,7 @@ class BaseWorkload:
     defaults: dict[str, Any] = {}
     choices: dict[str, tuple[Any, ...]] = {}
     minimum: dict[str, float] = {}
+    maximum: dict[str, float] = {}
 
     def setup(self, lab: Any, **params: Any) -> Any:
         raise NotImplementedError
@@ -122,16 +125,40 @@ def check_value(workload: Any, key: str, value: Any) -> None:
     if not ok:
         names = " or ".join(t.__name__ for t in types)
         raise ParameterTypeError(label, value, names)
+    _check_representable(label, value)
     choices = getattr(workload, "choices", {}).get(key)
     if choices is not None and value not in choices:
         raise ParameterError(label, value, f"one of {', '.join(map(repr, choices))}")
     low = getattr(workload, "minimum", {}).get(key)
     if low is not None and value < low:
         raise ParameterError(label, value, f"a value >= {low}")
+    high = getattr(workload, "maximum", {}).get(key)
+    if high is not None and value > high:
+        raise ParameterError(label, value, f"a value <= {high}")
+
+
+#: The integers NumPy, Dask and SQLite hold (int64): a parameter beyond them cannot reach a worker intact.
+INT64 = (-(2**63), 2**63 - 1)
+
+
+def _check_representable(label: str, value: Any) -> None:
+    """Refuse a number that is not finite or does not fit in 64 bits, and text with a NUL."""
+    import math
+
+    if isinstance(value, bool):
+        return
+    if isinstance(value, int) and not INT64[0] <= value <= INT64[1]:
+        raise ParameterError(label, value, "a number that fits in 64 bits")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ParameterError(label, value, "a finite number")
+    if isinstance(value, str) and "\x00" in value:
+        raise ParameterError(label, value, "text without NUL characters")
 
 
 def resolve_params(workload: Any, params: dict[str, Any]) -> dict[str, Any]:
     """Defaults overlaid with ``params``, each value checked."""
+    if not isinstance(params, dict):
+        raise ParameterTypeError("params", params, "dict of parameter name -> value")
     for key, value in params.items():
         check_value(workload, key, value)
     return {**workload.defaults, **params}
