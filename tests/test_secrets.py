@@ -201,12 +201,6 @@ def test_reports_never_hold_the_token_passwords_or_tls_keys(adopted_run) -> None
     assert not leaks(page, found), leaks(page, found)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="labkit/store/db.py start_run keeps env_json as given, and capture(lab) records the adopted "
-    "cluster's dashboard link with ?token=: db.py must write json.dumps(redact(env)) and "
-    "json.dumps(redact(config)) (labkit.store.schema.redact), and redact alerts and cache values",
-)
 def test_stores_never_hold_the_token_passwords_or_tls_keys(adopted_run) -> None:
     _, store, found = adopted_run
     with contextlib.closing(sqlite3.connect(store)) as conn:

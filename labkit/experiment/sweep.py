@@ -128,7 +128,7 @@ class Sweep:
             )
         self._explicit = explicit_points(grid)
         if self._explicit is not None:  # a list of points: their values, per key, for the checks
-            grid = {k: list(dict.fromkeys(p[k] for p in self._explicit)) for k in self._explicit[0]}
+            grid = {k: [p[k] for p in self._explicit] for k in self._explicit[0]}  # every value is checked
         if not isinstance(grid, dict):
             raise ParameterTypeError("grid", grid, "dict of parameter name -> list of values, or a list of such points")
         if not grid:
@@ -136,6 +136,8 @@ class Sweep:
         self.grid = {k: as_values(k, v) for k, v in grid.items()}
         if "workers" in self.grid:
             check_workers(self.grid["workers"])
+        if params is not None and not isinstance(params, dict):
+            raise ParameterTypeError("params", params, "dict of workload parameter -> value")
         self.params = dict(params or {})
         if "workers" in self.params:
             raise ParameterError("params['workers']", self.params["workers"], "not set here: put workers in the grid")
@@ -233,8 +235,8 @@ class Sweep:
         from labkit.live import make_view
         from labkit.measure.monitor import Monitor
 
-        if getattr(lab, "closed", False):
-            raise ParameterError("lab", lab, "an open Lab")
+        if getattr(lab, "closed", False) or getattr(lab, "client", None) is None:
+            raise ParameterError("lab", lab, "an open labkit.Lab")
         wanted = set(self.grid.get("workers", []))
         if wanted and lab.cluster is None and wanted != {lab.workers}:
             raise ClusterError(
@@ -242,7 +244,7 @@ class Sweep:
                 f"connected by address with {lab.workers} workers; drop workers from the grid "
                 "or use Lab(cluster=...)"
             )
-        if monitor and (isinstance(interval, bool) or not isinstance(interval, (int, float)) or interval <= 0):
+        if monitor and (isinstance(interval, bool) or not isinstance(interval, (int, float)) or not interval > 0):
             raise ParameterError("interval", interval, "a number of seconds > 0")
         own_store = not isinstance(self._store_arg, ResultStore)
         store = ResultStore(self._store_arg) if own_store else self._store_arg

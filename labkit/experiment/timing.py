@@ -155,9 +155,13 @@ class Warmup:
 
 
 def check_seconds(name: str, value: Any) -> None:
-    """Refuse anything but None or a number of seconds > 0."""
-    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0):
-        raise ParameterError(name, value, "None or a number of seconds > 0")
+    """Refuse anything but None or a finite number of seconds > 0 (and within what a thread may wait)."""
+    import threading
+
+    if value is not None and (
+        isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= threading.TIMEOUT_MAX
+    ):
+        raise ParameterError(name, value, f"None or a number of seconds > 0 and <= {threading.TIMEOUT_MAX:g}")
 
 
 class Budget:

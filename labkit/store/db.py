@@ -43,6 +43,8 @@ from .schema import (
     check_store_path,
     default_path,
     expand_trials,
+    redact,
+    redact_text,
 )
 
 if TYPE_CHECKING:
@@ -113,8 +115,8 @@ class ResultStore:
                 experiment,
                 workload,
                 time.time(),
-                json.dumps(env, default=str),
-                json.dumps(config, default=str),
+                json.dumps(redact(env), default=str),
+                json.dumps(redact(config), default=str),
                 os.getpid(),
                 platform.node(),
             ),
@@ -166,7 +168,7 @@ class ResultStore:
         """Keep what a trial fingerprint stands for (machine, versions, shape, code), once per key."""
         self._write(
             "INSERT OR IGNORE INTO fingerprints VALUES (?, ?, ?)",
-            (key, json.dumps(parts, sort_keys=True, default=str), time.time()),
+            (key, json.dumps(redact(parts), sort_keys=True, default=str), time.time()),
         )
 
     def add_trial(self, trial: Trial) -> int:
@@ -182,7 +184,7 @@ class ResultStore:
                 trial.experiment,
                 trial.workload,
                 trial.point,
-                json.dumps(trial.params, sort_keys=True, default=str),
+                json.dumps(redact(trial.params), sort_keys=True, default=str),
                 trial.repeat,
                 trial.workers,
                 trial.threads,
@@ -226,11 +228,12 @@ class ResultStore:
         at: float | None = None,
     ) -> None:
         self._write(
-            "INSERT INTO alerts VALUES (?, ?, ?, ?, ?, ?)", (run_id, trial_id, at or time.time(), kind, worker, message)
+            "INSERT INTO alerts VALUES (?, ?, ?, ?, ?, ?)",
+            (run_id, trial_id, at or time.time(), kind, worker, redact_text(message)),
         )
 
     def cache_put(self, key: str, value: Any) -> None:
-        self._write("INSERT OR REPLACE INTO cache VALUES (?, ?, ?)", (key, json.dumps(value), time.time()))
+        self._write("INSERT OR REPLACE INTO cache VALUES (?, ?, ?)", (key, json.dumps(redact(value)), time.time()))
 
     def cache_get(self, key: str) -> Any | None:
         with self._lock:
