@@ -842,6 +842,17 @@ FIXED = {
     "sweep-timeout-past-timeout-max",
     "sweep-run-interval-nan",
     "sweep-run-not-a-lab",
+    "lab-memory-inf",
+    "lab-memory-list",
+    "lab-memory-bool",
+    "lab-address-blank",
+    "lab-address-no-port",
+    "lab-address-port-not-a-number",
+    "lab-scheduler-file-descriptor",
+    "lab-cluster-not-a-cluster",
+    "lab-dashboard-address-int",
+    "lab-dashboard-address-bad-port",
+    "lab-processes-not-bool",
 }
 
 

@@ -24,7 +24,7 @@ import os
 import time
 from typing import Any
 
-from labkit.common.errors import ClusterError, ParameterError
+from labkit.common.errors import ClusterError, ParameterError, ParameterTypeError
 from labkit.common.scheduler import run_on_scheduler, running_tasks, scheduler_workers
 
 from .capacity import Capacity, cluster_capacity
@@ -33,6 +33,7 @@ from .launch import (
     UNFINISHED,
     busy_scheduler,
     check_count,
+    check_dashboard_address,
     check_memory,
     check_security,
     check_timeout,
@@ -108,6 +109,14 @@ class Lab:
         check_count("workers", workers)
         check_count("threads_per_worker", threads_per_worker)
         check_memory(memory_limit)
+        for name, flag in (("processes", processes), ("dashboard", dashboard), ("gpu", gpu)):
+            if not isinstance(flag, bool):
+                raise ParameterTypeError(name, flag, "bool")
+        check_dashboard_address(dashboard_address)
+        if scheduler_file is not None and not isinstance(scheduler_file, (str, os.PathLike)):
+            raise ParameterTypeError("scheduler_file", scheduler_file, "a path (str or os.PathLike)")
+        if cluster is not None and not (hasattr(cluster, "scheduler_address") and hasattr(cluster, "scale")):
+            raise ParameterError("cluster", cluster, "a Dask cluster object (with scheduler_address and scale)")
         check_timeout("connect_timeout", connect_timeout)
         check_timeout("start_timeout", start_timeout)
         given = (

@@ -42,16 +42,24 @@ def check_count(name: str, value: Any, *, allow_none: bool = True) -> None:
 
 
 def check_memory(value: Any) -> None:
-    if value is None or value == "auto":
+    if value is None or (isinstance(value, str) and value == "auto"):
         return
     from dask.utils import parse_bytes
 
+    ok = not isinstance(value, bool) and isinstance(value, (int, float, str))
     try:
-        ok = parse_bytes(value) > 0
-    except (ValueError, TypeError):
+        ok = ok and 0 < parse_bytes(value) < float("inf")
+    except (ValueError, TypeError, OverflowError, AttributeError):
         ok = False
     if not ok:
         raise ParameterError("memory_limit", value, "'auto', None, a byte count, or a size such as '2GiB'")
+
+
+def check_dashboard_address(value: Any) -> None:
+    """A ParameterError unless ``value`` is ``"host:port"`` with a port number (0: any free one)."""
+    host, _, port = value.rpartition(":") if isinstance(value, str) else ("", "", "")
+    if not (host and port.isdigit() and int(port) < 65536):
+        raise ParameterError("dashboard_address", value, "'host:port', e.g. '127.0.0.1:8787' (port 0: any free one)")
 
 
 def check_timeout(name: str, value: Any) -> None:
@@ -116,8 +124,13 @@ def check_address(address: Any) -> str:
     if not isinstance(address, str):
         raise ParameterTypeError("address", address, "str, e.g. 'tcp://host:8786' or 'tls://host:8786'")
     try:
-        scheme, location = parse_address(address)
-    except ValueError:
+        scheme, location = parse_address(address.strip())
+        if scheme in ("tcp", "tls"):
+            from distributed.comm.addressing import parse_host_port
+
+            host, port = parse_host_port(location)
+            location = location if host and 0 < int(port) < 65536 else ""
+    except (ValueError, TypeError):
         scheme, location = "", ""
     if scheme not in backends or not location:
         allowed = ", ".join(f"{b}://" for b in sorted(backends))
