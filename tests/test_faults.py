@@ -91,7 +91,8 @@ def test_a_worker_killed_mid_trial_degrades_that_trial_only(flab: labkit.Lab, tm
     assert after and all(r[1] == "ok" and r[2] == 2 for r in after)  # on the restored count
     assert flab.workers == 2 and victim not in flab.client.run(os.getpid)
     # Analysis takes the ok trials only, and the results say what was left out.
-    assert len(results.ok) == 4 and results.summary()["repeats"].tolist() == [4]
+    assert len(results.ok) == 4 and results.summary()[["ok", "failed"]].values.tolist() == [[4, 0]]
+    assert len(results.degraded) == 1 and victim in results.degraded["error"].iloc[0]
     assert any("lost a worker mid-run" in n for n in results.notes())
 
 
@@ -164,3 +165,47 @@ def test_an_interrupted_sweep_keeps_its_trials_and_resumes(flab: labkit.Lab, tmp
     ).run(flab, live=False)
     assert CALLS["n"] == 3  # only the three runs not yet measured
     assert len(results.ok) == 6 and any("3 of 6" in n or "reused" in n for n in results.notes())
+
+
+def _hog(mb: int) -> int:
+    """Holds ``mb`` MiB, touched 32 MiB at a time, for a moment."""
+    import numpy as np
+
+    held = [np.ones(32 * 2**17) for _ in range(mb // 32)]  # 32 MiB of float64 each
+    time.sleep(0.5)
+    return len(held)
+
+
+class MemoryHog(labkit.workloads.BaseWorkload):
+    name = "test-memory-hog"
+    defaults = {"mb": 32}
+
+    def setup(self, lab: labkit.Lab, **params: object) -> tuple:
+        return lab.client, params
+
+    def run(self, state: tuple) -> Work:
+        client, p = state
+        return Work(client.submit(_hog, p["mb"], pure=False).result(), "items")
+
+
+def test_a_trial_past_the_memory_limit_is_recorded_with_that_reason(tmp_path: Path) -> None:
+    import dask
+
+    # One retry, not three: each one waits for the nanny to start a worker again.
+    with (
+        dask.config.set({"distributed.scheduler.allowed-failures": 1}),
+        labkit.Lab(workers=1, threads_per_worker=1, memory_limit="700MiB", dashboard=False) as lab,
+    ):
+        # timeout_s: should the nanny not act, the trial ends as a timeout rather than hanging the test
+        sweep = labkit.Sweep(
+            MemoryHog(), grid={"mb": [32, 2048]}, repeats=1, warmup=0, timeout_s=240, store=tmp_path / "m.db"
+        )
+        results = sweep.run(lab, live=False)
+        frame = results.frame
+        small, big = frame[frame["mb"] == 32], frame[frame["mb"] == 2048]
+        assert (small["status"] == "ok").all()
+        assert (big["status"] == "error").all()
+        error = big["error"].iloc[0]
+        assert "KilledWorker" in error and "past its memory limit" in error, error
+        # The sweep went on and the cluster is usable after.
+        assert lab.client.submit(_hog, 32, pure=False).result() == 1 and lab.workers == 1

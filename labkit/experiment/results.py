@@ -73,6 +73,9 @@ class Results:
         self.store_path = store_path
         self.fingerprint = fingerprint
         self.frame = latest_trials(frame, points)
+        # Trials that lost a worker mid-run; the repeat's rerun replaces them in ``frame``.
+        lost = frame["status"].eq("degraded") & (frame["point"].isin(points) if points is not None else True)
+        self.degraded = frame[lost].reset_index(drop=True)
         self.set_aside_note = set_aside
         self.budget = budget
         now = self.frame["run_id"].eq(run_id)
@@ -210,13 +213,13 @@ class Results:
     @property
     def degraded_note(self) -> str:
         """How many trials lost a worker mid-run and are left out of the analysis ("" if none)."""
-        n = int((self.frame["status"] == "degraded").sum()) if len(self.frame) else 0
+        n = len(self.degraded)
         if not n:
             return ""
         return (
             f"{n} trial{'s' if n > 1 else ''} lost a worker mid-run (status 'degraded': the lost work was "
-            "recomputed inside the timed region) and are left out of the analysis; "
-            "Results.failed lists them with the workers lost."
+            "recomputed inside the timed region) and are left out of the analysis; their repeats ran again. "
+            "Results.degraded lists them with the workers lost."
         )
 
     @property
