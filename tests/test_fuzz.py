@@ -853,6 +853,8 @@ FIXED = {
     "lab-dashboard-address-int",
     "lab-dashboard-address-bad-port",
     "lab-processes-not-bool",
+    "synthetic-serial-fraction-one",
+    "target-accuracy-above-one",
 }
 
 

@@ -170,6 +170,7 @@ class Transfer(BaseWorkload):
     }
     choices = {"mode": MODES}
     minimum = {"channels": 1, "source_epochs": 0, "target_samples": 5, "max_epochs": 1, "lr": 1e-12, "head_lr": 1e-12}
+    maximum = {"target_accuracy": 1.0}
 
     def setup(self, lab: Any, **params: Any) -> TransferState:
         p = {**self.defaults, **params}

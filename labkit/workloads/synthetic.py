@@ -65,9 +65,13 @@ class Synthetic(BaseWorkload):
     defaults = {"work_s": 0.8, "serial_fraction": 0.1, "coherency": 0.0, "tasks_per_worker": 1}
     minimum = {"work_s": 1e-3, "serial_fraction": 0.0, "coherency": 0.0, "tasks_per_worker": 1}
 
-    def setup(self, lab: Any, **params: Any) -> ClientState:
-        if params["serial_fraction"] >= 1:
+    def check_params(self, params: dict[str, Any]) -> None:
+        """The serial fraction is a share of the work: below 1."""
+        if params.get("serial_fraction", 0.0) >= 1:
             raise ParameterError("synthetic.serial_fraction", params["serial_fraction"], "a fraction in [0, 1)")
+
+    def setup(self, lab: Any, **params: Any) -> ClientState:
+        self.check_params(params)
         return ClientState(lab.client, params)
 
     def tasks(self, params: dict[str, Any], workers: int) -> int:

@@ -348,6 +348,7 @@ class _Training(BaseWorkload):
         "seed": 0,
     }
     minimum = {"batch": 1, "lr_base": 1e-12, "batch_base": 1, "max_epochs": 1, "hidden": 1, "depth": 1, "seed": 0}
+    maximum = {"target_accuracy": 1.0}
     needs_torch = False
     trainer: Any = None  # train_ddp or train_numpy
 
