@@ -115,8 +115,6 @@ class Lab:
         check_dashboard_address(dashboard_address)
         if scheduler_file is not None and not isinstance(scheduler_file, (str, os.PathLike)):
             raise ParameterTypeError("scheduler_file", scheduler_file, "a path (str or os.PathLike)")
-        if cluster is not None and not (hasattr(cluster, "scheduler_address") and hasattr(cluster, "scale")):
-            raise ParameterError("cluster", cluster, "a Dask cluster object (with scheduler_address and scale)")
         check_timeout("connect_timeout", connect_timeout)
         check_timeout("start_timeout", start_timeout)
         given = (
@@ -141,6 +139,8 @@ class Lab:
             )
         target = scheduler_file_address(scheduler_file) if scheduler_file is not None else address
         check_security(security, target, adopted=cluster is not None)
+        if cluster is not None and not (hasattr(cluster, "scheduler_address") and hasattr(cluster, "scale")):
+            raise ParameterError("cluster", cluster, "a Dask cluster object (with scheduler_address and scale)")
 
         from distributed import Client
 
