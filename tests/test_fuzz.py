@@ -835,6 +835,8 @@ KNOWN: dict[str, tuple[Callable[[Path, pytest.FixtureRequest], Any], tuple[str, 
 
 # Cases found by the fuzzer and fixed since: they run as ordinary tests now.
 FIXED = {
+    "lab-unknown-keyword",
+    "storage-path-not-a-folder",
     "sweep-params-not-a-dict",
     "sweep-points-unhashable",
     "sweep-points-true-is-one",

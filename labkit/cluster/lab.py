@@ -32,6 +32,7 @@ from .launch import (
     LOCALHOST,
     UNFINISHED,
     busy_scheduler,
+    check_cluster_kwargs,
     check_count,
     check_dashboard_address,
     check_memory,
@@ -139,6 +140,7 @@ class Lab:
             )
         target = scheduler_file_address(scheduler_file) if scheduler_file is not None else address
         check_security(security, target, adopted=cluster is not None)
+        check_cluster_kwargs(cluster_kwargs)
         if cluster is not None and not (hasattr(cluster, "scheduler_address") and hasattr(cluster, "scale")):
             raise ParameterError("cluster", cluster, "a Dask cluster object (with scheduler_address and scale)")
 

@@ -8,6 +8,7 @@ value: a remote scheduler need not have labkit installed.
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
 import os
@@ -66,6 +67,34 @@ def check_timeout(name: str, value: Any) -> None:
     """A ParameterError unless ``value`` is a finite number of seconds above 0."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or value == float("inf"):
         raise ParameterError(name, value, "a finite number of seconds > 0")
+
+
+def check_cluster_kwargs(kwargs: dict[str, Any]) -> None:
+    """A ParameterError for a keyword that neither ``LocalCluster`` nor its workers or nannies
+    (nor dask-cuda's ``LocalCUDACluster``, where installed) accept: a misspelt keyword is
+    refused before the scheduler starts, not with a TypeError once it runs."""
+    import inspect
+
+    from distributed import LocalCluster, Nanny, Worker
+
+    classes: list[Any] = [LocalCluster, Worker, Nanny]
+    try:
+        from dask_cuda import LocalCUDACluster
+
+        classes.append(LocalCUDACluster)
+    except ImportError:
+        pass
+    known = {
+        name
+        for cls in classes
+        for name, p in inspect.signature(cls.__init__).parameters.items()
+        if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and name != "self"
+    }
+    for name in kwargs:
+        if name not in known:
+            close = difflib.get_close_matches(name, sorted(known | {"workers", "threads_per_worker"}), n=3)
+            hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+            raise ParameterError(name, kwargs[name], f"a keyword of Lab, LocalCluster, Worker or Nanny{hint}")
 
 
 def start_cluster(

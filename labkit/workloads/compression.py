@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from .registry import BaseWorkload, Work, register
-from .storage import bytes_on_disk, work_folder
+from .storage import bytes_on_disk, check_work_path, work_folder
 
 MiB = 2**20
 COLUMNS = 1024
@@ -115,6 +115,10 @@ class ZarrCodecs(BaseWorkload):
     }
     choices = {"data": tuple(DATA), "codec": CODECS, "level": tuple(range(1, 10)), "op": ("write", "read")}
     minimum = {"size_mb": 1e-3, "chunk_mb": 1e-3}
+
+    def check_params(self, params: dict[str, Any]) -> None:
+        """The folder must be one this machine can write in (see :func:`.storage.check_work_path`)."""
+        check_work_path(params["path"])
 
     def tasks(self, params: dict[str, Any], workers: int) -> int:
         """Chunks: one encode-and-write (or read-and-decode) task each."""

@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from labkit.common.errors import ParameterError
+
 from .registry import BaseWorkload, Work, register
 from .tables import generated_records
 
@@ -50,6 +52,31 @@ def bytes_on_disk(path: str | os.PathLike[str]) -> tuple[int, int]:
             total += os.stat(os.path.join(root, name)).st_size
             files += 1
     return total, files
+
+
+def check_work_path(path: Any) -> None:
+    """A ParameterError unless ``path`` is ``""`` (a temporary folder) or a folder this machine
+    can write in, existing or not: it is tried by making and removing an empty folder in it,
+    or in its nearest existing parent, so a read-only or pseudo file system (``/proc``) is
+    refused before any cluster work, not in ``setup`` on the cluster.
+
+    >>> check_work_path("")
+    >>> check_work_path("/proc/labkit")
+    Traceback (most recent call last):
+    ...
+    labkit.common.errors.ParameterError: path='/proc/labkit' is not allowed: ...
+    """
+    if path == "":
+        return
+    allowed = "'' (a temporary folder) or a folder that exists or can be made, and can be written in"
+    target = Path(path)
+    existing = next((p for p in (target, *target.parents) if p.exists()), None)
+    try:
+        if existing is None or not existing.is_dir():
+            raise NotADirectoryError(f"{existing} is not a folder")
+        os.rmdir(tempfile.mkdtemp(prefix=".labkit-check-", dir=existing))
+    except OSError as e:
+        raise ParameterError("path", path, f"{allowed} ({e.strerror or e})") from None
 
 
 def work_folder(path: str, prefix: str) -> Path:
@@ -99,6 +126,10 @@ class TableStorage(BaseWorkload):
     defaults = {"rows": 2_000_000, "partitions": 16, "format": "parquet", "op": "read", "path": ""}
     choices = {"format": FORMATS, "op": OPS}
     minimum = {"rows": 1, "partitions": 1}
+
+    def check_params(self, params: dict[str, Any]) -> None:
+        """The folder must be one this machine can write in (see :func:`check_work_path`)."""
+        check_work_path(params["path"])
 
     def tasks(self, params: dict[str, Any], workers: int) -> int:
         """Files per run: one task per partition."""
