@@ -270,6 +270,29 @@ def test_a_speedup_is_called_faster_or_slower_only_when_its_interval_excludes_1(
     assert "faster" not in same and "slower" not in same
 
 
+def test_trials_under_outside_load_never_decide_a_direction() -> None:
+    import pandas as pd
+
+    # Quiet runs: 2 workers 1.6× faster. Under load (a hog beside the 2-worker runs) the
+    # same comparison reads 0.6×: no sentence may claim a direction from those trials.
+    quiet = _ratio_frame(1.6, noise=0.03, repeats=7, seed=1).assign(under_load=False)
+    loaded = _ratio_frame(0.6, noise=0.03, repeats=7, seed=2).assign(under_load=True)
+    every = loaded.assign(under_load=lambda f: f["workers"].eq(2))  # only the 2-worker side loaded
+    text = analysis.describe_scaling(every)
+    assert "no direction is claimed" in text and "7 of its 14 trials ran while other work loaded" in text
+    assert "faster" not in text and "slower" not in text
+    # With enough clean trials on both sides the claim comes from them alone, and says so.
+    loaded["trial_id"] = loaded["trial_id"] + 1000
+    loaded["repeat"] = loaded["repeat"] + 100
+    mixed = pd.concat([quiet, loaded], ignore_index=True)
+    text = analysis.describe_scaling(mixed)
+    assert text.startswith("2 workers ran 1.6") and "× faster than 1" in text
+    assert "from the 14 trials without outside load (14 of 28 ran under it and are left out)" in text
+    # Unknown load (not measured) is not treated as load.
+    unknown = _ratio_frame(1.6, noise=0.03, repeats=7, seed=1).assign(under_load=None)
+    assert "× faster than 1" in analysis.describe_scaling(unknown)
+
+
 def test_weak_scaling_calls_it_below_ideal_only_when_the_interval_says_so() -> None:
     # T(w, n) = n / (w · 1 GB/s) · (1 + loss (w - 1)), with 2% noise and 6 repeats.
     def rows(loss: float, seed: int) -> list[dict[str, Any]]:

@@ -152,12 +152,40 @@ def describe_scaling(frame: pd.DataFrame) -> str:
             continue
         top = g.iloc[-1]
         w, w0 = int(top["workers"]), int(top["baseline_workers"])
+        top, said = _unloaded(ok, config, top, w, w0)
         efficiency = percent(top["efficiency"], top["efficiency_lo"], top["efficiency_hi"])
         lines.append(
-            f"{where}{compare_sentence(top, w, w0)}: parallel efficiency {efficiency}, "
+            f"{where}{said or compare_sentence(top, w, w0)}: parallel efficiency {efficiency}, "
             f"{format_rate(top['throughput_median'], unit)}."
         )
     return "\n".join(lines) + note
+
+
+def _unloaded(ok: pd.DataFrame, config: str, top: pd.Series, w: int, w0: int) -> tuple[pd.Series, str]:
+    """The comparison of ``w`` with ``w0`` workers made from trials without outside load.
+
+    A speedup taken while other work loaded the machine measures that load as much as the
+    scaling: where trials of either side were flagged ``under_load``, the comparison is made
+    again from the others alone. When too few are left for an interval, no direction is
+    claimed (the sentence says so); the row with every trial is kept for the estimate.
+    """
+    if "under_load" not in ok:
+        return top, ""
+    g = ok[config_keys(ok).eq(config) & ok["workers"].isin([w, w0])]
+    loaded = g["under_load"].map(lambda v: v is True or v == 1)
+    if not loaded.any():
+        return top, ""
+    clean = scaling(g[~loaded]) if (~loaded).any() else None
+    row = clean[clean["workers"].eq(w)] if clean is not None and clean["workers"].nunique() == 2 else None
+    k, n = int(loaded.sum()), len(g)
+    if row is not None and len(row) and np.isfinite(row["speedup_lo"].iloc[0]):
+        left = f"from the {n - k} trials without outside load ({k} of {n} ran under it and are left out)"
+        return row.iloc[0], f"{compare_sentence(row.iloc[0], w, w0)}, {left}"
+    return top, (
+        f"{w} workers ran at {top['speedup']:.2f}× the speed of {w0}, an estimate: {k} of its {n} trials ran while "
+        "other work loaded this machine, too many to leave out, so no direction is claimed; a quieter machine "
+        "would settle it"
+    )
 
 
 def karp_flatt(frame: pd.DataFrame) -> pd.DataFrame:
