@@ -18,6 +18,7 @@ from . import analysis, workloads
 from .analysis import fits, recommend, roofline
 from .cluster import Lab
 from .cluster.capacity import worker_counts
+from .cluster.connect import connection_note, open_lab
 from .common import errors
 from .common.errors import (
     BackendUnavailable,
@@ -66,6 +67,8 @@ __all__ = [
     "Trial",
     "TrialTimeout",
     "Work",
+    "connection_note",
+    "open_lab",
     "worker_counts",
     "workload",
     "analysis",

