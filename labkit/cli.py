@@ -1,6 +1,7 @@
 """The ``labkit`` command: a thin layer over the functions a notebook calls.
 
-labkit run NOTEBOOK [-p NAME VALUE]... [--out DIR]
+labkit run NOTEBOOK [-p NAME VALUE]... [--out DIR] [--no-input]
+labkit report DIR
 labkit ls [STORE]
 labkit export STORE OUT.{csv,parquet}|FOLDER [--experiment NAME]
 labkit probe [--workers N] [--store PATH] [--refresh]
@@ -42,13 +43,27 @@ def _run(args: argparse.Namespace) -> int:
     params.update({name: parse_value(value) for name, value in args.parameters})
     check_parameters(notebook, params)
     result = run_notebook(
-        notebook, params, args.out, timeout_s=args.timeout, log_output=args.log_output, kernel_name=args.kernel
+        notebook,
+        params,
+        args.out,
+        timeout_s=args.timeout,
+        log_output=args.log_output,
+        kernel_name=args.kernel,
+        no_input=args.no_input,
     )
     print(f"notebook: {result.notebook}")
     print(f"report: {result.html}")
+    print(f"index: {result.index}")
     if not result.ok:
         print(f"FAILED: {result.error}", file=sys.stderr)  # redacted, as the report is
         return 1
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from labkit.report.index import check_report_dir, write_index
+
+    print(write_index(check_report_dir(args.dir, "dir")))
     return 0
 
 
@@ -195,7 +210,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--kernel", default=None, help="Jupyter kernel to run it with (default: the notebook's)")
     run.add_argument("--timeout", type=float, default=None, help="longest a cell may run, in seconds")
     run.add_argument("--log-output", action="store_true", help="echo the notebook's output while it runs")
+    run.add_argument(
+        "--no-input", action="store_true", help="hide the code of code cells in the HTML report (outputs stay)"
+    )
     run.set_defaults(func=_run)
+
+    report = sub.add_parser("report", help="write DIR/index.html: every executed notebook in DIR, readable offline")
+    report.add_argument("dir", help="a folder of executed notebooks, e.g. the --out of `labkit run`")
+    report.set_defaults(func=_report)
 
     ls = sub.add_parser("ls", help="list a store's experiments and runs: date, status, environment, trial counts")
     ls.add_argument(

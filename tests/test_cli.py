@@ -28,7 +28,7 @@ def test_papermill_reads_every_parameter_of_every_notebook(notebook: Path) -> No
 def test_an_undeclared_parameter_stops_the_run_before_anything_executes(tmp_path: Path) -> None:
     done = labkit_cli("run", str(QUICKSTART), "-p", "repeets", "2", "--out", str(tmp_path / "out"), cwd=tmp_path)
     assert done.returncode == 2
-    assert "'repeets'" in done.stderr and "repeats (default "auto")" in done.stderr
+    assert "'repeets'" in done.stderr and 'repeats (default "auto")' in done.stderr
     assert not (tmp_path / "out").exists() and not (tmp_path / "results").exists()
 
 

@@ -14,6 +14,7 @@ by ``<redacted>``.
 
 from __future__ import annotations
 
+import ast
 import html as html_text
 import math
 import os
@@ -26,6 +27,7 @@ from typing import Any
 from labkit.common.errors import LabkitError, ParameterError, ParameterTypeError, one_line
 from labkit.store.schema import check_path_text, is_secret_name, redact, redact_text, secret_values
 
+from .index import write_index
 from .summary import ReportSummary, summarize_run
 
 
@@ -37,16 +39,29 @@ class ReportResult:
     html: Path
     ok: bool
     error: str | None = None
+    index: Path | None = None  # the folder's index of reports, refreshed after this run
 
 
-def export_html(notebook: str | os.PathLike[str], html: str | os.PathLike[str] | None = None) -> Path:
-    """Write an executed notebook as one HTML file, figures embedded as data URIs."""
+def export_html(
+    notebook: str | os.PathLike[str], html: str | os.PathLike[str] | None = None, *, no_input: bool = False
+) -> Path:
+    """Write an executed notebook as one HTML file, figures embedded as data URIs.
+
+    Parameters
+    ----------
+    notebook : path
+        The executed notebook.
+    html : path, optional
+        Where the HTML goes (default: beside ``notebook``, ending in ``.html``).
+    no_input : bool, default False
+        Leave out the code of code cells and their prompts: outputs and markdown stay.
+    """
     import nbformat
     from nbconvert import HTMLExporter
 
     src = Path(notebook)
     out = Path(html) if html is not None else src.with_suffix(".html")
-    exporter = HTMLExporter(embed_images=True)
+    exporter = HTMLExporter(embed_images=True, exclude_input=no_input, exclude_input_prompt=no_input)
     body, _ = exporter.from_notebook_node(nbformat.read(src, as_version=4))
     secrets = secret_values()
     out.write_text(redact_text(body, secrets + [html_text.escape(v) for v in secrets]), encoding="utf-8")
@@ -132,12 +147,26 @@ def redact_notebook(path: Path, parameters: dict[str, Any]) -> None:
     nbformat.write(nbformat.from_dict(redact(nb, secret_values(extra=extra))), path)
 
 
+def default_store(notebook: Path) -> str | None:
+    """The store a notebook's ``parameters`` cell names by default, when it is a literal
+    string: where its sweeps write when the run passes no ``store``."""
+    from .params import declared_parameters
+
+    try:
+        value = ast.literal_eval(str(declared_parameters(notebook).get("store", {}).get("default")))
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return None
+    return value if isinstance(value, str) and value else None
+
+
 def add_header(executed: Path, summary: ReportSummary) -> None:
     """Put the report's header (trials measured and reused, environment, parameters) first in
-    the executed notebook, as a cell with an HTML output."""
+    the executed notebook, as a cell with an HTML output, and the same as data in its metadata
+    (``nb.metadata["labkit"]``, see :meth:`ReportSummary.to_metadata`)."""
     import nbformat
 
     nb = nbformat.read(executed, as_version=4)
+    nb.metadata["labkit"] = summary.to_metadata()
     nb.cells = [c for c in nb.cells if "labkit-report-header" not in c.get("metadata", {}).get("tags", [])]
     cell = nbformat.v4.new_code_cell(
         source="# what this report is made of (added by labkit run)",
@@ -157,6 +186,7 @@ def run_notebook(
     kernel_name: str | None = None,
     timeout_s: float | None = None,
     log_output: bool = False,
+    no_input: bool = False,
 ) -> ReportResult:
     """Execute ``notebook`` with papermill into ``out_dir`` and export it to HTML.
 
@@ -177,6 +207,16 @@ def run_notebook(
         Longest a single cell may run, in seconds (rounded up to a whole second).
     log_output : bool, default False
         Echo the notebook's output as it runs.
+    no_input : bool, default False
+        Hide the code of code cells in the HTML (outputs and markdown stay); the executed
+        notebook keeps it.
+
+    Returns
+    -------
+    ReportResult
+        The executed notebook, its HTML, whether every cell ran (else the error) and the
+        folder's ``index.html``, written again to list every report in ``out_dir``
+        (:func:`labkit.report.index.write_index`).
     """
     import papermill
     from papermill.exceptions import PapermillExecutionError
@@ -185,6 +225,8 @@ def run_notebook(
     check_kernel(src, kernel_name)
     cell_timeout = check_timeout(timeout_s)
     out = check_out_dir(out_dir, src)
+    if not isinstance(no_input, bool):
+        raise ParameterTypeError("no_input", no_input, "bool")
     if parameters is not None and not isinstance(parameters, dict):
         raise ParameterTypeError("parameters", parameters, "dict of parameter name -> value")
     if cwd is not None and not Path(check_path_text(cwd, "cwd")).is_dir():
@@ -220,6 +262,8 @@ def run_notebook(
         if not executed.is_file():
             raise LabkitError(f"{src} could not be run: {redact_text(error)}") from None
     redact_notebook(executed, parameters)
-    add_header(executed, summarize_run(parameters, started))
-    html = export_html(executed, executed.with_suffix(".html"))
-    return ReportResult(executed, html, error is None, None if error is None else redact_text(error))
+    store = None if parameters.get("store") else default_store(src)  # the header counts the trials it stored
+    add_header(executed, summarize_run(parameters, started, store=store))
+    html = export_html(executed, executed.with_suffix(".html"), no_input=no_input)
+    index = write_index(out)
+    return ReportResult(executed, html, error is None, None if error is None else redact_text(error), index)

@@ -62,10 +62,54 @@ class ReportSummary:
     def reused(self) -> int:
         return sum(e.reused for e in self.experiments)
 
+    def secrets(self) -> list[str]:
+        """The text this header must not show: the environment's secrets and the values of
+        secret-named parameters."""
+        extra = [str(v) for k, v in self.parameters.items() if is_secret_name(str(k)) and isinstance(v, str)]
+        return secret_values(extra=extra)
+
+    def to_metadata(self) -> dict[str, Any]:
+        """The header as JSON data, without secrets, for the executed notebook's metadata
+        (``nb.metadata["labkit"]``), where an index of reports reads it.
+
+        Returns
+        -------
+        dict
+            ``parameters``; ``environment`` (the snapshot of
+            :func:`labkit.cluster.env.capture`: machine, versions, git commit, cluster);
+            ``measured`` and ``reused`` (trial counts of the whole report); ``experiments``
+            (the same per experiment, with ``reused_from``: epoch seconds of the earliest
+            and latest reused trial, or None); ``store`` (its path, or None).
+
+        Examples
+        --------
+        >>> meta = ReportSummary({"repeats": 2, "api_token": "s3cret-value"}, {"python": "3.11"}).to_metadata()
+        >>> meta["parameters"], meta["measured"], meta["experiments"]
+        ({'repeats': 2, 'api_token': '<redacted>'}, 0, [])
+        """
+        data = {
+            "parameters": self.parameters,
+            "environment": self.environment,
+            "measured": self.measured,
+            "reused": self.reused,
+            "experiments": [
+                {
+                    "experiment": e.experiment,
+                    "measured": e.measured,
+                    "failed": e.failed,
+                    "reused": e.reused,
+                    "reused_from": list(e.reused_from) if e.reused_from else None,
+                }
+                for e in self.experiments
+            ],
+            "store": self.store,
+        }
+        # Through JSON once: a value papermill took but JSON has no form for is kept as its repr.
+        return redact(json.loads(json.dumps(data, default=repr)), self.secrets())
+
     def to_html(self) -> str:
         """The header as HTML, without secrets (see :func:`labkit.store.schema.redact`)."""
-        extra = [str(v) for k, v in self.parameters.items() if is_secret_name(str(k)) and isinstance(v, str)]
-        secrets = secret_values(extra=extra)
+        secrets = self.secrets()
         params = "".join(
             f"<tr><td><code>{html.escape(str(k))}</code></td><td><code>{html.escape(repr(v))}</code></td></tr>"
             for k, v in redact(self.parameters, secrets).items()
