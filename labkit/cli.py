@@ -2,6 +2,7 @@
 
 labkit run NOTEBOOK [-p NAME VALUE]... [--out DIR] [--no-input]
 labkit report DIR
+labkit compare A B [--ignore NAME] [--alpha A] [--margin M] [--html PATH]
 labkit ls [STORE]
 labkit export STORE OUT.{csv,parquet}|FOLDER [--experiment NAME]
 labkit probe [--workers N] [--store PATH] [--refresh]
@@ -218,6 +219,10 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="write DIR/index.html: every executed notebook in DIR, readable offline")
     report.add_argument("dir", help="a folder of executed notebooks, e.g. the --out of `labkit run`")
     report.set_defaults(func=_report)
+
+    from labkit.report.compare import add_compare_parser
+
+    add_compare_parser(sub)
 
     ls = sub.add_parser("ls", help="list a store's experiments and runs: date, status, environment, trial counts")
     ls.add_argument(

@@ -73,7 +73,8 @@ class Fingerprinter:
         return Fingerprint(key, parts)
 
 
-def _value(name: str, v: Any) -> str:
+def setup_value(name: str, v: Any) -> str:
+    """One part of a fingerprint in words ("not recorded" where it was not)."""
     from dask.utils import format_bytes
 
     if v is None:
@@ -87,21 +88,25 @@ def _value(name: str, v: Any) -> str:
     return str(v)
 
 
+#: Labels of a fingerprint's machine and cluster-shape parts, as sentences and tables name them.
+MACHINE_LABELS = {
+    "hostname": "host",
+    "cpu_model": "CPU",
+    "cpu_count": "CPU count",
+    "memory_total": "memory",
+    "gpus": "GPUs",
+}
+SHAPE_LABELS = {
+    "threads_per_worker": "threads per worker",
+    "memory_limit": "memory limit per worker",
+    "processes": "workers as",
+}
+
 # section -> (how the trials differ, labels of its parts; None: the part's name is its label)
 _SECTIONS: dict[str, tuple[str, dict[str, str] | None]] = {
-    "machine": (
-        "on another machine",
-        {"hostname": "host", "cpu_model": "CPU", "cpu_count": "CPU count", "memory_total": "memory", "gpus": "GPUs"},
-    ),
+    "machine": ("on another machine", MACHINE_LABELS),
     "versions": ("with other versions", None),
-    "shape": (
-        "on another cluster shape",
-        {
-            "threads_per_worker": "threads per worker",
-            "memory_limit": "memory limit per worker",
-            "processes": "workers as",
-        },
-    ),
+    "shape": ("on another cluster shape", SHAPE_LABELS),
 }
 
 
@@ -113,7 +118,7 @@ def differences(then: dict[str, Any], now: dict[str, Any]) -> list[str]:
         a, b = then.get(section) or {}, now.get(section) or {}
         names = list(labels) if labels else sorted(set(a) | set(b))
         changed = [
-            f"{(labels or {}).get(n, n)} {_value(n, a.get(n))} then, {_value(n, b.get(n))} now"
+            f"{(labels or {}).get(n, n)} {setup_value(n, a.get(n))} then, {setup_value(n, b.get(n))} now"
             for n in names
             if a.get(n) != b.get(n)
         ]

@@ -240,6 +240,15 @@ class ResultStore:
             row = self._conn.execute("SELECT value_json FROM cache WHERE key = ?", (key,)).fetchone()
         return None if row is None else json.loads(row[0])
 
+    def cache_items(self, prefix: str) -> list[tuple[str, Any]]:
+        """Cached ``(key, value)`` pairs whose key starts with ``prefix``, oldest first."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT key, value_json FROM cache WHERE substr(key, 1, ?) = ? ORDER BY created_at",
+                (len(prefix), prefix),
+            ).fetchall()
+        return [(k, json.loads(v)) for k, v in rows]
+
     # -- reading -------------------------------------------------------------------------
 
     def finished(self, experiment: str, *, fingerprints: Collection[str] | None = None) -> dict[str, dict[int, float]]:
