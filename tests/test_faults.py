@@ -214,3 +214,14 @@ def test_a_trial_past_the_memory_limit_is_recorded_with_that_reason(tmp_path: Pa
         assert "KilledWorker" in error and "past its memory limit" in error, error
         # The sweep went on and the cluster is usable after.
         assert lab.client.submit(_hog, 32, pure=False).result() == 1 and lab.workers == 1
+
+
+def test_an_interrupt_sent_to_the_process_group_leaves_the_workers_up(flab: labkit.Lab) -> None:
+    # Jupyter interrupts a kernel with SIGINT to its process group, local workers included.
+    before = flab.client.run(os.getpid)
+    assert len(before) == 2 and os.getpid() not in before.values()
+    for pid in before.values():
+        os.kill(pid, signal.SIGINT)
+    time.sleep(1.0)  # a worker that took it would be closing by now (a plain LocalCluster's do)
+    assert flab.client.run(os.getpid) == before  # the same processes, still there
+    assert flab.client.submit(sum, [1, 2], pure=False).result(timeout=30) == 3

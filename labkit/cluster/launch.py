@@ -17,6 +17,8 @@ from typing import Any
 from labkit.common.errors import ClusterError, ParameterError, ParameterTypeError
 from labkit.common.scheduler import run_on_scheduler, scheduler_workers
 
+from .interrupt import PRELOAD as INTERRUPT_PRELOAD
+
 logger = logging.getLogger(__name__)
 
 LOCALHOST = "127.0.0.1"
@@ -108,7 +110,9 @@ def start_cluster(
 ) -> Any:
     """Start the cluster a Lab owns: dask-cuda's ``LocalCUDACluster`` or a ``LocalCluster``.
 
-    Its processes listen on 127.0.0.1 unless ``kwargs`` say otherwise (``host=...``).
+    Its processes listen on 127.0.0.1 unless ``kwargs`` say otherwise (``host=...``), and
+    its worker processes ignore SIGINT (:mod:`.interrupt`), so interrupting the kernel stops
+    the sweep but not the cluster.
     """
     if gpu:
         kwargs.setdefault("host", LOCALHOST)
@@ -121,6 +125,9 @@ def start_cluster(
 
     if processes:  # threads talk in-process; only TCP listens on a host
         kwargs.setdefault("host", LOCALHOST)
+        # A kernel interrupt reaches the whole process group; the workers must outlive it.
+        preload = kwargs.get("preload") or []
+        kwargs["preload"] = [*([preload] if isinstance(preload, str) else preload), INTERRUPT_PRELOAD]
     return LocalCluster(
         n_workers=workers,
         threads_per_worker=threads,
