@@ -2,11 +2,10 @@
 
     .venv/bin/python benchmarks/consistency.py [--runs 6] [--hog-s 120]
 
-The quickstart's sweep, with the defaults of notebooks/00_quickstart.ipynb's parameters cell
-(read from the notebook, so the two cannot drift apart: array-sum, worker counts up to the
-cores, its sizes, ``repeats="auto"`` under its time budget), runs ``--runs`` times on one
-cluster, each under a new experiment name (nothing resumed). Every
-other run has a CPU hog beside it: a busy loop on one core in a subprocess, started before
+The quickstart's sweep, built by notebooks/00_quickstart.ipynb's own parameters cell and
+the cell after it (so the two cannot drift apart: matmul, worker counts up to the cores, its
+sizes, ``repeats="auto"`` under its time budget), runs ``--runs`` times on one cluster, each
+under a new experiment name (nothing resumed). Every other run has a CPU hog beside it: a busy loop on one core in a subprocess, started before
 the run and stopped after it (interleaved: quiet, hog, quiet, ...). Printed per run: the
 conclusion labkit drew, then
 
@@ -22,7 +21,6 @@ the data were enough to say anything at all.
 from __future__ import annotations
 
 import argparse
-import ast
 import itertools
 import re
 import subprocess
@@ -30,6 +28,8 @@ import sys
 import tempfile
 from pathlib import Path
 from typing import Any
+
+import nbformat
 
 import labkit
 
@@ -50,27 +50,16 @@ def claims(conclusion: str) -> dict[str, str]:
     return out
 
 
-def quickstart_defaults() -> dict[str, Any]:
-    """The parameters cell's defaults of notebooks/00_quickstart.ipynb, as Python values."""
-    import papermill
-
-    declared = papermill.inspect_notebook(str(QUICKSTART))
-    return {name: ast.literal_eval(p["default"]) for name, p in declared.items()}
-
-
-def one_run(lab: labkit.Lab, store: Path, i: int, p: dict[str, Any]) -> str:
-    sweep = labkit.Sweep(
-        "array-sum",
-        grid={"workers": labkit.worker_counts(p["workers"]), "size_mb": p["sizes_mb"]},
-        params={"chunk_mb": p["chunk_mb"]},
-        repeats=p["repeats"],
-        max_repeats=p["max_repeats"],
-        budget_s=p["budget_s"],
-        warmup=p["warmup"],
-        experiment=f"consistency-{i}",
-        store=store,
-    )
-    return sweep.run(lab, live=False).conclusion()
+def quickstart_sweep(store: Path, experiment: str) -> tuple[labkit.Sweep, int]:
+    """The Sweep notebooks/00_quickstart.ipynb builds with its defaults (its parameters cell and
+    the cell after it, run as they are), under another store and experiment; and the most
+    workers it asks for."""
+    code = [c.source for c in nbformat.read(QUICKSTART, as_version=4).cells if c.cell_type == "code"]
+    scope: dict[str, Any] = {}
+    exec(code[0], scope)
+    scope.update(store=str(store), experiment=experiment)
+    exec(code[1], scope)
+    return scope["sweep"], max(scope["workers"])
 
 
 def main() -> None:
@@ -81,19 +70,16 @@ def main() -> None:
     )
     args = parser.parse_args()
     runs: list[tuple[bool, str]] = []
-    p = quickstart_defaults()
-    workers = max(labkit.worker_counts(p["workers"]))
-    print(f"the quickstart's sweep: {p}")
-    with (
-        tempfile.TemporaryDirectory() as tmp,
-        labkit.Lab(workers=workers, threads_per_worker=1, dashboard=False) as lab,
-    ):
+    with tempfile.TemporaryDirectory() as tmp:
         store = Path(tmp) / "consistency.db"
+        sweep, workers = quickstart_sweep(store, "consistency")
+        print(f"the quickstart's sweep: {sweep!r}")
+        lab = labkit.Lab(workers=workers, threads_per_worker=1, dashboard=False)
         for i in range(args.runs):
             hog = i % 2 == 1
             proc = subprocess.Popen([sys.executable, "-c", HOG.format(seconds=args.hog_s)]) if hog else None
             try:
-                conclusion = one_run(lab, store, i, p)
+                conclusion = quickstart_sweep(store, f"consistency-{i}")[0].run(lab, live=False).conclusion()
             finally:
                 if proc is not None:
                     proc.kill()
@@ -101,6 +87,7 @@ def main() -> None:
             runs.append((hog, conclusion))
             print(f"run {i} ({'CPU hog on one core' if hog else 'quiet'}):")
             print("  " + conclusion.replace("\n", "\n  "))
+        lab.close()
     said = [claims(c) for _, c in runs]
     decided = sum(bool(s) for s in said)
     contradictions = sum(

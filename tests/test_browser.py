@@ -31,7 +31,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 QUICKSTART = Path(__file__).resolve().parents[1] / "notebooks" / "00_quickstart.ipynb"
 # 2 configurations x 2 sizes x 8 repeats = 32 trials, ~5-8 s on 2 cores: several progress
 # steps and, at two redraws a second, room for many figure updates.
-LIVE_PARAMS = {"sizes_mb": [64.0, 256.0], "chunk_mb": 4.0, "repeats": 8}
+LIVE_PARAMS = {"n": [256, 512], "chunk": 128, "repeats": 8}
 
 
 @pytest.fixture(scope="module")
@@ -149,8 +149,8 @@ def test_report_figures_are_images(chromium: b.Browser, tmp_path: Path) -> None:
         "run",
         str(nb),
         "-p",
-        "sizes_mb",
-        "[8.0, 16.0]",
+        "n",
+        "[128, 256]",
         "-p",
         "repeats",
         "2",

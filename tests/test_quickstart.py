@@ -23,11 +23,11 @@ def test_quickstart_runs_headless_and_writes_a_report(tmp_path):
     done = labkit_run(
         str(ROOT / "notebooks" / "00_quickstart.ipynb"),
         "-p",
-        "sizes_mb",
-        "[4.0, 16.0]",
+        "n",
+        "[128, 256]",
         "-p",
-        "chunk_mb",
-        "2.0",
+        "chunk",
+        "64",
         "-p",
         "repeats",
         "2",
@@ -61,7 +61,7 @@ def test_quickstart_runs_headless_and_writes_a_report(tmp_path):
     # The same command again measures nothing new, and its report says so at the top.
     again = labkit_run(
         str(ROOT / "notebooks" / "00_quickstart.ipynb"),
-        *("-p", "sizes_mb", "[4.0, 16.0]", "-p", "chunk_mb", "2.0", "-p", "repeats", "2", "-p", "store", str(store)),
+        *("-p", "n", "[128, 256]", "-p", "chunk", "64", "-p", "repeats", "2", "-p", "store", str(store)),
         *("--out", str(tmp_path / "again")),
         cwd=tmp_path,
     )

@@ -215,7 +215,7 @@ def test_the_quickstart_keeps_no_secret_in_its_report_or_store(
     store = tmp_path / "qs.db"
     done = labkit_run(
         str(QUICKSTART),
-        *("-p", "sizes_mb", "[4.0, 16.0]", "-p", "chunk_mb", "2.0", "-p", "repeats", "2"),
+        *("-p", "n", "[128, 256]", "-p", "chunk", "64", "-p", "repeats", "2"),
         *("-p", "store", str(store), "--out", str(tmp_path / "reports")),
         env=env,
         cwd=tmp_path,

@@ -154,8 +154,9 @@ def describe_scaling(frame: pd.DataFrame) -> str:
         w, w0 = int(top["workers"]), int(top["baseline_workers"])
         top, said = _unloaded(ok, config, top, w, w0)
         efficiency = percent(top["efficiency"], top["efficiency_lo"], top["efficiency_hi"])
+        sentence = said or compare_sentence(top, w, w0)
         lines.append(
-            f"{where}{said or compare_sentence(top, w, w0)}: parallel efficiency {efficiency}, "
+            f"{where}{sentence if where else sentence[:1].upper() + sentence[1:]}: parallel efficiency {efficiency}, "
             f"{format_rate(top['throughput_median'], unit)}."
         )
     return "\n".join(lines) + note
@@ -179,8 +180,9 @@ def _unloaded(ok: pd.DataFrame, config: str, top: pd.Series, w: int, w0: int) ->
     row = clean[clean["workers"].eq(w)] if clean is not None and clean["workers"].nunique() == 2 else None
     k, n = int(loaded.sum()), len(g)
     if row is not None and len(row) and np.isfinite(row["speedup_lo"].iloc[0]):
-        left = f"from the {n - k} trials without outside load ({k} of {n} ran under it and are left out)"
-        return row.iloc[0], f"{compare_sentence(row.iloc[0], w, w0)}, {left}"
+        return row.iloc[
+            0
+        ], f"leaving out the {k} of {n} trials that ran under outside load, {compare_sentence(row.iloc[0], w, w0)}"
     return top, (
         f"{w} workers ran at {top['speedup']:.2f}× the speed of {w0}, an estimate: {k} of its {n} trials ran while "
         "other work loaded this machine, too many to leave out, so no direction is claimed; a quieter machine "
