@@ -55,6 +55,8 @@ def test_quickstart_runs_headless_and_writes_a_report(tmp_path):
     images = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {})]
     assert images, "the live view must end as a static figure"
     page = html.read_text()
+    # No browser shows a papermill kernel through a Jupyter server: the dashboard link is direct.
+    assert "/proxy/" not in page and "dashboard" in page
     assert page.count("<img") >= 1 and "data:image/png;base64" in page
     assert "8 trials measured in this run, 0 reused from earlier runs" in page
 

@@ -388,9 +388,11 @@ class Lab:
 
 
 def _behind_jupyter_proxy() -> bool:
-    """In a Jupyter kernel whose server can proxy local ports (jupyter-server-proxy)."""
+    """In a kernel a Jupyter server started (it sets ``JPY_SESSION_NAME``; papermill's kernels,
+    which no browser shows, have none) where that server can proxy local ports."""
     import importlib.util
 
     from labkit.common.jupyter import in_jupyter
 
-    return in_jupyter() and importlib.util.find_spec("jupyter_server_proxy") is not None
+    served = bool(os.environ.get("JPY_SESSION_NAME"))
+    return served and in_jupyter() and importlib.util.find_spec("jupyter_server_proxy") is not None
