@@ -146,8 +146,8 @@ def test_a_sweep_flags_the_trials_run_under_outside_load(llab: labkit.Lab, tmp_p
             if first is None and _ok_trials(store) >= 1:
                 first = time.monotonic()
             if first is not None and time.monotonic() - first >= quiet_s:
+                hog["at"] = time.time()  # before the fork: its CPU counts from here
                 hog["proc"] = subprocess.Popen([sys.executable, "-c", HOG.format(seconds=60)])
-                hog["at"] = time.time()
                 return
             time.sleep(0.05)
 
@@ -171,11 +171,14 @@ def test_a_sweep_flags_the_trials_run_under_outside_load(llab: labkit.Lab, tmp_p
     before = frame[frame["ended_at"] < at - margin]
     during = frame[frame["started_at"] > at + margin]
     assert len(before) >= 5 and len(during) >= 5, (len(before), len(during))
-    assert before["under_load"].tolist() == [False] * len(before), before[["outside_cpu_percent", "under_load"]]
+    # Before the hog, a trial may be flagged only for the hypervisor's steal (real, and outside this test's control).
+    stolen = before["steal_percent"].fillna(0) >= AlertRules().steal_percent
+    assert not (before["under_load"].astype(bool) & ~stolen).any(), before[["outside_cpu_percent", "steal_percent"]]
     assert during["under_load"].tolist() == [True] * len(during), during[["outside_cpu_percent", "under_load"]]
     assert (during["outside_cpu_percent"] >= 50).all()  # the hog's core, shared with the cluster
     assert (before["outside_cpu_percent"] < AlertRules().outside_cpu_percent).all()
     assert frame["loadavg_1m"].notna().all()
     alerts = results.alerts()
     load_alerts = alerts[alerts["kind"] == "outside-load"]
-    assert len(load_alerts) >= 1 and (load_alerts["time"] >= hog["at"]).all()
+    early = load_alerts.loc[load_alerts["time"] < hog["at"], "message"].str.extract(r"steal ([\d.]+)%")[0].astype(float)
+    assert (load_alerts["time"] >= hog["at"]).any() and (early >= AlertRules().steal_percent).all(), load_alerts

@@ -86,14 +86,10 @@ def load_rates(prev: dict[str, Any] | None, now: dict[str, Any]) -> dict[str, fl
 
 
 def host_reader() -> Callable[..., dict[str, Any]]:
-    """A function ``read(pids, nannied, spawned)`` that takes a reading of the machine it runs on.
+    """A function ``read(pids, nannied)`` that takes a reading of the machine it runs on.
 
     ``pids`` are the cluster's processes there (None: not known), ``nannied`` those of them
-    whose parent process (their nanny) is the cluster's too. With ``spawned`` (the client's
-    machine), the processes this one started through ``multiprocessing`` count as the
-    cluster's as well: the worker processes of a local cluster's nannies, which use CPU
-    while they start, before the scheduler lists them, and while they exit after it has
-    removed them (a subprocess started otherwise, such as a competing job, does not). It keeps the processes it has
+    whose parent process (their nanny) is the cluster's too. It keeps the processes it has
     seen, so that a reading costs one read of the machine's counters and one per process.
     Built here so that cloudpickle sends it by value: a worker on another machine runs it
     without needing labkit.
@@ -101,7 +97,7 @@ def host_reader() -> Callable[..., dict[str, Any]]:
     procs: dict[int, Any] = {}  # pid -> psutil.Process
     parents: dict[int, int] = {}  # pid -> its parent's pid
 
-    def read(pids: list[int] | None = None, nannied: tuple[int, ...] = (), spawned: bool = False) -> dict[str, Any]:
+    def read(pids: list[int] | None = None, nannied: tuple[int, ...] = ()) -> dict[str, Any]:
         import os
         import time
 
@@ -123,12 +119,6 @@ def host_reader() -> Callable[..., dict[str, Any]]:
                     continue
             if parents[pid] > 1:
                 wanted.add(parents[pid])
-        if spawned:  # workers this process's nannies start, before the scheduler lists them and while they exit
-            try:
-                kids = psutil.Process().children(recursive=True)
-                wanted.update(k.pid for k in kids if "multiprocessing" in " ".join(k.cmdline()))
-            except psutil.Error:
-                pass
         own, found = 0.0, []
         for pid in sorted(wanted):
             try:
@@ -248,7 +238,7 @@ class LoadWatcher:
         if frozenset(workers) != self._workers or (self._procs is None and time.monotonic() >= self._retry_at):
             self._refresh(workers)
         plan = self._plan(workers)
-        readings = {"client": self._read(*plan.pop("client"), spawned=True)}
+        readings = {"client": self._read(*plan.pop("client"))}
         self.read_at = readings["client"]["time"]
         if plan:
             by_host: dict[str, str] = {}
