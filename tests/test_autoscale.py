@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import nbformat
 import numpy as np
 import pandas as pd
 import papermill
@@ -19,6 +18,11 @@ from labkit.analysis.intervals import median_estimate
 from labkit.errors import ParameterError
 from labkit.experiment import autoscale
 from labkit.report import run_notebook
+
+try:
+    from .nbtext import printed_text
+except ImportError:
+    from nbtext import printed_text  # type: ignore[no-redef]
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "10_autoscaling.ipynb"
 
@@ -260,10 +264,7 @@ def test_notebook_prints_its_answer_from_the_store(tmp_path):
     store = tmp_path / "store.db"
     result = run_notebook(NOTEBOOK, {**SMALL, "store": str(store)}, tmp_path / "out", cwd=tmp_path)
     assert result.ok, result.error
-    nb = nbformat.read(result.notebook, as_version=4)
-    printed = "\n".join(
-        o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "stream"
-    )
+    printed = printed_text(result.notebook)
     with ResultStore(store) as s:
         runs = an.run_frames(list(s.trials_frame("nb10/bursty")["record"]))
         cold = pd.DataFrame(list(s.trials_frame("nb10/cold-start")["record"]))

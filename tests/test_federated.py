@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import nbformat
 import numpy as np
 import pandas as pd
 import papermill
@@ -20,6 +19,11 @@ from labkit.errors import ParameterError
 from labkit.plots import federated as fed_plots
 from labkit.report import run_notebook
 from labkit.workloads import federated as fed
+
+try:
+    from .nbtext import printed_text
+except ImportError:
+    from nbtext import printed_text  # type: ignore[no-redef]
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "09_federated_learning.ipynb"
 
@@ -343,10 +347,7 @@ def test_notebook_prints_its_answers_from_the_store(tmp_path):
     store = tmp_path / "store.db"
     result = run_notebook(NOTEBOOK, {**SMALL, "store": str(store)}, tmp_path / "out", cwd=tmp_path)
     assert result.ok, result.error
-    nb = nbformat.read(result.notebook, as_version=4)
-    printed = "\n".join(
-        o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "stream"
-    )
+    printed = printed_text(result.notebook)
     with ResultStore(store) as s:
         frame = s.trials_frame("nb09/fedavg")
     assert len(frame) == 2 * 3 and (frame["status"] == "ok").all()  # 2 splits × 3 points × 1 run

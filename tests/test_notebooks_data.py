@@ -8,7 +8,6 @@ import json
 import re
 from pathlib import Path
 
-import nbformat
 import numpy as np
 import pandas as pd
 import papermill
@@ -18,6 +17,11 @@ from labkit import ResultStore
 from labkit.analysis import data as data_analysis
 from labkit.common.errors import ParameterError
 from labkit.report import run_notebook
+
+try:
+    from .nbtext import printed_text
+except ImportError:
+    from nbtext import printed_text  # type: ignore[no-redef]
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 NAMES = ("03_data_variety", "04_batch_vs_stream", "05_compression_io")
@@ -74,10 +78,7 @@ def _run(tmp_path_factory: pytest.TempPathFactory, name: str) -> tuple[object, P
     store = tmp / "store.db"
     result = run_notebook(NOTEBOOKS / f"{name}.ipynb", {**SMALL[name], "store": str(store)}, tmp / "out", cwd=tmp)
     assert result.ok, result.error
-    nb = nbformat.read(result.notebook, as_version=4)
-    printed = "\n".join(
-        o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "stream"
-    )
+    printed = printed_text(result.notebook)
     return result, store, printed
 
 

@@ -7,7 +7,6 @@ import json
 import re
 from pathlib import Path
 
-import nbformat
 import numpy as np
 import pandas as pd
 import pytest
@@ -19,6 +18,11 @@ from labkit.errors import ParameterError
 from labkit.report import run_notebook
 from labkit.workloads import approx, pruning
 from labkit.workloads.training import torch_available
+
+try:
+    from .nbtext import printed_text
+except ImportError:
+    from nbtext import printed_text  # type: ignore[no-redef]
 
 needs_torch = pytest.mark.skipif(not torch_available(), reason="needs PyTorch: pip install 'labkit[torch]'")
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "08_model_optimization.ipynb"
@@ -321,10 +325,7 @@ def test_notebook_08_runs_headless_and_prints_what_its_store_says(tmp_path):
     store = tmp_path / "store.db"
     result = run_notebook(NOTEBOOK, {**SMALL, "store": str(store)}, tmp_path / "out", cwd=tmp_path)
     assert result.ok, result.error
-    nb = nbformat.read(result.notebook, as_version=4)
-    printed = "\n".join(
-        o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "stream"
-    )
+    printed = printed_text(result.notebook)
     with ResultStore(store) as s:
         frames = {name: s.trials_frame(f"nb08/{name}") for name in ("pruning", "approx", "transfer")}
     assert len(frames["approx"]) == 2 * 2 and (frames["approx"]["status"] == "ok").all()

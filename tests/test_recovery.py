@@ -8,7 +8,6 @@ import os
 import sqlite3
 from pathlib import Path
 
-import nbformat
 import numpy as np
 import pandas as pd
 import papermill
@@ -21,6 +20,11 @@ from labkit.errors import ParameterError
 from labkit.experiment import recovery
 from labkit.plots import recovery as recovery_plots
 from labkit.report import run_notebook
+
+try:
+    from .nbtext import printed_text
+except ImportError:
+    from nbtext import printed_text  # type: ignore[no-redef]
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "11_fault_tolerance.ipynb"
 MiB = 2**20
@@ -258,10 +262,7 @@ def test_notebook_prints_its_answers_from_the_store(tmp_path):
     params = {**SMALL, "store": str(store), "sweep_store": str(sweep_store)}
     result = run_notebook(NOTEBOOK, params, tmp_path / "out", cwd=tmp_path)
     assert result.ok, result.error
-    nb = nbformat.read(result.notebook, as_version=4)
-    printed = "\n".join(
-        o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "stream"
-    )
+    printed = printed_text(result.notebook)
     with ResultStore(store) as s:
         frame = s.trials_frame("nb11/recomputation")
         lost = s.trials_frame("nb11/lost-worker")

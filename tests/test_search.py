@@ -8,7 +8,6 @@ import json
 import math
 from pathlib import Path
 
-import nbformat
 import numpy as np
 import pandas as pd
 import pytest
@@ -19,6 +18,11 @@ from labkit.analysis import search as search_analysis
 from labkit.common.errors import ParameterError, ParameterTypeError
 from labkit.report import run_notebook
 from labkit.workloads import search
+
+try:
+    from .nbtext import printed_text
+except ImportError:
+    from nbtext import printed_text  # type: ignore[no-redef]
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "06_hyperparameter_search.ipynb"
 
@@ -245,10 +249,7 @@ def test_notebook_06_runs_and_prints_its_answers_from_the_store(tmp_path) -> Non
     store = tmp_path / "store.db"
     result = run_notebook(NOTEBOOK, {**SMALL, "store": str(store)}, tmp_path / "out", cwd=tmp_path)
     assert result.ok, result.error
-    nb = nbformat.read(result.notebook, as_version=4)
-    printed = "\n".join(
-        o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "stream"
-    )
+    printed = printed_text(result.notebook)
     with ResultStore(store) as s:
         scaling, pruners, sk = (s.trials_frame(f"nb06/{k}") for k in ("scaling", "pruners", "sklearn"))
     assert len(scaling) == 1 and len(pruners) == 2 and len(sk) == 2

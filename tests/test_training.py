@@ -27,6 +27,11 @@ from labkit.plots import training as plots
 from labkit.report import run_notebook
 from labkit.workloads import training as T
 
+try:
+    from .nbtext import printed_text
+except ImportError:
+    from nbtext import printed_text  # type: ignore[no-redef]
+
 ROOT = Path(__file__).resolve().parent.parent
 PARAMS = dict(T.DDPTrain.defaults)
 needs_torch = pytest.mark.skipif(not T.torch_available(), reason=f"needs PyTorch: {T.TORCH_HINT}")
@@ -280,13 +285,6 @@ SMALL = {
 }
 
 
-def _printed(notebook: Path) -> str:
-    nb = nbformat.read(notebook, as_version=4)
-    return "\n".join(
-        o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "stream"
-    )
-
-
 def test_notebook_has_its_parameters_first_and_stays_thin() -> None:
     import ast
 
@@ -311,7 +309,7 @@ def test_notebook_runs_small_and_prints_its_answers_from_the_store(tmp_path: Pat
     params = {**SMALL, "store": str(store), "experiment": "nb07"}
     result = run_notebook(ROOT / "notebooks" / "07_distributed_training.ipynb", params, tmp_path / "out", cwd=tmp_path)
     assert result.ok, result.error
-    printed = _printed(result.notebook)
+    printed = printed_text(result.notebook)
     with ResultStore(store) as s:
         ddp, numpy, pipe = (s.trials_frame(f"nb07/{k}") for k in ("ddp", "numpy", "pipeline"))
     assert len(ddp) == 4 and (ddp["status"] == "ok").all() and ddp["reached_target"].all()
@@ -330,7 +328,7 @@ def test_notebook_runs_without_pytorch_and_says_what_it_skipped(tmp_path: Path, 
     params = {**SMALL, "pipeline_microbatches": [2], "repeats": 1, "store": str(store), "experiment": "bare"}
     result = run_notebook(ROOT / "notebooks" / "07_distributed_training.ipynb", params, tmp_path / "out", cwd=tmp_path)
     assert result.ok, result.error
-    printed = _printed(result.notebook)
+    printed = printed_text(result.notebook)
     assert printed.count(analysis.SKIPPED) >= 4
     with ResultStore(store) as s:
         numpy = s.trials_frame("bare/numpy")
