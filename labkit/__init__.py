@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import importlib
-import sys
 from importlib import metadata
 from types import ModuleType
 
@@ -23,6 +22,7 @@ from .common import errors
 from .common.errors import (
     BackendUnavailable,
     ClusterError,
+    DataError,
     LabkitError,
     ParameterError,
     ParameterTypeError,
@@ -31,11 +31,6 @@ from .common.errors import (
 from .experiment import Results, Sweep
 from .store import ResultStore, Trial
 from .workloads import Work, workload
-
-# Names from before the parts became folders: ``import labkit.fits`` and
-# ``from labkit.errors import ParameterError`` keep working.
-for _module in (fits, recommend, roofline, errors):
-    sys.modules[f"{__name__}.{_module.__name__.rsplit('.', 1)[1]}"] = _module
 
 # Parts imported on first use, so that ``import labkit`` does not load matplotlib.
 _LAZY = {"plots": "labkit.plots", "probes": "labkit.probes"}
@@ -57,6 +52,7 @@ except metadata.PackageNotFoundError:  # running from a source tree without inst
 __all__ = [
     "BackendUnavailable",
     "ClusterError",
+    "DataError",
     "Lab",
     "LabkitError",
     "ParameterError",

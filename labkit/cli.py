@@ -176,7 +176,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="labkit", description="A scaling lab for Dask: run experiments, keep results, write reports.")
     parser.add_argument("--version", action="version", version=f"labkit {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
+    _add_run_parser(sub)
+    _add_report_parser(sub)
 
+    from labkit.report.compare import add_compare_parser
+
+    add_compare_parser(sub)
+    _add_ls_parser(sub)
+    _add_export_parser(sub)
+    _add_probe_parser(sub)
+    return parser
+
+
+def _add_run_parser(sub: Any) -> None:
+    """``labkit run NOTEBOOK [-p NAME VALUE]... [--out DIR] [--no-input]``."""
     run = sub.add_parser("run", help="execute a notebook with papermill and write an HTML report")
     run.add_argument("notebook", help="path of the .ipynb to run")
     run.add_argument(
@@ -216,20 +229,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(func=_run)
 
+
+def _add_report_parser(sub: Any) -> None:
+    """``labkit report DIR``."""
     report = sub.add_parser("report", help="write DIR/index.html: every executed notebook in DIR, readable offline")
     report.add_argument("dir", help="a folder of executed notebooks, e.g. the --out of `labkit run`")
     report.set_defaults(func=_report)
 
-    from labkit.report.compare import add_compare_parser
 
-    add_compare_parser(sub)
-
+def _add_ls_parser(sub: Any) -> None:
+    """``labkit ls [STORE]``."""
     ls = sub.add_parser("ls", help="list a store's experiments and runs: date, status, environment, trial counts")
     ls.add_argument(
         "store", nargs="?", default=None, help="the SQLite store (default: results/labkit.db or $LABKIT_STORE)"
     )
     ls.set_defaults(func=_ls)
 
+
+def _add_export_parser(sub: Any) -> None:
+    """``labkit export STORE OUT.{csv,parquet}|FOLDER [--experiment NAME]``."""
     export = sub.add_parser(
         "export", help="write a store's trials to CSV/Parquet, or a Parquet bundle of all tables to a folder"
     )
@@ -240,6 +258,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--experiment", default=None, help="only this experiment")
     export.set_defaults(func=_export)
 
+
+def _add_probe_parser(sub: Any) -> None:
+    """``labkit probe [--workers N] [--store PATH] [--refresh]``."""
     probe = sub.add_parser("probe", help="measure memory bandwidth, FLOP/s, task overhead and network; print a table")
     probe.add_argument("--workers", type=int, default=2, help="workers of the local cluster to probe (default: 2)")
     probe.add_argument("--address", default=None, help="probe a running scheduler instead, e.g. tcp://host:8786")
@@ -249,7 +270,6 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--matmul-n", type=int, default=1024, help="matrix side for FLOP/s (default: 1024)")
     probe.add_argument("--repeats", type=int, default=5, help="timed iterations per probe (default: 5)")
     probe.set_defaults(func=_probe)
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from labkit import ParameterError, analysis, fits, plots, recommend, roofline
-from labkit.fits import amdahl_throughput, usl_throughput
+from labkit import DataError, ParameterError, analysis, fits, plots, recommend, roofline
+from labkit.analysis.fits import amdahl_throughput, usl_throughput
 from labkit.store import ResultStore, Trial
 
 MiB = 2**20
@@ -188,10 +188,10 @@ def _ratio_frame(ratio: float, *, noise: float, repeats: int, seed: int = 0, rat
 def test_too_few_worker_counts_are_refused_before_fitting() -> None:
     # Three counts for three parameters: the curve would pass through every point.
     with pytest.raises(ParameterError, match="at least 4 distinct worker counts for a USL fit") as e:
-        fits.usl_fit([1, 2, 4], [100, 170, 260])
+        fits.fit_usl([1, 2, 4], [100, 170, 260])
     assert e.value.name == "workers" and e.value.value == [1, 2, 4]
     with pytest.raises(ParameterError, match="at least 3 distinct worker counts for an? Amdahl fit") as e:
-        fits.amdahl_fit([1, 2, 2], [100, 170, 175])
+        fits.fit_amdahl([1, 2, 2], [100, 170, 175])
     assert e.value.name == "workers"
     # From a frame (what notebooks call), the fit is "not available", with the reason.
     frame = _usl_frame([1, 2, 4], 0.05, 0.002, noise=0.02)
@@ -222,16 +222,16 @@ def test_exact_data_get_no_interval_rather_than_one_of_zero_width() -> None:
 
 
 def test_one_run_per_point_gives_no_speedup_interval_and_no_direction() -> None:
-    value, lo, hi = analysis.bootstrap_ratio([1.7], [1.0])
+    value, lo, hi, _ = analysis.ratio_estimate([1.7], [1.0])
     assert value == pytest.approx(1.7) and math.isnan(lo) and math.isnan(hi)
     frame = _ratio_frame(1.7, noise=0.0, repeats=1)
-    table = analysis.scaling(frame)
+    table = analysis.strong_scaling(frame)
     two = table[table["workers"] == 2].iloc[0]
     assert math.isnan(two["speedup_lo"]) and math.isnan(two["efficiency_hi"])
     assert two["note"] == "interval not available: one run per point; use repeats >= 5"
     text = analysis.describe_scaling(frame)
     assert "interval not available: one run per point; use repeats >= 5" in text
-    assert "faster" not in text and "slower" not in text and "1.70×" in text
+    assert "faster" not in text and "slower" not in text and "1.7× the speed of 1 (an estimate" in text
     # Fewer repeats than an interval can be trusted with: not available either, and said so.
     assert "3 runs per point; use repeats >= 5" in analysis.describe_scaling(_ratio_frame(1.7, noise=0.02, repeats=3))
 
@@ -242,7 +242,7 @@ def test_a_count_with_one_run_among_counts_with_repeats_is_resampled_too() -> No
     rng = np.random.default_rng(8)
     n = np.array([1.0] * 5 + [2.0] * 5 + [4.0] * 5 + [8.0])
     x = usl_throughput(n, 100.0, 0.05, 0.002) * np.exp(rng.normal(0, 0.02, n.size))
-    fit = fits.usl_fit(n, x)
+    fit = fits.fit_usl(n, x)
     mid, lo, hi = fit.predict([1, 2, 4, 8])
     assert np.all(lo < mid) and np.all(mid < hi)
     width = (hi - lo) / mid
@@ -255,7 +255,7 @@ def test_a_count_with_one_run_among_counts_with_repeats_is_resampled_too() -> No
 
 def test_a_speedup_is_called_faster_or_slower_only_when_its_interval_excludes_1() -> None:
     faster = _ratio_frame(1.6, noise=0.03, repeats=7, seed=1)
-    row = analysis.scaling(faster).iloc[1]
+    row = analysis.strong_scaling(faster).iloc[1]
     assert 1 < row["speedup_lo"] < 1.6 < row["speedup_hi"] < 1.8
     text = analysis.describe_scaling(faster)
     assert text.startswith("2 workers ran 1.6") and "× faster than 1 (95% interval" in text
@@ -263,10 +263,10 @@ def test_a_speedup_is_called_faster_or_slower_only_when_its_interval_excludes_1(
     assert "× slower than 1 (speedup 0.7" in slower and "faster" not in slower
     # 3% apart with 10% noise: the interval holds 1, so neither word is used.
     same_frame = _ratio_frame(1.03, noise=0.10, repeats=7, seed=3)
-    row = analysis.scaling(same_frame).iloc[1]
+    row = analysis.strong_scaling(same_frame).iloc[1]
     assert row["speedup_lo"] < 1 < row["speedup_hi"]
     same = analysis.describe_scaling(same_frame)
-    assert "these runs cannot tell 2 workers from 1" in same and "more repeats" in same
+    assert "which holds 1): the runs cannot tell; more repeats" in same
     assert "faster" not in same and "slower" not in same
 
 
@@ -279,7 +279,7 @@ def test_trials_under_outside_load_never_decide_a_direction() -> None:
     loaded = _ratio_frame(0.6, noise=0.03, repeats=7, seed=2).assign(under_load=True)
     every = loaded.assign(under_load=lambda f: f["workers"].eq(2))  # only the 2-worker side loaded
     text = analysis.describe_scaling(every)
-    assert "no direction is claimed" in text and "7 of its 14 trials ran while other work loaded" in text
+    assert "): no direction claimed" in text and "7 of its 14 trials ran while other work loaded" in text
     assert "faster" not in text and "slower" not in text
     # With enough clean trials on both sides the claim comes from them alone, and says so.
     loaded["trial_id"] = loaded["trial_id"] + 1000
@@ -499,8 +499,10 @@ def test_recommended_workers_are_the_fewest_within_the_margin_of_the_best() -> N
     assert "of the best measured (8 workers): its whole interval is above 95%" in rec.describe()
     with_fit = recommend.recommend_workers(frame, usl=analysis.fit_usl(frame))
     assert with_fit.value == 4 and "USL fit" in with_fit.describe()
-    # A wider margin accepts 2 workers' 63%? No: only ratios whose interval clears 1 - margin.
-    assert recommend.recommend_workers(frame, margin=0.4).value == 2
+    # A wider margin: 2 workers' 63% clears the floor 1/(1 + 0.7) = 59% of the best, but not
+    # 1/(1 + 0.4) = 71% (the one margin convention, intervals.equivalence_band).
+    assert recommend.recommend_workers(frame, margin=0.7).value == 2
+    assert recommend.recommend_workers(frame, margin=0.4).value == 4
     with pytest.raises(ParameterError, match="margin"):
         recommend.recommend_workers(frame, margin=1.5)
 
@@ -511,9 +513,9 @@ def test_noisy_runs_do_not_recommend_fewer_workers_because_the_interval_is_wide(
     # workers; a wide interval is no evidence of equivalence, so nothing is decided.
     frame = _workers_frame({1: 1.0, 2: 1.9, 4: 3.0, 8: 3.1}, noise=0.2, seed=1)
     rec = recommend.recommend_workers(frame)
-    lo, hi = analysis.bootstrap_ratio(
+    lo, hi = analysis.ratio_estimate(
         frame.loc[frame["workers"] == 4, "throughput"], frame.loc[frame["workers"] == 8, "throughput"]
-    )[1:]
+    )[1:3]
     assert lo < 0.95 < 1 < hi  # what the old rule read as "within noise"
     assert rec.value is None and "Cannot tell" in rec.describe() and "More repeats" in rec.describe()
     assert math.isnan(rec.throughput)
@@ -525,11 +527,12 @@ def test_noisy_runs_do_not_recommend_fewer_workers_because_the_interval_is_wide(
 # ------------------------------------------------------------------- bad input
 
 
-def test_degenerate_inputs_raise_parameter_errors_naming_the_problem() -> None:
+def test_degenerate_inputs_raise_errors_naming_the_problem() -> None:
+    """Bad arguments raise ParameterError naming the parameter; trials that cannot answer raise DataError."""
     one_point = _usl_frame([4], 0.1, 0.0)
     assert "needs 4 worker counts, these trials have 1 (4)" in analysis.fit_usl(one_point).describe()
     assert not analysis.fit_amdahl(one_point).available
-    with pytest.raises(ParameterError, match="two worker counts"):
+    with pytest.raises(DataError, match="two worker counts"):
         analysis.karp_flatt(one_point)
     zero_time = _frame(
         [
@@ -545,10 +548,11 @@ def test_degenerate_inputs_raise_parameter_errors_naming_the_problem() -> None:
     )
     with pytest.raises(ParameterError, match="finite values > 0"):
         analysis.fit_amdahl(nan_time)
-    with pytest.raises(ParameterError, match="no trial with status ok"):
+    with pytest.raises(DataError, match="no trial with status ok") as data_error:
         analysis.fit_usl(one_point.assign(status="error"))
+    assert "is not allowed" not in str(data_error.value) and not isinstance(data_error.value, ParameterError)
     with pytest.raises(ParameterError, match="n_boot"):
-        fits.usl_fit([1, 2, 4, 8], [1.0, 1.9, 3.5, 6.0], n_boot=10)
+        fits.fit_usl([1, 2, 4, 8], [1.0, 1.9, 3.5, 6.0], n_boot=10)
     same_bytes = _frame([r for r in _chunk_rows(0.01, 1e-4, 1e9) if r["size_mb"] == 16.0], "array-sum")
     with pytest.raises(ParameterError, match="tasks and bytes varied independently"):
         analysis.fit_overhead(same_bytes)
@@ -557,7 +561,7 @@ def test_degenerate_inputs_raise_parameter_errors_naming_the_problem() -> None:
     assert e.value.name == "limits['items']"
     with pytest.raises(ParameterError, match="a limit for a unit"):
         roofline.roofline_fraction(one_point, {"bytes": 1e9})
-    with pytest.raises(ParameterError, match="weak_sizes"):
+    with pytest.raises(DataError, match="weak_sizes"):
         analysis.weak_scaling(
             _frame([{"workers": w, "wall_s": [1.0], "amount": 1.0, "unit": "items", "size": 1} for w in (1, 2)]), "size"
         )
@@ -596,7 +600,7 @@ def test_figures_draw_what_is_not_available_without_failing() -> None:
 def test_wide_intervals_run_off_the_axes_instead_of_squashing_the_data() -> None:
     # Very noisy runs: the intervals of speedup and efficiency reach far beyond the estimates.
     frame = _usl_frame([1, 2, 4], 0.05, 0.01, noise=0.9, repeats=5, seed=3)
-    table = analysis.scaling(frame)
+    table = analysis.strong_scaling(frame)
     assert table["speedup_hi"].max() > 1.3 * max(4, table["speedup"].max())  # the case in point
     fig = plots.scaling_figure(frame)
     speed, eff = fig.axes[1], fig.axes[2]

@@ -3,7 +3,11 @@ they allow, the cold start, and notebook 10 headless with small parameters."""
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import signal
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -13,11 +17,11 @@ import pytest
 
 import labkit
 from labkit import ResultStore
-from labkit.analysis import autoscale as an
 from labkit.analysis.intervals import median_estimate
-from labkit.errors import ParameterError
-from labkit.experiment import autoscale
+from labkit.common.errors import ParameterError
 from labkit.report import run_notebook
+from labkit.studies.autoscale import analysis as an
+from labkit.studies.autoscale import run as autoscale
 
 try:
     from .nbtext import printed_text
@@ -85,8 +89,8 @@ def test_units_and_claims_follow_the_data():
     assert table.loc["p95 latency", "direction"] == "down" and table.loc["p95 latency", "hi"] < 1
     assert table.loc["worker-seconds", "direction"] == "unknown"  # one run a side: no interval
     words = an.describe_autoscaling(tasks, samples, runs)
-    assert "fixed-2's p95 latency was lower than fixed-1's" in words
-    assert "fixed-2's worker-seconds were" in words and "an estimate (interval not available" in words
+    assert any(ln.startswith("fixed-2's p95 latency was") and ln.endswith("×): lower") for ln in words.splitlines())
+    assert "fixed-2's worker-seconds were" in words and "an estimate: interval not available" in words
 
     # A wave whose tasks run into the next: waves are not independent, whole runs are the units.
     carried = [record("fixed-1", "fixed", 0, r, lambda w, i: 1.0 + 0.3 * i, carry=r == 1) for r in range(3)]
@@ -202,7 +206,10 @@ def test_the_large_cluster_answers_faster_with_an_interval_that_shows_it(measure
     table = an.comparisons(result.tasks, result.samples, result.runs)
     row = table[(table["a"] == "fixed-3") & (table["b"] == "fixed-1") & (table["measure"] == "p95 latency")].iloc[0]
     assert row["direction"] == "down" and row["lo"] < row["ratio"] < row["hi"] < 1
-    assert "fixed-3's p95 latency was lower than fixed-1's" in result.describe()
+    assert any(
+        ln.startswith("fixed-3's p95 latency was") and "× fixed-1's (95% interval" in ln and ln.endswith("×): lower")
+        for ln in result.describe().splitlines()
+    )
 
 
 def test_runs_are_stored_as_they_end_and_read_back_the_same(measured):
@@ -216,6 +223,45 @@ def test_runs_are_stored_as_they_end_and_read_back_the_same(measured):
     tasks, samples, stored_runs = an.run_frames(list(trials["record"]))
     pd.testing.assert_frame_equal(stored_runs.reset_index(drop=True), result.runs.reset_index(drop=True))
     assert an.describe_autoscaling(tasks, samples, stored_runs) == result.describe()
+
+
+def test_study_runs_carry_a_fingerprint_a_status_and_load_flags(measured):
+    # Both runs start and finish through the experiment's lifecycle, as a sweep's run does.
+    store, lab = measured[2], measured[5]
+    with ResultStore(store) as s:
+        runs = s.runs_frame().set_index("experiment")
+        trials = pd.concat([s.trials_frame("t/bursty"), s.trials_frame("t/cold-start")])
+        parts = s.fingerprint_parts(trials["fingerprint"])
+    assert trials["fingerprint"].notna().all() and set(trials["fingerprint"]) <= set(parts)
+    for name in ("t/bursty", "t/cold-start"):
+        assert runs.loc[name, "status"] == "finished" and runs.loc[name, "ended_at"] > runs.loc[name, "started_at"]
+        config = json.loads(runs.loc[name, "config_json"])
+        assert config["fingerprint"] in parts
+    assert {p["shape"]["threads_per_worker"] for p in parts.values()} == {lab.threads // lab.workers}
+    # Outside load over each run on this machine, flagged as a sweep's trials are (None: not measured).
+    assert {"outside_cpu_percent", "steal_percent", "under_load"} <= set(trials.columns)
+    assert trials["under_load"].map(lambda v: v in (True, False, None) or v != v).all()
+
+
+def test_a_failed_and_an_interrupted_study_run_say_so_in_the_store(tmp_path):
+    store = tmp_path / "ends.db"
+    with labkit.Lab(workers=1, threads_per_worker=1, dashboard=False) as lab:
+        with pytest.raises(labkit.ClusterError, match="no new worker within"):
+            autoscale.cold_start(lab, 3, store=store, experiment="fail", timeout_s=1e-4)
+        assert lab.workers == 1  # scaled back all the same
+        # A real SIGINT to this process, as Ctrl-C sends, while many tries are still to come.
+        timer = threading.Timer(3.0, os.kill, (os.getpid(), signal.SIGINT))
+        timer.start()
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                autoscale.cold_start(lab, 10_000, store=store, experiment="stop")
+        finally:
+            timer.cancel()
+    with ResultStore(store) as s:
+        runs = s.runs_frame().set_index("experiment")
+    assert runs.loc["fail/cold-start", "status"] == "failed"
+    assert runs.loc["stop/cold-start", "status"] == "interrupted"
+    assert runs["ended_at"].notna().all() and runs["config_json"].map(lambda c: "fingerprint" in json.loads(c)).all()
 
 
 def test_cold_start_times_are_positive_with_an_interval(measured):
@@ -271,6 +317,6 @@ def test_notebook_prints_its_answer_from_the_store(tmp_path):
     assert an.describe_autoscaling(*runs) in printed
     assert an.describe_cold_start(cold) in printed
     # Two waves and one run each: no interval, so no direction may be claimed.
-    assert "was higher than" not in printed and "was lower than" not in printed
-    assert "an estimate (interval not available: 2 independent waves" in printed
+    assert "): higher" not in printed and "): lower" not in printed
+    assert "an estimate: interval not available: 2 independent waves" in printed
     assert result.html.read_text().count("<img") >= 3

@@ -11,7 +11,7 @@ from distributed import Client, Event, futures_of
 from distributed.deploy.spec import SpecCluster
 
 import labkit
-from labkit.errors import ClusterError, ParameterError
+from labkit.common.errors import ClusterError, ParameterError
 
 
 def _wait_for_go(name: str) -> bool:

@@ -7,7 +7,7 @@ from distributed import LocalCluster
 
 import labkit
 from labkit.cluster.gpu import gpu_status
-from labkit.errors import BackendUnavailable, ClusterError
+from labkit.common.errors import BackendUnavailable, ClusterError
 
 
 def test_scale_reuses_one_cluster(scaled_lab):

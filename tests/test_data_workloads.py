@@ -10,8 +10,13 @@ import pytest
 
 import labkit
 from labkit import workloads
-from labkit.errors import ParameterError, ParameterTypeError
-from labkit.workloads import Work, compression, images, memory, storage, stream, tables, text
+from labkit.common.errors import ParameterError, ParameterTypeError
+from labkit.studies.compression import workloads as compression
+from labkit.studies.memory import workloads as memory
+from labkit.studies.storage import workloads as storage
+from labkit.studies.stream import workloads as stream
+from labkit.studies.variety import images, text
+from labkit.workloads import Work, disk, tables
 
 DATA_WORKLOADS = (
     "table-pipeline",
@@ -116,7 +121,7 @@ def test_storage_round_trip_and_bytes_on_disk(data_lab, fmt):
     state = wl.setup(data_lab, **workloads.resolve_params(wl, {"rows": 3000, "partitions": 3, "format": fmt}))
     try:
         assert wl.run(state) == Work(3000, "rows")  # reads back and checks rows and sums
-        size, files = storage.bytes_on_disk(state.folder / "table")
+        size, files = disk.bytes_on_disk(state.folder / "table")
         assert state.bytes_on_disk == size > 0 and files == 3
         assert wl.metrics(state)["bytes_per_row"] == pytest.approx(size / 3000)
         back = storage.read_table(fmt, state.folder / "table").compute().reset_index(drop=True)

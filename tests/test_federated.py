@@ -14,11 +14,11 @@ import pytest
 
 import labkit
 from labkit import ResultStore, workloads
-from labkit.analysis import federated as fed_analysis
-from labkit.errors import ParameterError
-from labkit.plots import federated as fed_plots
+from labkit.common.errors import ParameterError
 from labkit.report import run_notebook
-from labkit.workloads import federated as fed
+from labkit.studies.federated import analysis as fed_analysis
+from labkit.studies.federated import figures as fed_plots
+from labkit.studies.federated import workloads as fed
 
 try:
     from .nbtext import printed_text

@@ -13,7 +13,7 @@ import distributed
 import pytest
 
 import labkit
-from labkit.errors import ParameterError
+from labkit.common.errors import ParameterError
 from labkit.measure.alerts import Alert, AlertLog, AlertRules, worker_conditions
 from labkit.measure.monitor import Monitor
 from labkit.measure.power import EnergyMeter, RaplCounter

@@ -14,9 +14,10 @@ import papermill
 import pytest
 
 from labkit import ResultStore
-from labkit.analysis import data as data_analysis
+from labkit.analysis.shares import SPLIT
 from labkit.common.errors import ParameterError
 from labkit.report import run_notebook
+from labkit.studies import compression, memory, stream, variety
 
 try:
     from .nbtext import printed_text
@@ -105,14 +106,14 @@ def test_data_variety_prints_its_answer_from_the_store(nb03: tuple[object, Path,
         assert len(frame) == 2 * 2 and (frame["status"] == "ok").all(), kind
         assert sorted(frame["workers"]) == [1, 1, 2, 2]
         assert frame["time_total_s"].notna().any(), f"{kind}: time split not stored"
-    answer = data_analysis.describe_data_variety(kinds)
+    answer = variety.describe_data_variety(kinds)
     assert answer in printed
     assert "Dask annotations" not in printed  # dask.dataframe's warning about the trial's span
     # Two runs a point give no interval: no kind may be called the worst.
     assert "do not establish which kind scales worst" in answer and "scales worst here" not in answer
-    table = data_analysis.kind_scaling(kinds)
+    table = variety.kind_scaling(kinds)
     assert table["speedup_lo"].isna().all() and (table["speedup"] > 0).all()
-    shares = table[[f"share_{b}" for b in data_analysis.SPLIT]].sum(axis=1)
+    shares = table[[f"share_{b}" for b in SPLIT]].sum(axis=1)
     assert np.allclose(shares, 1.0, atol=0.1), shares  # medians of shares that sum to 1 each
     assert result.html.read_text().count("<img") >= 5
 
@@ -127,8 +128,8 @@ def test_batch_vs_stream_prints_its_answer_from_the_store(nb04: tuple[object, Pa
     frame = _trials(store, "nb04/stream")
     assert len(frame) == 3 * 5 and (frame["status"] == "ok").all()
     assert frame["latency_p95_s"].notna().all() and (frame["latency_p99_s"] >= frame["latency_p50_s"]).all()
-    assert data_analysis.describe_latency_target(frame, 0.2, 400.0) in printed
-    table = data_analysis.latency_table(frame).set_index("batch")
+    assert stream.describe_latency_target(frame, 0.2, 400.0) in printed
+    table = stream.latency_table(frame).set_index("batch")
     # One batch of all 200 records arriving over 0.5 s: the first records wait ~0.5 s for the last.
     assert 0.4 < table.loc[200, "p95_s"] < 2.0
     assert (table["p95_lo"] < table["p95_hi"]).all()  # five runs a point: intervals, never of zero width
@@ -145,13 +146,13 @@ def test_compression_io_prints_its_answers_from_the_store(nb05: tuple[object, Pa
     codecs = _trials(store, "nb05/codecs")
     spill = _trials(store, "nb05/spill")
     assert len(codecs) == 2 * 3 * 3 and (codecs["status"] == "ok").all()
-    assert data_analysis.describe_codecs(codecs, 0.1) in printed
-    assert data_analysis.describe_spill(spill) in printed
-    table = data_analysis.codec_table(codecs).set_index(["data", "codec"])
+    assert compression.describe_codecs(codecs, 0.1) in printed
+    assert memory.describe_spill(spill) in printed
+    table = compression.codec_table(codecs).set_index(["data", "codec"])
     assert table.loc[("smooth", "zstd"), "compression_ratio"] > 2  # a smooth field compresses
     assert 0.9 < table.loc[("random", "none"), "compression_ratio"] <= 1.0  # raw bytes plus metadata
     assert table.loc[("random", "blosc-lz4-shuffle"), "compression_ratio"] < 1.2  # noise hardly compresses
-    spilled = data_analysis.spill_table(spill).set_index("ratio")
+    spilled = memory.spill_table(spill).set_index("ratio")
     assert spilled.loc[1.0, "runs"] + spilled.loc[1.0, "failed"] == 3
     assert spilled.loc[1.0, "spill_write_bytes"] > 0  # a working set at the limit spills
 
@@ -186,23 +187,23 @@ def test_latency_target_verdicts_follow_the_intervals() -> None:
         for b, centre in ((1, 0.05), (10, 0.15), (100, 0.6))
         for p in centre * (1 + 0.05 * rng.standard_normal(6))
     ]
-    text = data_analysis.describe_latency_target(_frame(rows), 0.1)
+    text = stream.describe_latency_target(_frame(rows), 0.1)
     assert "batch 1 on 2 worker(s)" in text and "batch 100" in text
     lines = {int(line.split()[1]): line for line in text.splitlines() if line.startswith("batch ")}
     assert "meets it" in lines[1] and "misses it" in lines[10] and "misses it" in lines[100]
     answer = text.splitlines()[-1]
     assert answer.startswith("Answer: batch size(s) 1 met the target; batch 1 had the lowest p95 (0.0")
     assert answer.endswith(" s; met by its interval).")
-    straddles = data_analysis.describe_latency_target(_frame(rows[6:12]), 0.15)  # batch 10, centred on it
+    straddles = stream.describe_latency_target(_frame(rows[6:12]), 0.15)  # batch 10, centred on it
     assert straddles.endswith(
         "Answer: no batch size measured was shown to meet the target; for batch size(s) 10 the runs cannot tell."
     )
-    few = data_analysis.describe_latency_target(_frame(rows[:3]), 0.1)
+    few = stream.describe_latency_target(_frame(rows[:3]), 0.1)
     assert "met in each of 3 runs (too few runs for an interval)" in few
     with pytest.raises(ParameterError, match="target_s"):
-        data_analysis.describe_latency_target(_frame(rows), 0.0)
+        stream.describe_latency_target(_frame(rows), 0.0)
     with pytest.raises(ParameterError, match="measured arrival rate"):
-        data_analysis.describe_latency_target(_frame(rows), 0.1, rate=50.0)
+        stream.describe_latency_target(_frame(rows), 0.1, rate=50.0)
 
 
 def test_spill_slowdown_is_claimed_only_with_its_interval() -> None:
@@ -216,15 +217,15 @@ def test_spill_slowdown_is_claimed_only_with_its_interval() -> None:
         for t in 5e7 * rng.normal(1, 0.02, 6)
     ]
     died = [{"ratio": 3.0, "status": "error", "error": "KilledWorker: too much"}] * 2
-    text = data_analysis.describe_spill(_frame(fits + spills + died))
-    assert re.search(r"1\.5× the limit: (3\.9\d|4\.0\d?)× slower \(95% interval", text), text
+    text = memory.describe_spill(_frame(fits + spills + died))
+    assert re.search(r"1\.5× the limit against 0\.25×: (3\.9\d|4\.0\d?)× slower \(95% interval", text), text
     assert "on disk while held: 512 MiB" in text
     assert "3× the limit: no run finished; 2 run(s) failed (KilledWorker: too much)." in text
-    table = data_analysis.spill_table(_frame(fits + spills))
+    table = memory.spill_table(_frame(fits + spills))
     assert table.loc[1, "slowdown"] == pytest.approx(4.0, rel=0.05)
     assert table.loc[1, "slowdown_lo"] < 4.0 < table.loc[1, "slowdown_hi"]
-    two = data_analysis.describe_spill(_frame(fits[:2] + spills[:2]))
-    assert "an estimate: interval not available" in two and "slower (" not in two
+    two = memory.describe_spill(_frame(fits[:2] + spills[:2]))
+    assert "an estimate: interval not available" in two and "slower" not in two and "faster" not in two
 
 
 def test_codec_trade_off_needs_the_interval_to_show_it_keeps_pace() -> None:
@@ -244,15 +245,15 @@ def test_codec_trade_off_needs_the_interval_to_show_it_keeps_pace() -> None:
         ]
 
     close = runs("none", 1.0, 1e8) + runs("blosc-lz4", 5.0, 0.99e8) + runs("zstd", 9.0, 0.5e8)
-    text = data_analysis.describe_codecs(_frame(close), 0.1)
+    text = compression.describe_codecs(_frame(close), 0.1)
     assert "write, smooth data: blosc-lz4, compression ratio 5" in text
     assert "The highest ratio, zstd (9×), ran at 0.5" in text
     slow = runs("none", 1.0, 1e8) + runs("zstd", 9.0, 0.5e8)
-    assert "write, smooth data: none, compression ratio 1, at 100 MB/s (the fastest)" in data_analysis.describe_codecs(
+    assert "write, smooth data: none, compression ratio 1, at 100 MB/s (the fastest)" in compression.describe_codecs(
         _frame(slow)
     )
     with pytest.raises(ParameterError, match="slack"):
-        data_analysis.describe_codecs(_frame(slow), 1.5)
+        compression.describe_codecs(_frame(slow), 1.5)
 
 
 def test_worst_kind_is_named_only_when_its_interval_lies_below_the_others() -> None:
@@ -266,10 +267,10 @@ def test_worst_kind_is_named_only_when_its_interval_lies_below_the_others() -> N
         ]
         return _frame(rows)
 
-    text = data_analysis.describe_data_variety({"arrays": kind(1.9, 0.05), "text": kind(1.0, 0.5)})
+    text = variety.describe_data_variety({"arrays": kind(1.9, 0.05), "text": kind(1.0, 0.5)})
     assert "Answer: text scales worst here: its efficiency interval (" in text
     assert "the share that grew most from 1 worker(s) is idle (5% → 50%)" in text
-    close = data_analysis.describe_data_variety({"arrays": kind(1.5, 0.1), "text": kind(1.5, 0.1)})
+    close = variety.describe_data_variety({"arrays": kind(1.5, 0.1), "text": kind(1.5, 0.1)})
     assert "the runs cannot tell which kind scales worst" in close
     with pytest.raises(ParameterError, match="frames"):
-        data_analysis.describe_data_variety({})
+        variety.describe_data_variety({})

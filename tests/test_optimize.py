@@ -13,11 +13,11 @@ import pytest
 
 import labkit
 from labkit import ResultStore, workloads
-from labkit.analysis import optimize as analysis
-from labkit.errors import ParameterError
+from labkit.common.errors import ParameterError
 from labkit.report import run_notebook
-from labkit.workloads import approx, pruning
-from labkit.workloads.training import torch_available
+from labkit.studies.optimize import analysis as analysis
+from labkit.studies.optimize import approx, pruning
+from labkit.studies.training.workloads import torch_available
 
 try:
     from .nbtext import printed_text
@@ -230,10 +230,11 @@ def test_the_cost_of_sparsity_is_claimed_only_by_its_interval():
     speed = analysis.describe_sparse_speed(_trials("prune-infer", rows))
     first = speed.splitlines()[0]
     assert re.fullmatch(
-        r"sparsity 0 on 2 worker\(s\): sparse ran at 0\.(39|40)\d*× \(.+×\) the dense throughput: slower\.", first
+        r"sparsity 0 on 2 worker\(s\): sparse ran at 0\.(39|40)\d*× the dense throughput \(95% interval .+×\): slower\.",
+        first,
     )
     assert "Answer: sparse inference was shown faster at sparsity 0.8, 0.9; shown slower at 0." in speed
-    assert "sparsity 0.5 on 2 worker(s)" in speed and "the runs cannot tell which is faster" in speed
+    assert "sparsity 0.5 on 2 worker(s)" in speed and "which holds 1): the runs cannot tell" in speed
     none = analysis.describe_pruning(_trials("prune-infer", _pruned(0.9, 60, 0, {"dense": 100})), 0.01)
     assert none.endswith("Answer: every sparsity measured lost more than 1 point, by its interval.")
     lo = analysis.loss_interval(0, 0, 900)
@@ -284,8 +285,9 @@ def test_transfer_compares_time_to_target_only_where_every_run_reached_it():
     frame = _trials("transfer", runs("head", 0.2, 1e6) + runs("scratch", 2.0, 1e8) + runs("full", 1.5, 8e7, 4))
     text = analysis.describe_transfer(frame)
     head = next(line for line in text.splitlines() if line.startswith("Answer: head against scratch"))
-    assert "×) the time to target: less" in head and "×) the FLOPs (an estimate): less" in head
-    assert "the runs cannot tell higher or lower" in head
+    assert "× the time to target (95% interval" in head and "× the estimated FLOPs (95% interval" in head
+    assert head.count("×): less") == 2 and "× the accuracy (95% interval" in head
+    assert "which holds 1): the runs cannot tell" in head and "): higher" not in head and "): lower" not in head
     full = next(line for line in text.splitlines() if line.startswith("Answer: full against scratch"))
     assert "time to target not compared (full reached the target in 4 of 6 runs" in full
 

@@ -10,7 +10,8 @@ import pytest
 
 import labkit
 from labkit import Work
-from labkit.errors import ParameterError, ParameterTypeError
+from labkit.analysis.intervals import MIN_REPEATS
+from labkit.common.errors import ParameterError, ParameterTypeError
 from labkit.experiment.inputs import RESCALED
 from labkit.store import ResultStore
 
@@ -140,19 +141,19 @@ def test_a_budget_stops_adaptive_repeats_at_their_minimum_and_names_the_points(l
         repeats="auto",
         ci_target=0.001,
         warmup=0,
-        budget_s=0.05,  # less than the 18 runs of ≥ 10 ms the minimums take
+        budget_s=0.05,  # less than the 15 runs of ≥ 10 ms the minimums take
         store=store_path,
     ).run(lab, live=False)
     frame = results.frame
-    assert (frame.groupby("point").size() == 6).all()  # the minimum, far below the cap of 30
+    assert (frame.groupby("point").size() == MIN_REPEATS).all()  # the minimum, far below the cap of 30
     short = results.short_of_target
-    assert sorted(short["base_s"]) == [0.01, 0.02, 0.03] and (short["runs"] == 6).all()
+    assert sorted(short["base_s"]) == [0.01, 0.02, 0.03] and (short["runs"] == MIN_REPEATS).all()
     assert (short["ci_rel"] > 0.001).all()
     assert short["target"].eq(0.001).all()
     note = results.budget_note
     assert note.startswith("The time budget of 0.05 s ran out") and "3 of 3 points stopped short of ±0.1%" in note
     for _, row in short.iterrows():
-        assert f"base_s={row['base_s']} (±{row['ci_rel']:.1%} after 6 runs)" in note
+        assert f"base_s={row['base_s']} (±{row['ci_rel']:.1%} after {MIN_REPEATS} runs)" in note
     assert note in results.notes()
 
 

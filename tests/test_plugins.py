@@ -15,7 +15,7 @@ import pytest
 
 import labkit
 from labkit import workloads
-from labkit.errors import LabkitError
+from labkit.common.errors import LabkitError
 
 # This process loads its plugins now, before the test installs one: the plugin is used
 # only by the fresh interpreter below, and this process's registry stays as it was.

@@ -11,7 +11,7 @@ import pytest
 from distributed import Client, LocalCluster
 
 from labkit.cluster import backends
-from labkit.errors import LabkitError, ParameterError, ParameterTypeError
+from labkit.common.errors import LabkitError, ParameterError, ParameterTypeError
 from labkit.probes import (
     TRIAD_SCALAR,
     HardwareProbe,

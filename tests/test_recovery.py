@@ -5,7 +5,9 @@ resumed; bad parameters refused before any cluster work; notebook 11 headless.""
 from __future__ import annotations
 
 import os
+import signal
 import sqlite3
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -15,11 +17,11 @@ import pytest
 
 import labkit
 from labkit import ResultStore
-from labkit.analysis import recovery as recovery_analysis
-from labkit.errors import ParameterError
-from labkit.experiment import recovery
-from labkit.plots import recovery as recovery_plots
+from labkit.common.errors import DataError, ParameterError
 from labkit.report import run_notebook
+from labkit.studies.recovery import analysis as recovery_analysis
+from labkit.studies.recovery import figures as recovery_plots
+from labkit.studies.recovery import run as recovery
 
 try:
     from .nbtext import printed_text
@@ -121,7 +123,7 @@ def test_slower_is_said_only_when_the_interval_shows_it():
     assert "2× the clean runs' median (95% interval" in slower and "): slower." in slower
     assert "tasks 2, 2, 2, 2, 2; MiB 2, 2, 2, 2, 2" in slower and "tasks 0, 0, 0, 0, 0" in slower
     same = recovery_analysis.describe_recovery(known_runs([1.0, 1.3, 0.8, 1.2, 0.9], [1.1, 0.85, 1.25, 0.95, 1.05]))
-    assert "which holds 1: the runs cannot tell" in same and "slower" not in same and "faster" not in same
+    assert "which holds 1): the runs cannot tell" in same and "slower" not in same and "faster" not in same
     r = recovery_analysis.time_ratio(known_runs([1.0] * 3, [2.0] * 3))
     assert r.value == 2.0 and np.isnan(r.lo) and "3 runs per point" in r.note
 
@@ -135,7 +137,7 @@ def test_a_run_that_lost_its_answer_or_missed_its_kill_is_named():
     text = recovery_analysis.describe_recovery(frame)
     assert "no run was measured above it; not measured in 4" in text  # these runs carry no load readings
     assert "1 faulty run ended before the kill came and is left out" in text and "Result: run 4 gave another" in text
-    with pytest.raises(ParameterError):
+    with pytest.raises(DataError, match="columns result"):
         recovery_analysis.recovery_runs(frame.drop(columns=["result"]))
 
 
@@ -167,6 +169,12 @@ def test_a_faulty_run_recomputes_and_a_clean_run_does_not(rlab, tmp_path):
     assert runs["result"].iloc[0] == pytest.approx(expected, rel=1e-12)
     # The store has every run; a faulty one as degraded, naming the worker it lost.
     assert rows(store, "SELECT status FROM runs") == [("finished",)]
+    # Started and finished through the experiment's lifecycle: every trial carries the run's
+    # fingerprint, whose parts the store holds, and the outside load flagged as a sweep's trials.
+    (config,) = rows(store, "SELECT config_json FROM runs")[0]
+    assert frame["fingerprint"].nunique() == 1 and frame["fingerprint"].iloc[0] in config
+    assert rows(store, "SELECT fingerprint FROM fingerprints") == [(frame["fingerprint"].iloc[0],)]
+    assert clean["under_load"].isin([True, False]).all() and faulty["under_load"].isna().all()
     assert list(frame["status"]) == ["ok", "degraded", "ok", "degraded"]
     assert frame.loc[frame["fault"].astype(bool), "error"].str.contains("left the cluster during the run").all()
     assert rlab.workers == 2  # the nanny's new worker is back
@@ -178,6 +186,30 @@ def test_a_faulty_run_recomputes_and_a_clean_run_does_not(rlab, tmp_path):
     assert "(an estimate: interval not available: 2 runs per point" in text and "slower" not in text
     fig = recovery_plots.recovery_figure(frame)  # each bar carries its number, a clean run's 0 included
     assert [t.get_text() for t in fig.axes[1].texts] == [f"{v:.3g}" for v in runs["recomputed_tasks"]]
+
+
+def test_a_failed_and_an_interrupted_recomputation_say_so_in_the_store(tmp_path):
+    store = tmp_path / "ends.db"
+    with labkit.Lab(workers=2, threads_per_worker=1, dashboard=False) as lab:
+        # A timed run longer than timeout_s fails the run (after an untimed warm-up).
+        with pytest.raises(labkit.TrialTimeout):
+            recovery.recomputation(
+                lab, runs=1, size_mb=256.0, chunk_mb=16.0, steps=8, store=store, experiment="fail", timeout_s=1.0
+            )
+        # A real SIGINT to this process, as Ctrl-C sends, while many runs are still to come.
+        timer = threading.Timer(3.0, os.kill, (os.getpid(), signal.SIGINT))
+        timer.start()
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                recovery.recomputation(lab, runs=1000, size_mb=64.0, steps=8, store=store, experiment="stop")
+        finally:
+            timer.cancel()
+    assert rows(store, "SELECT experiment, status FROM runs ORDER BY started_at") == [
+        ("fail", "failed"),
+        ("stop", "interrupted"),
+    ]
+    assert all(end is not None and fp for end, fp in rows(store, "SELECT ended_at, config_json FROM runs"))
+    assert len(rows(store, "SELECT fingerprint FROM fingerprints")) == 1  # one lab shape, one code: one setup
 
 
 def block(i: int) -> np.ndarray:

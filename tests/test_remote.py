@@ -27,7 +27,7 @@ from distributed import Client
 from distributed.security import Security
 
 import labkit
-from labkit.errors import ClusterError, ParameterError, ParameterTypeError
+from labkit.common.errors import ClusterError, ParameterError, ParameterTypeError
 
 ROOT = Path(__file__).resolve().parents[1]
 # The schedulers here cannot import this module: send its functions by value.

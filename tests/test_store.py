@@ -12,7 +12,7 @@ import threading
 import pandas as pd
 import pytest
 
-from labkit.errors import ParameterError
+from labkit.common.errors import ParameterError
 from labkit.store import ResultStore, Trial
 
 

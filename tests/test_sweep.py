@@ -14,7 +14,8 @@ import pytest
 
 import labkit
 from labkit import Work
-from labkit.errors import ParameterError, ParameterTypeError
+from labkit.analysis.intervals import MIN_REPEATS
+from labkit.common.errors import ParameterError, ParameterTypeError
 from labkit.measure.power import EnergyMeter
 
 
@@ -255,7 +256,7 @@ def test_auto_repeats_stop_when_the_median_is_tight_and_auto_warmup_absorbs_the_
     results = sweep.run(lab, live=False)
     frame = results.frame
     assert (frame["status"] == "ok").all()
-    assert 6 <= len(frame) < 20  # enough for an interval, far fewer than the cap
+    assert MIN_REPEATS <= len(frame) < 20  # enough for an interval, far fewer than the cap
     assert frame["wall_s"].max() < 0.2  # the slow first run was a warm-up, never timed
     assert frame["warmup_runs"].iloc[0] >= 2 and frame["warmup_first_s"].iloc[0] >= 0.3
     assert frame["point_runs"].iloc[0] == len(frame)

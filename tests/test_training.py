@@ -20,12 +20,12 @@ import pytest
 
 import labkit
 from labkit import ResultStore
-from labkit.analysis import pipeline as pipeline_analysis
-from labkit.analysis import training as analysis
-from labkit.common.errors import ParameterError
-from labkit.plots import training as plots
+from labkit.common.errors import DataError, ParameterError
 from labkit.report import run_notebook
-from labkit.workloads import training as T
+from labkit.studies.pipeline import analysis as pipeline_analysis
+from labkit.studies.training import analysis as analysis
+from labkit.studies.training import figures as plots
+from labkit.studies.training import workloads as T
 
 try:
     from .nbtext import printed_text
@@ -164,8 +164,8 @@ def _hide_torch(folder: Path) -> str:
 def test_without_pytorch_the_error_says_how_to_install_it(tmp_path: Path) -> None:
     code = (
         "import types, labkit\n"
-        "from labkit.workloads.training import DDPTrain, torch_available\n"
-        "from labkit.analysis.training import torch_note\n"
+        "from labkit.studies.training.workloads import DDPTrain, torch_available\n"
+        "from labkit.studies.training.analysis import torch_note\n"
         "assert not torch_available()\n"
         "print(torch_note())\n"
         "try:\n"
@@ -250,16 +250,16 @@ def test_the_soonest_batch_is_named_only_when_its_interval_lies_below() -> None:
 def test_workers_and_frameworks_are_compared_by_their_intervals() -> None:
     frame = _frame([({"workers": 1, "batch": 64}, _runs(2.0)), ({"workers": 2, "batch": 64}, _runs(1.0, seed=2))])
     text = analysis.describe_workers(frame)
-    assert "Answer for 2 worker(s) against 1: epochs ran 2" in text and "the target came 2" in text
+    assert "Answer for 2 worker(s) against 1: epochs ran: 2" in text and "the target came: 2" in text
     assert "sooner (95% interval" in text
     numpy = _frame([({"workers": 1, "batch": 64}, _runs(8.0, seed=3))], workload="sgd-numpy")
     words = analysis.describe_frameworks(frame, numpy)
-    assert re.match(r"1 worker\(s\), batch 64: PyTorch reached the target (3\.9\d|4\.0\d?)× sooner than NumPy", words)
+    assert re.match(r"1 worker\(s\), batch 64: PyTorch reached the target: (3\.9\d|4\.0\d?)× sooner than NumPy", words)
     assert words.endswith("bytes each rank sent per step to combine gradients: not measured vs not measured).")
     assert analysis.describe_frameworks(None, numpy).endswith(f"({analysis.SKIPPED}).")
     with pytest.raises(ParameterError, match="batch"):
         analysis.describe_workers(frame, batch=999)
-    with pytest.raises(ParameterError, match="one workload"):
+    with pytest.raises(DataError, match="one workload"):
         analysis.describe_workers(pd.concat([frame, numpy]))
     with pytest.raises(ParameterError, match="x"):
         plots.curve_figure(frame, "batch", x="seconds")

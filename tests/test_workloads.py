@@ -6,7 +6,7 @@ import pytest
 
 import labkit
 from labkit import workloads
-from labkit.errors import BackendUnavailable, ParameterError, ParameterTypeError
+from labkit.common.errors import BackendUnavailable, ParameterError, ParameterTypeError
 from labkit.workloads import Work
 
 

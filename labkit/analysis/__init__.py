@@ -5,9 +5,11 @@ Every function takes the tidy trials DataFrame (``Results.frame`` or
 sentence. The modules, one subject each:
 
 - :mod:`.frames`: grid points and configurations of a trials frame;
-- :mod:`.intervals`: intervals of medians and ratios (BCa), bootstrap refits corrected
-  for small samples, and the words for a direction (claimed only when an interval
-  excludes no-change; "not available", and why, where there is no interval);
+- :mod:`.intervals`: labkit's one median interval and ratio interval (BCa), bootstrap
+  refits corrected for small samples, the one margin-of-equivalence convention, and the
+  direction an interval shows (claimed only when it excludes no-change; "not available",
+  and why, where there is no interval);
+- :mod:`.claims`: a ratio and its interval in words, the one helper every sentence uses;
 - :mod:`.solve`: least squares for many data sets at once (the refits);
 - :mod:`.scaling`: strong scaling (speedup, efficiency, Karp–Flatt);
 - :mod:`.weak`: weak scaling (sizes that grow with the workers, scaled speedup);
@@ -16,7 +18,12 @@ sentence. The modules, one subject each:
 - :mod:`.overhead`: the fixed, per-task and per-byte cost of a run;
 - :mod:`.roofline`: the fraction of the probed hardware limits reached;
 - :mod:`.recommend`: the worker count and chunk size to use, and why, with a stated
-  margin of practical equivalence.
+  margin of practical equivalence;
+- :mod:`.calibration`: the analysis checked against the ``synthetic`` workload's known curve;
+- :mod:`.shares`: where the workers' time went;
+- :mod:`.compare`: two runs of one experiment, point by point.
+
+A study's own analysis lives in its folder (``labkit.studies.<study>.analysis``).
 
 The names people call from notebooks are importable from here.
 """
@@ -24,11 +31,11 @@ The names people call from notebooks are importable from here.
 from __future__ import annotations
 
 from .calibration import Calibration, calibrate
-from .fits import AmdahlFit, UnavailableFit, USLFit, amdahl_fit, fit_amdahl, fit_usl, predict_throughput, usl_fit
+from .fits import AmdahlFit, UnavailableFit, USLFit, fit_amdahl, fit_usl, predict_throughput
 from .frames import describe_config, pick_configuration, point_params, varying
-from .intervals import CONFIDENCE, MIN_REPEATS, Estimate, bootstrap_ratio, median_interval, ratio_estimate
-from .overhead import OverheadFit, fit_overhead, overhead_fit, task_counts
-from .scaling import describe_scaling, karp_flatt, scaling, summarize
+from .intervals import CONFIDENCE, MIN_REPEATS, Estimate, median_estimate, ratio_estimate
+from .overhead import OverheadFit, fit_overhead, task_counts
+from .scaling import describe_scaling, karp_flatt, strong_scaling, summarize
 from .weak import describe_weak_scaling, weak_grid, weak_scaling, weak_sizes
 
 __all__ = [
@@ -41,8 +48,6 @@ __all__ = [
     "OverheadFit",
     "USLFit",
     "UnavailableFit",
-    "amdahl_fit",
-    "bootstrap_ratio",
     "describe_config",
     "describe_scaling",
     "describe_weak_scaling",
@@ -50,16 +55,14 @@ __all__ = [
     "fit_overhead",
     "fit_usl",
     "karp_flatt",
-    "median_interval",
-    "overhead_fit",
+    "median_estimate",
     "pick_configuration",
     "point_params",
     "predict_throughput",
     "ratio_estimate",
-    "scaling",
+    "strong_scaling",
     "summarize",
     "task_counts",
-    "usl_fit",
     "varying",
     "weak_grid",
     "weak_scaling",

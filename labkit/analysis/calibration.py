@@ -96,10 +96,10 @@ def _inside(value: float, ci: tuple[float, float]) -> bool:
 
 def calibrate_arrays(workers: Any, throughput: Any, *, sigma: float, kappa: float, **fit: Any) -> Calibration:
     """Fit the USL to ``(workers, throughput)`` of a calibration and judge it against ``sigma``, ``kappa``."""
-    from .fits import usl_fit
+    from .fits import fit_usl
 
     try:
-        result = usl_fit(workers, throughput, **fit)
+        result = fit_usl(workers, throughput, **fit)
     except (LabkitError, ValueError) as e:
         return Calibration(sigma, kappa, None, str(e))
     if not hasattr(result, "sigma_ci"):  # a fit that could not be made, with its reason

@@ -43,7 +43,7 @@ from labkit.common.errors import ParameterError, ParameterTypeError
 from labkit.common.format import format_number
 
 from .frames import require
-from .intervals import MIN_REPEATS, ratio_estimate
+from .intervals import MIN_REPEATS, equivalence_band, ratio_estimate
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -118,7 +118,7 @@ def _band(margin: float) -> str:
 
 def _verdict(r: Any, p_adj: float, alpha: float, margin: float, m: int, n: tuple[int, int]) -> tuple[str, str]:
     """The verdict of one tested point and the note that goes with it."""
-    up, down = 1 + margin, 1 / (1 + margin)
+    down, up = equivalence_band(margin)
     rejects = p_adj < alpha
     if math.isnan(r.lo):
         why = r.note or "interval not available"

@@ -2,7 +2,7 @@
 
 The curves are fitted in log space (run-to-run noise is proportional to the time, and the
 log weighs a 16-worker point no more than a 1-worker one) by :func:`.solve.fit_log_usl`,
-to plain arrays (:func:`usl_fit`, :func:`amdahl_fit`) or to one configuration of a trials
+to plain arrays (``fit_usl(workers, throughput)``) or to one configuration of a trials
 frame (:func:`fit_usl`, :func:`fit_amdahl`).
 
 A USL fit needs at least 4 distinct worker counts and an Amdahl fit at least 3: with as
@@ -17,7 +17,7 @@ count is enough.
 
 >>> import numpy as np
 >>> n = np.repeat([1, 2, 4, 8], 3)
->>> fit = usl_fit(n, usl_throughput(n, 100.0, 0.05, 0.002), unit="items")
+>>> fit = fit_usl(n, usl_throughput(n, 100.0, 0.05, 0.002), unit="items")
 >>> round(fit.sigma, 3), round(fit.kappa, 4), round(fit.peak_workers, 1)
 (0.05, 0.002, 21.8)
 >>> fit.note
@@ -44,13 +44,11 @@ __all__ = [
     "AmdahlFit",
     "USLFit",
     "UnavailableFit",
-    "amdahl_fit",
     "amdahl_throughput",
     "fit_amdahl",
     "fit_usl",
     "peak_workers",
     "predict_throughput",
-    "usl_fit",
     "usl_throughput",
 ]
 
@@ -115,7 +113,7 @@ def _ceiling(lam: np.ndarray, sigma: np.ndarray) -> np.ndarray:
         return np.where(sigma > 0, lam / np.where(sigma > 0, sigma, 1.0), np.inf)
 
 
-def usl_fit(
+def _usl_from_arrays(
     workers: np.ndarray | list[float],
     throughput: np.ndarray | list[float],
     *,
@@ -187,7 +185,7 @@ def usl_fit(
     )
 
 
-def amdahl_fit(
+def _amdahl_from_arrays(
     workers: np.ndarray | list[float],
     throughput: np.ndarray | list[float],
     *,
@@ -197,9 +195,9 @@ def amdahl_fit(
     n_boot: int = N_BOOT,
     seed: int = 0,
 ) -> AmdahlFit:
-    """Fit Amdahl's law to throughputs at 3 or more worker counts; see :func:`usl_fit`.
+    """Fit Amdahl's law to throughputs at 3 or more worker counts; see :func:`_usl_from_arrays`.
 
-    >>> fit = amdahl_fit([1, 2, 4, 8], amdahl_throughput([1, 2, 4, 8], 50.0, 0.1))
+    >>> fit = _amdahl_from_arrays([1, 2, 4, 8], amdahl_throughput([1, 2, 4, 8], 50.0, 0.1))
     >>> round(fit.serial_fraction, 4), round(fit.max_speedup, 2)
     (0.1, 10.0)
     """
@@ -239,9 +237,12 @@ def _frame_fit(
 
 
 def fit_usl(
-    frame: pd.DataFrame,
+    frame: pd.DataFrame | np.ndarray | list[float],
+    throughput: np.ndarray | list[float] | None = None,
     *,
     where: dict[str, Any] | None = None,
+    unit: str = "",
+    config: str = "",
     confidence: float = CONFIDENCE,
     n_boot: int = N_BOOT,
     seed: int = 0,
@@ -250,13 +251,16 @@ def fit_usl(
 
     Parameters
     ----------
-    frame : DataFrame
-        Trials (``Results.frame``).
+    frame : DataFrame, or array-like of worker counts
+        Trials (``Results.frame``); or one worker count per trial, with ``throughput``.
+    throughput : array-like, optional
+        One throughput per trial, when ``frame`` is worker counts (``unit`` and ``config``
+        then label the fit).
     where : dict, optional
         Picks the configuration (see :func:`labkit.analysis.pick_configuration`: by
         default every varying parameter at its largest value).
     confidence, n_boot, seed
-        As for :func:`usl_fit`.
+        As for :func:`_usl_from_arrays`.
 
     Returns
     -------
@@ -264,10 +268,14 @@ def fit_usl(
         With fewer than 4 worker counts, an :class:`.UnavailableFit` whose ``describe()``
         says so (``fit.available`` is False), so that a notebook runs on.
     """
+    if throughput is not None:  # a worker count and a throughput per trial
+        return _usl_from_arrays(
+            frame, throughput, unit=unit, config=config, confidence=confidence, n_boot=n_boot, seed=seed
+        )
     ok, label, unavailable = _frame_fit(frame, where, USL_COUNTS, "USL")
     if unavailable is not None:
         return unavailable
-    return usl_fit(
+    return _usl_from_arrays(
         ok["workers"].to_numpy(float),
         ok["throughput"].to_numpy(float),
         unit=str(ok["unit"].iloc[0]),
@@ -279,9 +287,12 @@ def fit_usl(
 
 
 def fit_amdahl(
-    frame: pd.DataFrame,
+    frame: pd.DataFrame | np.ndarray | list[float],
+    throughput: np.ndarray | list[float] | None = None,
     *,
     where: dict[str, Any] | None = None,
+    unit: str = "",
+    config: str = "",
     confidence: float = CONFIDENCE,
     n_boot: int = N_BOOT,
     seed: int = 0,
@@ -298,10 +309,14 @@ def fit_amdahl(
     AmdahlFit or UnavailableFit
         An :class:`.UnavailableFit` with fewer than 3 worker counts.
     """
+    if throughput is not None:
+        return _amdahl_from_arrays(
+            frame, throughput, unit=unit, config=config, confidence=confidence, n_boot=n_boot, seed=seed
+        )
     ok, label, unavailable = _frame_fit(frame, where, AMDAHL_COUNTS, "Amdahl")
     if unavailable is not None:
         return unavailable
-    return amdahl_fit(
+    return _amdahl_from_arrays(
         ok["workers"].to_numpy(float),
         ok["throughput"].to_numpy(float),
         unit=str(ok["unit"].iloc[0]),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from labkit.common.errors import ParameterError
+from labkit.common.errors import DataError, ParameterError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -19,8 +19,8 @@ if TYPE_CHECKING:
 def require(frame: pd.DataFrame, columns: tuple[str, ...]) -> None:
     missing = [c for c in columns if c not in frame.columns]
     if missing:
-        raise ParameterError(
-            "frame", f"columns {list(frame.columns)[:8]}…", f"a trials frame with columns {', '.join(missing)}"
+        raise DataError(
+            f"columns {list(frame.columns)[:8]}…", f"needs a trials frame with columns {', '.join(missing)}"
         )
 
 
@@ -61,7 +61,7 @@ def pick_configuration(
     require(frame, ("point", "status", "throughput", "workers"))
     ok = frame[frame["status"] == "ok"]
     if ok.empty:
-        raise ParameterError("frame", "no trial with status ok", "at least one successful trial")
+        raise DataError("no trial with status ok", "needs at least one successful trial")
     params = point_params(ok)
     for key, value in (where or {}).items():
         if key not in params.columns:
@@ -101,3 +101,12 @@ def is_numeric(column: pd.Series) -> bool:
     from pandas.api.types import is_numeric_dtype
 
     return bool(is_numeric_dtype(column)) and not column.isna().any()
+
+
+def ok_trials(frame: pd.DataFrame, columns: tuple[str, ...] = ()) -> pd.DataFrame:
+    """The trials with status ``ok``, their point parameters as ``p_<name>`` columns; a data error when none is."""
+    require(frame, ("point", "status", "throughput", "workers", *columns))
+    ok = frame[frame["status"] == "ok"]
+    if ok.empty:
+        raise DataError("no trial with status ok", "needs at least one successful trial")
+    return ok.assign(**point_params(ok).drop(columns=["workers"], errors="ignore").add_prefix("p_"))

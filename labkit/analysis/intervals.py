@@ -26,6 +26,11 @@ Two kinds of interval, each at ``confidence`` (95% by default):
   Drawing around the constrained fit instead made them cover up to 98% near a bound;
   leaving out the centring, rescaling and χ² factor, 61–65% with one run per count.
 
+A margin of practical equivalence ``m`` (``recommend``'s and ``compare``'s ``margin``) is one
+convention everywhere, symmetric on the ratio's log scale: a ratio inside
+``[1 / (1 + m), 1 + m]`` is no practical change (:func:`equivalence_band`); "faster by more
+than the margin" means beyond ``1 + m``, "slower by more than the margin" below ``1 / (1 + m)``.
+
 An interval never has zero width: where it would (identical repeats, a model that fits
 the runs exactly, as many runs as parameters, a parameter that nearly every refit puts at
 its bound), it is NaN and a note or the description says why.
@@ -143,14 +148,6 @@ def median_estimate(
     return _bootstrap((x,), lambda a, axis=-1: np.median(a, axis=axis), confidence, n_resamples, seed)
 
 
-def median_interval(
-    values: np.ndarray, *, confidence: float = CONFIDENCE, n_resamples: int = N_RESAMPLES, seed: int = 0
-) -> tuple[float, float, float]:
-    """``(median, lo, hi)`` of repeats; NaN bounds where the interval is not available."""
-    m = median_estimate(values, confidence=confidence, n_resamples=n_resamples, seed=seed)
-    return m.value, m.lo, m.hi
-
-
 def ratio_estimate(
     num: np.ndarray,
     den: np.ndarray | float,
@@ -203,34 +200,14 @@ def ratio_estimate(
     return _bootstrap((num, den), ratio, confidence, n_boot, seed)
 
 
-def bootstrap_ratio(
-    num: np.ndarray,
-    den: np.ndarray | float,
-    *,
-    n_boot: int = N_RESAMPLES,
-    confidence: float = CONFIDENCE,
-    seed: int = 0,
-) -> tuple[float, float, float]:
-    """Ratio of medians ``median(num) / median(den)`` and its bootstrap interval.
+def equivalence_band(margin: float) -> tuple[float, float]:
+    """The ratios that count as no practical change with margin ``m``: ``(1 / (1 + m), 1 + m)``.
 
-    Parameters
-    ----------
-    num, den, n_boot, confidence, seed
-        As for :func:`ratio_estimate` (which also says why an interval is not available).
-
-    Returns
-    -------
-    tuple of float
-        ``(ratio, lo, hi)``; ``lo`` and ``hi`` are NaN where the interval is not available.
-
-    >>> r, lo, hi = bootstrap_ratio([2.0, 2.1, 1.9, 2.05, 1.95], [1.0, 1.02, 0.98, 1.01, 0.99])
-    >>> round(r, 2), lo < r < hi
-    (2.0, True)
-    >>> bootstrap_ratio([1.7], [1.0])
-    (1.7, nan, nan)
+    >>> lo, hi = equivalence_band(0.05)
+    >>> round(lo, 4), hi
+    (0.9524, 1.05)
     """
-    r = ratio_estimate(num, den, n_boot=n_boot, confidence=confidence, seed=seed)
-    return r.value, r.lo, r.hi
+    return 1 / (1 + margin), 1 + margin
 
 
 def direction(lo: float, hi: float, null: float = 1.0) -> str:

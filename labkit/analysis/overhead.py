@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from labkit import workloads
-from labkit.common.errors import ParameterError
+from labkit.common.errors import DataError, ParameterError
 from labkit.common.format import format_rate
 
 from .frames import pick_configuration, varying
@@ -96,7 +96,7 @@ class OverheadFit:
         return text
 
 
-def overhead_fit(
+def _overhead_from_arrays(
     tasks: np.ndarray | list[float],
     nbytes: np.ndarray | list[float],
     wall_s: np.ndarray | list[float],
@@ -114,18 +114,11 @@ def overhead_fit(
 
     >>> t = np.array([10, 100, 1000, 10, 100, 1000])
     >>> b = np.array([1e8, 1e8, 1e8, 4e8, 4e8, 4e8])
-    >>> fit = overhead_fit(t, b, 0.01 + 2e-4 * t + b / 2e9)
+    >>> fit = _overhead_from_arrays(t, b, 0.01 + 2e-4 * t + b / 2e9)
     >>> round(fit.fixed_s, 4), round(fit.per_task_s * 1e6), round(fit.bandwidth / 1e9, 2)
     (0.01, 200, 2.0)
     """
-    t, b, w = (np.asarray(v, float) for v in (tasks, nbytes, wall_s))
-    if not (t.shape == b.shape == w.shape) or t.ndim != 1:
-        raise ParameterError("tasks/bytes/wall_s", (t.shape, b.shape, w.shape), "three 1-d arrays of one length")
-    for name, v, low in (("wall_s", w, 0.0), ("tasks", t, 0.0), ("bytes", b, -1.0)):
-        if np.any(~np.isfinite(v)) or np.any(v <= low):
-            raise ParameterError(
-                name, v[~np.isfinite(v) | (v <= low)][:3].tolist(), f"finite values > {max(low, 0):g} for every trial"
-            )
+    t, b, w = _checked_arrays(tasks, nbytes, wall_s)
     check_options(confidence, n_boot)
     design = np.column_stack([np.ones_like(t), t, b / 1e9])  # bytes in GB keeps columns comparable
     points = np.unique(design, axis=0)
@@ -135,27 +128,7 @@ def overhead_fit(
             f"{points.shape[0]} distinct (tasks, bytes) points",
             "tasks and bytes varied independently: at least 3 points, not all with the same bytes or the same tasks per byte",
         )
-
-    def fit(walls: np.ndarray) -> np.ndarray:
-        """Bounded least squares on relative errors, for each row of ``walls``."""
-        coef = nnls_rows(design[None, :, :] / walls[:, :, None])
-        # A term at its bound can come back as 1e-20 or so: zero, when it adds nothing
-        # measurable to any run (it would otherwise read as a bandwidth of 1e20 B/s).
-        coef[coef * design.max(axis=0) < 1e-6 * np.median(walls, axis=1, keepdims=True)] = 0.0
-        return coef
-
-    est = fit(w[None, :])[0]
-    # Refits are made to data drawn around the unconstrained fit (see :mod:`.intervals`),
-    # where it predicts positive times, and are constrained as the estimate is.
-    free = np.linalg.lstsq(design / w[:, None], np.ones_like(w), rcond=None)[0]
-    fitted = design @ free if np.all(design @ free > 0) else design @ est
-    residuals = np.log(w / fitted)
-    note = fit_note(w.size, 3, residuals)
-    samples = np.empty((0, 3))
-    if not note:
-        noise = residual_draws(residuals, 3, n_boot, np.random.default_rng(seed))
-        samples = fit(fitted[None, :] * np.exp(noise))
-    samples[:, 2] /= 1e9  # back to seconds per byte
+    est, samples, note = _fit_with_draws(design, w, n_boot, seed)
     a, per_task, per_byte = (float(v) for v in (est[0], est[1], est[2] / 1e9))
     bw_samples = np.where(samples[:, 2] > 0, 1 / np.maximum(samples[:, 2], 1e-300), np.inf)
     bw = 1 / per_byte if per_byte > 0 else float("inf")
@@ -178,6 +151,49 @@ def overhead_fit(
     )
 
 
+def _checked_arrays(
+    tasks: np.ndarray | list[float], nbytes: np.ndarray | list[float], wall_s: np.ndarray | list[float]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Tasks, bytes and wall times as float arrays, once checked: 1-d, of one length, finite, and
+    wall times and tasks > 0 (a ParameterError naming the first that is not, otherwise)."""
+    t, b, w = (np.asarray(v, float) for v in (tasks, nbytes, wall_s))
+    if not (t.shape == b.shape == w.shape) or t.ndim != 1:
+        raise ParameterError("tasks/bytes/wall_s", (t.shape, b.shape, w.shape), "three 1-d arrays of one length")
+    for name, v, low in (("wall_s", w, 0.0), ("tasks", t, 0.0), ("bytes", b, -1.0)):
+        if np.any(~np.isfinite(v)) or np.any(v <= low):
+            raise ParameterError(
+                name, v[~np.isfinite(v) | (v <= low)][:3].tolist(), f"finite values > {max(low, 0):g} for every trial"
+            )
+    return t, b, w
+
+
+def _fit_with_draws(design: np.ndarray, w: np.ndarray, n_boot: int, seed: int) -> tuple[np.ndarray, np.ndarray, str]:
+    """The bounded fit of ``w`` on ``design``, ``n_boot`` refits to bootstrap draws (in seconds per
+    byte, none when :func:`.intervals.fit_note` says why not), and that note."""
+
+    def fit(walls: np.ndarray) -> np.ndarray:
+        """Bounded least squares on relative errors, for each row of ``walls``."""
+        coef = nnls_rows(design[None, :, :] / walls[:, :, None])
+        # A term at its bound can come back as 1e-20 or so: zero, when it adds nothing
+        # measurable to any run (it would otherwise read as a bandwidth of 1e20 B/s).
+        coef[coef * design.max(axis=0) < 1e-6 * np.median(walls, axis=1, keepdims=True)] = 0.0
+        return coef
+
+    est = fit(w[None, :])[0]
+    # Refits are made to data drawn around the unconstrained fit (see :mod:`.intervals`),
+    # where it predicts positive times, and are constrained as the estimate is.
+    free = np.linalg.lstsq(design / w[:, None], np.ones_like(w), rcond=None)[0]
+    fitted = design @ free if np.all(design @ free > 0) else design @ est
+    residuals = np.log(w / fitted)
+    note = fit_note(w.size, 3, residuals)
+    samples = np.empty((0, 3))
+    if not note:
+        noise = residual_draws(residuals, 3, n_boot, np.random.default_rng(seed))
+        samples = fit(fitted[None, :] * np.exp(noise))
+    samples[:, 2] /= 1e9  # back to seconds per byte
+    return est, samples, note
+
+
 def task_counts(frame: pd.DataFrame) -> pd.Series:
     """Tasks one run of each trial's point submits (for :func:`fit_overhead`), from the
     workload's ``tasks(params, workers)`` method."""
@@ -190,10 +206,8 @@ def task_counts(frame: pd.DataFrame) -> pd.Series:
         wl = workloads.get(name)
         if hasattr(wl, "tasks"):
             return int(wl.tasks(params, int(workers)))
-        raise ParameterError(
-            "frame",
-            f"trials of workload {name!r}",
-            "a 'tasks' column, or a workload with a tasks(params, workers) method",
+        raise DataError(
+            f"trials of workload {name!r}", "needs a 'tasks' column, or a workload with a tasks(params, workers) method"
         )
 
     return pd.Series(
@@ -238,7 +252,7 @@ def fit_overhead(
         raise ParameterError(
             "nbytes", nbytes, f"a column of bytes per run (trials are counted in {sorted(set(ok['unit']))}, not bytes)"
         )
-    return overhead_fit(
+    return _overhead_from_arrays(
         t.to_numpy(float),
         b.to_numpy(float),
         ok["wall_s"].to_numpy(float),

@@ -2,9 +2,10 @@
 
 Choices are tried from the cheapest (fewest workers; largest chunk, so fewest tasks). A
 cheaper choice is recommended only when the 95% interval of its throughput ratio to the
-best measured lies entirely above ``1 - margin``: it is as fast as the best within the
-stated margin of practical equivalence (``margin=0.05`` by default). One whose interval
-lies entirely below ``1 - margin`` is ruled out, and the next is tried; the best measured
+best measured lies entirely above ``1 / (1 + margin)``: it is as fast as the best within the
+stated margin of practical equivalence (``margin=0.05`` by default; the one convention of
+:func:`labkit.analysis.intervals.equivalence_band`). One whose interval lies entirely below
+``1 / (1 + margin)`` is ruled out, and the next is tried; the best measured
 is recommended once every cheaper choice is ruled out and no other choice could be faster
 than it by more than the margin. When neither holds (an interval straddles the margin, or
 there is none: too few repeats), the runs cannot tell: the recommendation's ``value`` is
@@ -24,7 +25,7 @@ from labkit.common.errors import ParameterError
 from labkit.common.format import format_rate, format_workers
 
 from .frames import pick_configuration, point_params
-from .intervals import Estimate, direction, median_estimate, percent, ratio_estimate, show, show_rate
+from .intervals import Estimate, direction, equivalence_band, median_estimate, percent, ratio_estimate, show, show_rate
 from .models import UnavailableFit, USLFit, why_unresolved
 
 if TYPE_CHECKING:
@@ -84,23 +85,24 @@ def _decide(by_value: dict[Any, np.ndarray], order: list[Any], margin: float) ->
     """Try ``order`` from the cheapest (see the module's docstring).
 
     A cheaper value is chosen when its ratio to the best (highest median) has an interval
-    entirely above ``1 - margin``, ruled out when entirely below. The best is chosen when
-    no other value could be faster than it by more than the margin: the runner-up's ratio
-    stays below ``1 / (1 - margin)``.
+    entirely above the equivalence band's floor ``1 / (1 + margin)``, ruled out when entirely
+    below. The best is chosen when no other value could be faster than it by more than the
+    margin: the runner-up's ratio stays below ``1 + margin``.
     """
+    floor, ceiling = equivalence_band(margin)
     best = max(by_value, key=lambda v: float(np.median(by_value[v])))
     ratios = {v: ratio_estimate(tp, by_value[best]) for v, tp in by_value.items() if v != best}
     ruled_out: list[Any] = []
     for v in order:
         if v == best:
             runner = max(ratios, key=lambda u: ratios[u].value, default=None)
-            if runner is None or ratios[runner].hi < 1 / (1 - margin):
+            if runner is None or ratios[runner].hi < ceiling:
                 return _Decision(best, best, ratios, ruled_out)
             return _Decision(None, best, ratios, ruled_out, runner)
         r = ratios[v]
-        if r.lo > 1 - margin:
+        if r.lo > floor:
             return _Decision(v, best, ratios, ruled_out)
-        if not r.hi < 1 - margin:
+        if not r.hi < floor:
             return _Decision(None, best, ratios, ruled_out, v, candidate=True)
         ruled_out.append(v)
     raise AssertionError("the best value is in the order")
@@ -112,7 +114,7 @@ def _explain(d: _Decision, by_value: dict[Any, np.ndarray], words: dict[str, Any
     ("fewer workers")."""
     name, label = words["name"], words["label"]
     rate = show_rate(*median_estimate(by_value[d.best])[:3], unit)
-    edge = f"{1 - margin:.0%}"
+    edge = f"{equivalence_band(margin)[0]:.0%}"
     if d.stuck is not None:
         r = d.ratios[d.stuck]
         if r.note:  # too few repeats for any interval
@@ -202,7 +204,7 @@ def recommend_workers(
         resolves one.
     margin : float, default 0.05
         Margin of practical equivalence: fewer workers are recommended only when their
-        throughput ratio to the best has an interval entirely above ``1 - margin``.
+        throughput ratio to the best has an interval entirely above ``1 / (1 + margin)``.
 
     Returns
     -------

@@ -22,7 +22,7 @@ from labkit.common.errors import ParameterError
 from labkit.common.format import format_rate, format_workers
 
 from .frames import describe_config, require, varying
-from .intervals import bootstrap_ratio
+from .intervals import ratio_estimate
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -186,7 +186,7 @@ def roofline_fraction(
             limit, source, note = math.nan, "not measured", missing[unit]
         f = lo = hi = math.nan
         if math.isfinite(limit):
-            f, lo, hi = bootstrap_ratio(g["throughput"].to_numpy(float), float(limit))
+            f, lo, hi, _ = ratio_estimate(g["throughput"].to_numpy(float), float(limit))
         rows.append(
             {
                 "workload": p["workload"],

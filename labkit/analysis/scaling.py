@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from labkit.common.errors import ParameterError
+from labkit.common.errors import DataError
 from labkit.common.format import format_rate
 
+from .claims import ratio_words
 from .frames import config_keys, describe_config, point_params, require, varying
 from .intervals import Estimate, direction, percent, ratio_estimate
 
@@ -62,7 +63,7 @@ def summarize(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows).sort_values([*names, "workers"]).reset_index(drop=True)
 
 
-def scaling(frame: pd.DataFrame) -> pd.DataFrame:
+def strong_scaling(frame: pd.DataFrame) -> pd.DataFrame:
     """Speedup and efficiency of each point against the fewest workers of its configuration.
 
     Returns one row per point with ``speedup`` and ``efficiency`` and their 95% bootstrap
@@ -75,7 +76,7 @@ def scaling(frame: pd.DataFrame) -> pd.DataFrame:
     require(frame, ("point", "status", "throughput", "workers"))
     ok = frame[frame["status"] == "ok"]
     if ok.empty:
-        raise ParameterError("frame", "no trial with status ok", "at least one successful trial")
+        raise DataError("no trial with status ok", "needs at least one successful trial")
     names = varying(frame)
     configs = config_keys(ok)
     rows = []
@@ -108,20 +109,23 @@ def scaling(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def compare_sentence(row: pd.Series, w: int, w0: int) -> str:
-    """How ``w`` workers compared with ``w0``: a direction only where the speedup's interval excludes 1."""
-    s, lo, hi = row["speedup"], row["speedup_lo"], row["speedup_hi"]
-    way = direction(lo, hi)
-    if way == "up":
-        return f"{w} workers ran {s:.2f}× faster than {w0} (95% interval {lo:.2f}–{hi:.2f}×)"
-    if way == "down":
-        return f"{w} workers ran {1 / s:.2f}× slower than {w0} (speedup {s:.2f}×, 95% interval {lo:.2f}–{hi:.2f}×)"
-    if way == "unclear":
-        return (
-            f"{w} workers ran at {s:.2f}× the speed of {w0} (95% interval {lo:.2f}–{hi:.2f}×, which includes no "
-            f"change): these runs cannot tell {w} workers from {w0}; more repeats, a quieter machine or a bigger "
-            "problem would help"
-        )
-    return f"{w} workers ran at {s:.2f}× the speed of {w0}, an estimate ({row['note']}), so no direction is claimed"
+    """How ``w`` workers compared with ``w0``: a direction only where the speedup's interval excludes 1
+    (:func:`~labkit.analysis.claims.ratio_words`)."""
+    return _speed_words(
+        Estimate(row["speedup"], row["speedup_lo"], row["speedup_hi"], row.get("note", "") or ""), w, w0
+    )
+
+
+def _speed_words(est: Estimate, w: int, w0: int) -> str:
+    said = ratio_words(
+        est,
+        f"the speed of {w0}",
+        (f"faster than {w0}", f"slower than {w0}"),
+        label="speedup",
+        invert=True,
+        narrow="more repeats, a quieter machine or a bigger problem",
+    )
+    return f"{w} workers ran {'' if direction(est.lo, est.hi) in ('up', 'down') else 'at '}{said}"
 
 
 def describe_scaling(frame: pd.DataFrame) -> str:
@@ -138,7 +142,7 @@ def describe_scaling(frame: pd.DataFrame) -> str:
         note = f" {len(failed)} trial(s) did not finish ok" + (f" (first: {first.iloc[0]})" if len(first) else "") + "."
     if ok.empty:
         return "No trial finished ok, so there is nothing to conclude." + note
-    table = scaling(frame)
+    table = strong_scaling(frame)
     names = varying(frame)
     lines = []
     for config, g in table.groupby("config", sort=False):
@@ -176,18 +180,18 @@ def _unloaded(ok: pd.DataFrame, config: str, top: pd.Series, w: int, w0: int) ->
     loaded = g["under_load"].map(lambda v: v is True or v == 1)
     if not loaded.any():
         return top, ""
-    clean = scaling(g[~loaded]) if (~loaded).any() else None
+    clean = strong_scaling(g[~loaded]) if (~loaded).any() else None
     row = clean[clean["workers"].eq(w)] if clean is not None and clean["workers"].nunique() == 2 else None
     k, n = int(loaded.sum()), len(g)
     if row is not None and len(row) and np.isfinite(row["speedup_lo"].iloc[0]):
         return row.iloc[
             0
         ], f"leaving out the {k} of {n} trials that ran under outside load, {compare_sentence(row.iloc[0], w, w0)}"
-    return top, (
-        f"{w} workers ran at {top['speedup']:.2f}× the speed of {w0}, an estimate: {k} of its {n} trials ran while "
-        "other work loaded this machine, too many to leave out, so no direction is claimed; a quieter machine "
-        "would settle it"
+    note = (
+        f"{k} of its {n} trials ran while other work loaded this machine, too many to leave out; "
+        "a quieter machine would settle it"
     )
+    return top, _speed_words(Estimate(top["speedup"], np.nan, np.nan, note), w, w0)
 
 
 def karp_flatt(frame: pd.DataFrame) -> pd.DataFrame:
@@ -198,11 +202,11 @@ def karp_flatt(frame: pd.DataFrame) -> pd.DataFrame:
     ``e`` is a true serial part (Amdahl); an ``e`` rising with ``p`` is overhead that grows
     with the workers (the USL's coherency). Intervals follow from the speedup's.
     """
-    table = scaling(frame)
+    table = strong_scaling(frame)
     table = table[table["workers"] > table["baseline_workers"]].copy()
     if table.empty:
-        raise ParameterError(
-            "frame", "one worker count per configuration", "at least two worker counts for a Karp–Flatt serial fraction"
+        raise DataError(
+            "one worker count per configuration", "needs at least two worker counts for a Karp–Flatt serial fraction"
         )
     p = table["workers"] / table["baseline_workers"]
 

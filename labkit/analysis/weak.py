@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from labkit.common.errors import ParameterError
+from labkit.common.errors import DataError, ParameterError
 from labkit.common.format import format_workers
 
 from .frames import point_params, require, varying
@@ -119,10 +119,9 @@ def weak_scaling(frame: pd.DataFrame, size: str, *, tolerance: float = 0.05) -> 
             )
     table = pd.DataFrame(rows)
     if table.empty or not (table["workers"] > table["baseline_workers"]).any():
-        raise ParameterError(
-            "frame",
+        raise DataError(
             f"no point whose work grows with the workers (by {size})",
-            f"for each worker count w a {size} whose run does w/w0 times the baseline's work (see weak_sizes)",
+            f"needs for each worker count w a {size} whose run does w/w0 times the baseline's work (see weak_sizes)",
         )
     return table
 

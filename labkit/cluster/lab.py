@@ -27,23 +27,8 @@ from typing import Any
 from labkit.common.errors import ClusterError, ParameterError, ParameterTypeError
 from labkit.common.scheduler import run_on_scheduler, running_tasks, scheduler_workers
 
+from . import launch
 from .capacity import Capacity, cluster_capacity
-from .launch import (
-    LOCALHOST,
-    UNFINISHED,
-    busy_scheduler,
-    check_cluster_kwargs,
-    check_count,
-    check_dashboard_address,
-    check_memory,
-    check_security,
-    check_timeout,
-    connect,
-    release_plugins,
-    scheduler_file_address,
-    start_cluster,
-    wait_started,
-)
 
 
 class Lab:
@@ -101,48 +86,24 @@ class Lab:
         cluster: Any = None,
         processes: bool = True,
         dashboard: bool = True,
-        dashboard_address: str = f"{LOCALHOST}:8787",
+        dashboard_address: str = f"{launch.LOCALHOST}:8787",
         connect_timeout: float = 10.0,
         start_timeout: float = 120.0,
         security: Any = None,
         **cluster_kwargs: Any,
     ) -> None:
-        check_count("workers", workers)
-        check_count("threads_per_worker", threads_per_worker)
-        check_memory(memory_limit)
+        launch.check_count("workers", workers)
+        launch.check_count("threads_per_worker", threads_per_worker)
+        launch.check_memory(memory_limit)
         for name, flag in (("processes", processes), ("dashboard", dashboard), ("gpu", gpu)):
             if not isinstance(flag, bool):
                 raise ParameterTypeError(name, flag, "bool")
-        check_dashboard_address(dashboard_address)
+        launch.check_dashboard_address(dashboard_address)
         if scheduler_file is not None and not isinstance(scheduler_file, (str, os.PathLike)):
             raise ParameterTypeError("scheduler_file", scheduler_file, "a path (str or os.PathLike)")
-        check_timeout("connect_timeout", connect_timeout)
-        check_timeout("start_timeout", start_timeout)
-        given = (
-            ("gpu", bool(gpu)),
-            ("address", address is not None),
-            ("scheduler_file", scheduler_file is not None),
-            ("cluster", cluster is not None),
-        )
-        sources = [k for k, v in given if v]
-        if len(sources) > 1:
-            raise ParameterError(
-                sources[1], "given", f"only one of gpu, address, scheduler_file, cluster (also got {sources[0]})"
-            )
-        if scheduler_file is not None and not os.path.exists(scheduler_file):
-            raise ParameterError("scheduler_file", str(scheduler_file), "the path of an existing scheduler file")
-        remote = address is not None or scheduler_file is not None
-        if remote and (workers or threads_per_worker or cluster_kwargs):
-            raise ParameterError(
-                "workers",
-                workers,
-                "not set when connecting to a running scheduler; use lab.scale() if its cluster can scale",
-            )
-        target = scheduler_file_address(scheduler_file) if scheduler_file is not None else address
-        check_security(security, target, adopted=cluster is not None)
-        check_cluster_kwargs(cluster_kwargs)
-        if cluster is not None and not (hasattr(cluster, "scheduler_address") and hasattr(cluster, "scale")):
-            raise ParameterError("cluster", cluster, "a Dask cluster object (with scheduler_address and scale)")
+        launch.check_timeout("connect_timeout", connect_timeout)
+        launch.check_timeout("start_timeout", start_timeout)
+        remote = _vet_kind(gpu, address, scheduler_file, cluster, workers, threads_per_worker, security, cluster_kwargs)
 
         from distributed import Client
 
@@ -153,27 +114,27 @@ class Lab:
         self._cores: dict[str, int | None] = {}  # host -> cores, asked once per host
         # Dask's scheduler serves HTTP (metrics, health) even without a dashboard, on 8787
         # by default: with the dashboard off, let it take any free loopback port instead.
-        dash = dashboard_address if dashboard else f"{LOCALHOST}:0"
+        dash = dashboard_address if dashboard else f"{launch.LOCALHOST}:0"
         self._dashboard = dashboard
         self._dashboard_host = dash.rpartition(":")[0] if dash and not (remote or cluster is not None) else None
         self.client: Any = None
         try:
             if remote:
                 self.kind = "remote"
-                self.client = connect(address, scheduler_file, connect_timeout, security)
+                self.client = launch.connect(address, scheduler_file, connect_timeout, security)
             elif cluster is not None:
                 self.kind, self.cluster = "adopted", cluster
                 self.client = Client(cluster)
             else:
                 if security is not None:
                     cluster_kwargs["security"] = security
-                self.cluster = start_cluster(
+                self.cluster = launch.start_cluster(
                     gpu, workers, threads_per_worker, memory_limit, processes, dash, cluster_kwargs
                 )
                 self.kind, self.owns_cluster = ("gpu" if gpu else "local"), True
                 self.client = Client(self.cluster)
                 if workers:
-                    wait_started(self.client, workers, start_timeout)
+                    launch.wait_started(self.client, workers, start_timeout)
         except BaseException:
             self.close()  # the Client and the cluster it started, whatever failed
             raise
@@ -260,7 +221,7 @@ class Lab:
 
     def scale(self, n: int, *, timeout: float = 120.0) -> None:
         """Set the number of workers to ``n`` and wait until the scheduler has exactly ``n``."""
-        check_count("n", n, allow_none=False)
+        launch.check_count("n", n, allow_none=False)
         if self.workers == n:
             return
         if self.cluster is None:
@@ -282,8 +243,8 @@ class Lab:
 
     def adapt(self, minimum: int = 1, maximum: int | None = None, **kwargs: Any) -> Any:
         """Turn on Dask's adaptive scaling between ``minimum`` and ``maximum`` workers."""
-        check_count("minimum", minimum, allow_none=False)
-        check_count("maximum", maximum)
+        launch.check_count("minimum", minimum, allow_none=False)
+        launch.check_count("maximum", maximum)
         if maximum is not None and maximum < minimum:
             raise ParameterError("maximum", maximum, f"an integer >= minimum ({minimum})")
         if self.cluster is None:
@@ -325,9 +286,9 @@ class Lab:
             When earlier work is still unfinished after ``timeout`` seconds (the message
             says how many tasks, in which states).
         """
-        check_timeout("timeout", timeout)
+        launch.check_timeout("timeout", timeout)
         deadline = time.monotonic() + timeout
-        client, check = self.client, busy_scheduler()
+        client, check = self.client, launch.busy_scheduler()
         owner = None if self.owns_cluster else client.id  # on a shared scheduler, only this Client's work
         where = f"on the scheduler {client.scheduler.address}"
         pause = 0.002
@@ -338,7 +299,7 @@ class Lab:
                 busy = (
                     {"pending futures": pending}
                     if pending
-                    else run_on_scheduler(client, check, max(left, 1.0), client_id=owner, states=UNFINISHED)
+                    else run_on_scheduler(client, check, max(left, 1.0), client_id=owner, states=launch.UNFINISHED)
                 )
             except TimeoutError:
                 raise ClusterError(f"barrier: no answer {where} within {max(left, 1.0):g} s") from None
@@ -367,7 +328,7 @@ class Lab:
         client = getattr(self, "client", None)
         try:
             if client is not None and not self.owns_cluster and client.status == "running":
-                release_plugins(client)
+                launch.release_plugins(client)
         finally:
             try:
                 if client is not None:
@@ -385,6 +346,46 @@ class Lab:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _vet_kind(
+    gpu: bool,
+    address: str | None,
+    scheduler_file: str | os.PathLike[str] | None,
+    cluster: Any,
+    workers: int | None,
+    threads_per_worker: int | None,
+    security: Any,
+    cluster_kwargs: dict[str, Any],
+) -> bool:
+    """Vet the kind of cluster asked for (at most one of gpu, address, scheduler_file, cluster)
+    against the other arguments, before anything starts; True when it is a running scheduler's."""
+    given = (
+        ("gpu", bool(gpu)),
+        ("address", address is not None),
+        ("scheduler_file", scheduler_file is not None),
+        ("cluster", cluster is not None),
+    )
+    sources = [k for k, v in given if v]
+    if len(sources) > 1:
+        raise ParameterError(
+            sources[1], "given", f"only one of gpu, address, scheduler_file, cluster (also got {sources[0]})"
+        )
+    if scheduler_file is not None and not os.path.exists(scheduler_file):
+        raise ParameterError("scheduler_file", str(scheduler_file), "the path of an existing scheduler file")
+    remote = address is not None or scheduler_file is not None
+    if remote and (workers or threads_per_worker or cluster_kwargs):
+        raise ParameterError(
+            "workers",
+            workers,
+            "not set when connecting to a running scheduler; use lab.scale() if its cluster can scale",
+        )
+    target = launch.scheduler_file_address(scheduler_file) if scheduler_file is not None else address
+    launch.check_security(security, target, adopted=cluster is not None)
+    launch.check_cluster_kwargs(cluster_kwargs)
+    if cluster is not None and not (hasattr(cluster, "scheduler_address") and hasattr(cluster, "scale")):
+        raise ParameterError("cluster", cluster, "a Dask cluster object (with scheduler_address and scale)")
+    return remote
 
 
 def _behind_jupyter_proxy() -> bool:

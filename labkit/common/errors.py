@@ -75,6 +75,21 @@ class ParameterTypeError(LabkitError, TypeError):
         super().__init__(f"{_name(name)}={show(value)} has type {type(value).__name__}; expected {one_line(expected)}")
 
 
+class DataError(LabkitError, ValueError):
+    """The trials cannot answer what was asked of them (none finished, too few worker counts).
+
+    Not a bad parameter: the message says what the data lack, and what would supply it.
+
+    >>> str(DataError("no trial finished with status ok", "run the sweep, or look at Results.failures"))
+    'no trial finished with status ok; run the sweep, or look at Results.failures'
+    """
+
+    def __init__(self, problem: str, remedy: str = "") -> None:
+        self.problem = problem
+        self.remedy = remedy
+        super().__init__(one_line(f"{problem}; {remedy}" if remedy else problem))
+
+
 class BackendUnavailable(LabkitError, RuntimeError):
     """An array backend or a GPU was asked for but this machine cannot provide it."""
 

@@ -280,9 +280,9 @@ class Results:
 
     def scaling(self) -> pd.DataFrame:
         """Speedup and efficiency against the smallest worker count, with 95% intervals."""
-        from labkit.analysis import scaling
+        from labkit.analysis import strong_scaling
 
-        return scaling(self.frame)
+        return strong_scaling(self.frame)
 
     def scaling_table(self) -> pd.DataFrame:
         """:meth:`scaling` for reading: each figure with its interval, in words where there is none."""

@@ -19,18 +19,18 @@ from __future__ import annotations
 
 import itertools
 import json
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from labkit import workloads
-from labkit.common.errors import ClusterError, ParameterError, ParameterTypeError
+from labkit.common.errors import ParameterError, ParameterTypeError
 from labkit.store import ResultStore, check_store_path, default_path
 
-from .faults import quietly
 from .grid import as_values, check_backends, check_workers, explicit_points
 from .inputs import Inputs
+from .lifecycle import RecordedRun, check_lab
 from .order import Visits, check_order
-from .provenance import REUSE, Fingerprinter, plan_reuse
+from .provenance import REUSE, ReusePlan
 from .settle import Settler
 from .timing import Budget, BudgetReport, Repeats, Warmup, check_seconds
 from .trial import PointRunner, RunContext
@@ -136,20 +136,7 @@ class Sweep:
         self.grid = {k: as_values(k, v) for k, v in grid.items()}
         if "workers" in self.grid:
             check_workers(self.grid["workers"])
-        if params is not None and not isinstance(params, dict):
-            raise ParameterTypeError("params", params, "dict of workload parameter -> value")
-        self.params = dict(params or {})
-        if "workers" in self.params:
-            raise ParameterError("params['workers']", self.params["workers"], "not set here: put workers in the grid")
-        workloads.resolve_params(self.workload, self.params)
-        for key, values in self.grid.items():
-            if key != "workers":
-                for v in values:
-                    workloads.check_value(self.workload, key, v)
-        together = getattr(self.workload, "check_params", None)
-        if callable(together):
-            for point in self.points():
-                together(self._resolve(point, point.get("workers", 0))[0])
+        self._check_params(params)
         self.policy = Repeats.parse(repeats, target=ci_target, maximum=max_repeats)
         self.warmup_policy = Warmup.parse(warmup)
         check_seconds("timeout_s", timeout_s)
@@ -167,10 +154,25 @@ class Sweep:
         self.repeats, self.warmup, self.timeout_s = repeats, warmup, timeout_s
         self.raise_on_error = raise_on_error
         self.experiment = experiment or self.workload.name
-        if isinstance(store, ResultStore):
-            self._store_arg: Any = store
-        else:
-            self._store_arg = check_store_path(default_path() if store is None else store)
+        as_path = not isinstance(store, ResultStore)
+        self._store_arg: Any = check_store_path(default_path() if store is None else store) if as_path else store
+
+    def _check_params(self, params: dict[str, Any] | None) -> None:
+        """The fixed parameters and every grid value, by the workload's own checks."""
+        if params is not None and not isinstance(params, dict):
+            raise ParameterTypeError("params", params, "dict of workload parameter -> value")
+        self.params = dict(params or {})
+        if "workers" in self.params:
+            raise ParameterError("params['workers']", self.params["workers"], "not set here: put workers in the grid")
+        workloads.resolve_params(self.workload, self.params)
+        for key, values in self.grid.items():
+            if key != "workers":
+                for v in values:
+                    workloads.check_value(self.workload, key, v)
+        together = getattr(self.workload, "check_params", None)
+        if callable(together):
+            for point in self.points():
+                together(self._resolve(point, point.get("workers", 0))[0])
 
     def point_complete(self, times: dict[int, float]) -> bool:
         """Whether a point's timed runs so far satisfy the repeats policy."""
@@ -229,146 +231,123 @@ class Sweep:
 
         The run is stored with a status: ``running`` while it works, then ``finished``,
         ``failed`` (an exception left the sweep) or ``interrupted`` (KeyboardInterrupt; a
-        killed process is marked so by the next open of the store).
+        killed process is marked so by the next open of the store). Its start and end go
+        through :class:`~labkit.experiment.lifecycle.RecordedRun`.
         """
-        from labkit.cluster.env import capture
+        self._check_lab(lab, monitor, interval)
+        recorded = RecordedRun(self._store_arg, self.experiment, self.workload, lab)
+        running = self._prepare(recorded, lab, live=live, monitor=monitor, interval=interval)
+        status = "interrupted"  # unless the sweep ends or raises an Exception
+        try:
+            self._visit(running)
+            status = "finished"
+        except Exception:
+            status = "failed"
+            raise
+        finally:
+            results = self._finish(recorded, running, status)
+        return results
+
+    def _check_lab(self, lab: Lab, monitor: bool, interval: float) -> None:
+        """An open Lab that can take the grid's worker counts; a valid monitor interval."""
+        check_lab(lab, set(self.grid.get("workers", [])), name="grid['workers']")
+        if monitor and (isinstance(interval, bool) or not isinstance(interval, (int, float)) or not interval > 0):
+            raise ParameterError("interval", interval, "a number of seconds > 0")
+
+    def _config(self, fingerprint: str, keys: list[str], reused: int) -> dict[str, Any]:
+        """What the run is stored with: the sweep's settings, its points and its reuse."""
+        names = ("grid", "params", "timeout_s", "order", "seed", "reuse", "budget_s", "keep_inputs")
+        config = {"repeats": asdict(self.policy), "warmup": asdict(self.warmup_policy)}
+        config |= {name: getattr(self, name) for name in names}
+        # the points: what a report needs to say which stored trials this run reused
+        return {**config, "fingerprint": fingerprint, "points": keys, "reused_trials": reused}
+
+    def _prepare(self, recorded: RecordedRun, lab: Lab, *, live: bool, monitor: bool, interval: float) -> _Running:
+        """Open the store, plan the reuse, start the run, the monitor and the view (a failure
+        here leaves no store open and no run ``running``)."""
         from labkit.live import make_view
         from labkit.measure.monitor import Monitor
 
-        if getattr(lab, "closed", False) or getattr(lab, "client", None) is None:
-            raise ParameterError("lab", lab, "an open labkit.Lab")
-        wanted = set(self.grid.get("workers", []))
-        if wanted and lab.cluster is None and wanted != {lab.workers}:
-            raise ClusterError(
-                f"grid['workers']={sorted(wanted)} needs a Lab that can scale, but this Lab is "
-                f"connected by address with {lab.workers} workers; drop workers from the grid "
-                "or use Lab(cluster=...)"
-            )
-        if monitor and (isinstance(interval, bool) or not isinstance(interval, (int, float)) or not interval > 0):
-            raise ParameterError("interval", interval, "a number of seconds > 0")
-        own_store = not isinstance(self._store_arg, ResultStore)
-        store = ResultStore(self._store_arg) if own_store else self._store_arg
-        run_id, mon, view = None, None, None
-        try:  # until the sweep's own try below: a failure here leaves no store open, no run 'running'
-            store.mark_stale_runs()
-            env = capture(lab)
-            title = (
-                self.experiment
-                if self.experiment == self.workload.name
-                else f"{self.experiment} ({self.workload.name})"
-            )
+        mon, view = None, None
+        store = recorded.open()
+        try:
             settler = Settler(store, "", lab)
-            ctx = RunContext(lab, store, None, settler, Fingerprinter(env, self.workload))
+            ctx = RunContext(lab, store, None, settler, recorded.fingerprinter)
             planned = [(p, *self._resolve(p, p.get("workers", ctx.workers))) for p in self.points()]
             keys = [key for _, _, key in planned]
-            plan = plan_reuse(store, self.experiment, keys, ctx.fingerprint, self.reuse)
-            config = {
-                "grid": self.grid,
-                "params": self.params,
-                "repeats": asdict(self.policy),
-                "warmup": asdict(self.warmup_policy),
-                "timeout_s": self.timeout_s,
-                "order": self.order,
-                "seed": self.seed,
-                "reuse": self.reuse,
-                "budget_s": self.budget_s,
-                "keep_inputs": self.keep_inputs,
-                "fingerprint": ctx.fingerprint.key,
-                "points": keys,  # what a report needs to say which stored trials this run reused
-                "reused_trials": plan.count,
-            }
-            run_id = store.start_run(self.experiment, self.workload.name, env=env, config=config)
-            store.add_fingerprint(ctx.fingerprint.key, ctx.fingerprint.parts)
+            plan = recorded.reuse(keys, self.reuse)
+            run_id = recorded.start(self._config(ctx.fingerprint.key, keys, plan.count))
             ctx.run_id = settler.run_id = run_id
-            mon = (
-                Monitor(lab, interval, sink=store.add_samples, on_alert=settler.on_alert, run_id=run_id)
-                if monitor
-                else None
-            )
+            if monitor:
+                mon = Monitor(lab, interval, sink=store.add_samples, on_alert=settler.on_alert, run_id=run_id)
+            title = self.experiment
+            if self.experiment != self.workload.name:
+                title = f"{self.experiment} ({self.workload.name})"
+            samples = mon.to_pandas if mon else None
             view = make_view(
-                live,
-                total=len(self),
-                title=title,
-                lab=lab,
-                samples=mon.to_pandas if mon else None,
-                final_figure=lambda r, _samples: r.plot(),
+                live, total=len(self), title=title, lab=lab, samples=samples, final_figure=lambda r, _s: r.plot()
             )
             settler.monitor, settler.view, ctx.view = mon, view, view
             if plan.count or plan.set_aside:
                 _note(view, " ".join(t for t in (f"Resuming: {plan.count} stored trials reused.", plan.set_aside) if t))
             if mon is not None:
                 mon.start()
-            budget = Budget(self.budget_s)
-            inputs = Inputs(ctx, self.keep_inputs)
+            return _Running(
+                ctx, settler, mon, view, planned, keys, plan, Budget(self.budget_s), Inputs(ctx, self.keep_inputs)
+            )
         except BaseException:
-            for step in (mon.close if mon else None, (lambda: view.close(None)) if view else None):
-                quietly(step)
-            if run_id is not None:
-                quietly(lambda: store.end_run(run_id, "failed"))
-            if own_store:
-                quietly(store.close)
+            recorded.finish("failed", (mon.close if mon else None, (lambda: view.close(None)) if view else None))
             raise
-        runners: list[PointRunner] = []
-        status = "interrupted"  # unless the sweep ends or raises an Exception
-        try:
-            runners = [
-                PointRunner(self, ctx, params, key, p.get("workers"), plan.done.get(key, {}), self.describe_point(p))
-                for p, params, key in planned
-            ]
-            for r in runners:
-                r.start()
 
-            def done(r: PointRunner, spent: bool) -> None:
-                inputs.drop(r)
-                r.finish(spent)
+    def _visit(self, running: _Running) -> None:
+        """Every point's runner, then the visits: rounds or sequential, until done or the budget is spent."""
+        ctx, inputs, budget, plan = running.ctx, running.inputs, running.budget, running.plan
+        running.runners = [
+            PointRunner(self, ctx, params, key, p.get("workers"), plan.done.get(key, {}), self.describe_point(p))
+            for p, params, key in running.planned
+        ]
+        for r in running.runners:
+            r.start()
 
-            told = False
-            for round_no, runner in Visits(
-                self.order, self.seed, runners, PointRunner.wants_more, done, budget.spent, block=lambda r: r.workers
-            ):
-                inputs.visit(runner)
-                settler.settle(wait=False)  # what has settled of earlier runs: no waiting
-                runner.step(round_no)
-                if not told and budget.spent():
-                    told = True
-                    _note(view, f"time budget of {self.budget_s:g} s spent: no more runs beyond each point's minimum.")
-            inputs.release_all()
-            settler.settle()
-            status = "finished"
-        except Exception:
-            status = "failed"
-            raise
-        finally:
-            # Each step on its own: a failing one must neither hide the error that ended the
-            # sweep nor skip the steps after it (the run's status, closing the store).
-            failures: list[BaseException] = []
-            steps = [inputs.release_all, mon.close if mon is not None else None, lambda: store.end_run(run_id, status)]
-            results = None
-            for step in steps:
-                failures += quietly(step)
-            try:
-                results = self._results(store, run_id, keys, ctx, plan.set_aside, budget, runners)
-            except Exception as e:  # noqa: BLE001 - raised below unless another error is on its way
-                failures.append(e)
-            failures += quietly(lambda: view.close(results))
-            if own_store:
-                failures += quietly(store.close)
-            if failures and status == "finished":
-                raise failures[0]
+        def done(r: PointRunner, spent: bool) -> None:
+            inputs.drop(r)
+            r.finish(spent)
+
+        told = False
+        order = (self.order, self.seed, running.runners, PointRunner.wants_more, done, budget.spent)
+        for round_no, runner in Visits(*order, block=lambda r: r.workers):
+            inputs.visit(runner)
+            running.settler.settle(wait=False)  # what has settled of earlier runs: no waiting
+            runner.step(round_no)
+            if not told and budget.spent():
+                told = True
+                _note(
+                    running.view, f"time budget of {self.budget_s:g} s spent: no more runs beyond each point's minimum."
+                )
+        inputs.release_all()
+        running.settler.settle()
+
+    def _finish(self, recorded: RecordedRun, running: _Running, status: str) -> Results | None:
+        """Release the inputs, stop the monitor, record the status, read the results, close
+        the view and the store, each on its own (see ``RecordedRun.finish``); a failure is
+        raised here only when the sweep itself finished."""
+        results = None
+
+        def read() -> None:
+            nonlocal results
+            results = self._results(recorded.store, running, recorded.run_id)
+
+        mon = running.mon
+        cleanup = (running.inputs.release_all, mon.close if mon is not None else None)
+        failures = recorded.finish(status, cleanup, then=(read, lambda: running.view.close(results)))
+        if failures and status == "finished":
+            raise failures[0]
         return results
 
-    def _results(
-        self,
-        store: ResultStore,
-        run_id: str,
-        keys: list[str],
-        ctx: RunContext,
-        set_aside: str,
-        budget: Budget,
-        runners: list[PointRunner],
-    ) -> Results:
+    def _results(self, store: ResultStore, running: _Running, run_id: str) -> Results:
         from .results import Results
 
+        ctx, budget = running.ctx, running.budget
         frame = store.trials_frame(self.experiment)
         if self.reuse == "same":
             frame = frame[frame["run_id"].eq(run_id) | frame["fingerprint"].eq(ctx.first.key)]
@@ -377,20 +356,37 @@ class Sweep:
             seconds=budget.seconds,
             spent_after=budget.spent_after,
             elapsed=budget.elapsed(),
-            cut=[r.key for r in runners if r.cut],
+            cut=[r.key for r in running.runners if r.cut],
             target=self.policy.target,
         )
         return Results(
             frame,
             experiment=self.experiment,
             run_id=run_id,
-            points=keys,
+            points=running.keys,
             store_path=str(store.path),
             fingerprint=ctx.first.key,
             run_starts=dict(zip(runs["run_id"], runs["started_at"])),
-            set_aside=set_aside,
+            set_aside=running.plan.set_aside,
             budget=report,
         )
+
+
+@dataclass
+class _Running:
+    """What a sweep holds while it runs: its context, settler, monitor and view, its points
+    (with their reuse plan), its time budget, the inputs kept between visits, its runners."""
+
+    ctx: RunContext
+    settler: Settler
+    mon: Any
+    view: Any
+    planned: list[tuple[dict[str, Any], dict[str, Any], str]]
+    keys: list[str]
+    plan: ReusePlan
+    budget: Budget
+    inputs: Inputs
+    runners: list[PointRunner] = field(default_factory=list)
 
 
 def _note(view: Any, text: str) -> None:

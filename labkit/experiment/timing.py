@@ -7,10 +7,11 @@ True
 False
 
 A fixed count (``repeats=5``) times exactly that many runs. ``repeats="auto"`` keeps
-timing until the 95% confidence interval of the median is within ``target`` of it
-(±3% by default), or ``maximum`` runs. The interval is the distribution-free one from
-order statistics (binomial ranks), so one-sided spikes of a shared machine do not drag it
-the way they drag a mean. A :class:`Budget` bounds the time adaptive repeats may take.
+timing until the 95% interval of the median is within ``target`` of it (±3% by default),
+or ``maximum`` runs. The interval is labkit's one median interval,
+:func:`labkit.analysis.intervals.median_estimate` (BCa bootstrap, from 5 runs on), the same
+the analysis reports; a median, unlike a mean, is not dragged by the one-sided spikes of a
+shared machine. A :class:`Budget` bounds the time adaptive repeats may take.
 """
 
 from __future__ import annotations
@@ -23,50 +24,32 @@ from typing import Any
 
 import numpy as np
 
+from labkit.analysis.intervals import CONFIDENCE, MIN_REPEATS, median_estimate
 from labkit.common.errors import ParameterError, ParameterTypeError
 
-CONFIDENCE = 0.95
 
-
-def median_ci(values: Sequence[float], confidence: float = CONFIDENCE) -> tuple[float, float, float]:
-    """Median and its distribution-free confidence interval ``(median, lo, hi)``.
-
-    The bounds are the order statistics whose ranks the binomial(n, ½) distribution
-    gives; with too few values for the asked confidence (fewer than 6 at 95%) the bounds
-    are the sample's min and max, which under-cover: callers check :func:`ci_available`.
-    """
-    from scipy.stats import binom
-
-    x = np.sort(np.asarray(values, dtype=float))
-    if x.size == 0 or not np.all(np.isfinite(x)):
-        raise ParameterError("values", list(values)[:5], "at least one finite time")
-    med = float(np.median(x))
-    n = x.size
-    alpha = 1 - confidence
-    # largest k with P(B <= k-1) <= alpha/2: [x_(k), x_(n-k+1)] covers the median
-    k = int(binom.ppf(alpha / 2, n, 0.5))
-    if k < 1:
-        return med, float(x[0]), float(x[-1])
-    return med, float(x[k - 1]), float(x[n - k])
-
-
-def ci_available(n: int, confidence: float = CONFIDENCE) -> bool:
-    """Whether ``n`` values give a median interval at ``confidence`` (n >= 6 at 95%)."""
-    from scipy.stats import binom
-
-    return n > 0 and int(binom.ppf((1 - confidence) / 2, n, 0.5)) >= 1
+def ci_available(n: int) -> bool:
+    """Whether ``n`` runs give a median interval (:data:`~labkit.analysis.intervals.MIN_REPEATS` or more)."""
+    return n >= MIN_REPEATS
 
 
 def spread(values: Sequence[float], confidence: float = CONFIDENCE) -> dict[str, Any]:
-    """Summary of repeated times: median, CI half-width relative to it, IQR relative, n."""
-    med, lo, hi = median_ci(values, confidence)
-    q1, q3 = np.quantile(np.asarray(values, float), [0.25, 0.75])
+    """Summary of repeated times: median, its interval (:func:`~labkit.analysis.intervals.median_estimate`,
+    NaN with fewer than 5 runs or repeats that do not vary), the interval's half-width relative
+    to the median, the IQR relative to it, and n."""
+    x = np.asarray(values, dtype=float)
+    if x.size == 0 or not np.all(np.isfinite(x)):
+        raise ParameterError("values", list(values)[:5], "at least one finite time")
+    med, lo, hi = float(np.median(x)), math.nan, math.nan
+    if x.size >= MIN_REPEATS and np.all(x > 0):
+        _, lo, hi, _ = median_estimate(x, confidence=confidence)
+    q1, q3 = np.quantile(x, [0.25, 0.75])
     return {
         "n": len(values),
         "median": med,
         "ci_lo": lo,
         "ci_hi": hi,
-        "ci_rel": (hi - lo) / 2 / med if med > 0 and ci_available(len(values), confidence) else None,
+        "ci_rel": (hi - lo) / 2 / med if med > 0 and math.isfinite(lo) and math.isfinite(hi) else None,
         "iqr_rel": float((q3 - q1) / med) if med > 0 else None,
     }
 
@@ -90,9 +73,13 @@ class Repeats:
         if value == "auto":
             if not (isinstance(target, (int, float)) and 0 < target < 1):
                 raise ParameterError("ci_target", target, "a relative half-width between 0 and 1, e.g. 0.03")
-            if isinstance(maximum, bool) or not isinstance(maximum, int) or maximum < 6:
-                raise ParameterError("max_repeats", maximum, "an integer >= 6 (a 95% median interval needs 6 runs)")
-            return cls(minimum=6, maximum=maximum, target=float(target))
+            if isinstance(maximum, bool) or not isinstance(maximum, int) or maximum < MIN_REPEATS:
+                raise ParameterError(
+                    "max_repeats",
+                    maximum,
+                    f"an integer >= {MIN_REPEATS} (a median's interval needs {MIN_REPEATS} runs)",
+                )
+            return cls(minimum=MIN_REPEATS, maximum=maximum, target=float(target))
         if isinstance(value, bool) or not isinstance(value, int):
             raise ParameterTypeError("repeats", value, "int or 'auto'")
         if value < 1:
@@ -108,7 +95,7 @@ class Repeats:
         n = len(times)
         if n >= self.maximum:
             return True
-        if not self.adaptive or n < self.minimum or not ci_available(n, self.confidence):
+        if not self.adaptive or n < self.minimum or not ci_available(n):
             return False
         rel = spread(times, self.confidence)["ci_rel"]
         return rel is not None and rel <= self.target

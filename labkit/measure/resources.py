@@ -225,12 +225,62 @@ def resource_summary(
     whose interval overlaps the trial counts, rates are integrated over the overlap.
     ``rules`` gives the thresholds of ``under_load`` (default :class:`AlertRules`).
     """
+    series = _series(samples)
+    used = _worker_usage(series, start, end)
+    net, net_hosts = _network(series, start, end)
+    energy = _energy(series, start, end)
+    load = _load(series, start, end, rules or AlertRules())
+    resolution = statistics.median(used.gaps) if used.gaps else None
+    return ResourceSummary(
+        start,
+        end,
+        used.measurements,
+        used.workers,
+        resolution,
+        peak_memory_bytes=max(used.peak.values()) if used.peak else None,
+        peak_memory_fraction=max(used.frac) if used.frac else None,
+        cpu_percent_mean=statistics.fmean(used.cpu.values()) if used.cpu else None,
+        spilled_bytes=sum(used.spilled) if used.spilled else None,
+        net_read_bytes=net["read"],
+        net_write_bytes=net["write"],
+        gpu_utilization_percent=statistics.fmean(used.util) if used.util else None,
+        gpu_memory_peak_bytes=max(used.gpu_mem) if used.gpu_mem else None,
+        energy_j=sum(energy.values()) if energy else None,
+        net_loopback=None if not net_hosts else len({_host(w) for w in used.workers} | net_hosts) == 1,
+        resources_interpolated=None if resolution is None else end - start < resolution,
+        **load,
+        energy_by_source=energy,
+        cpu_percent_by_worker=used.cpu,
+        peak_memory_by_worker=used.peak,
+    )
+
+
+def _series(samples: Iterable[Sample]) -> defaultdict[tuple[str, str], list[tuple[float, float]]]:
+    """The samples as ``(worker, metric) -> [(time, value), ...]``, each in time order."""
     series: defaultdict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
     for s in samples:
         series[s.worker, s.metric].append((s.time, s.value))
     for v in series.values():
         v.sort()
+    return series
 
+
+class _WorkerUsage(NamedTuple):
+    """What the workers' own measurements say of a trial (see :func:`_worker_usage`)."""
+
+    workers: list[str]  # those with memory measurements overlapping the trial
+    measurements: int
+    gaps: list[float]  # times between a worker's memory measurements
+    peak: dict[str, float]
+    cpu: dict[str, float]
+    frac: list[float]
+    spilled: list[float]
+    util: list[float]
+    gpu_mem: list[float]
+
+
+def _worker_usage(series: dict[tuple[str, str], list[tuple[float, float]]], start: float, end: float) -> _WorkerUsage:
+    """Memory, CPU, spill and GPU of each worker over ``start..end``, from its own measurements."""
     gaps: list[float] = []
 
     def inside(worker: str, metric: str) -> tuple[list[float], float | None]:
@@ -267,7 +317,14 @@ def resource_summary(
             spilled.append(sum(max(0.0, b - a) for a, b in itertools.pairwise(seq)))
         util += inside(w, "gpu_utilization_percent")[0]
         gpu_mem += inside(w, "gpu_memory_bytes")[0]
+    return _WorkerUsage(workers, n, gaps, peak, cpu, frac, spilled, util, gpu_mem)
 
+
+def _network(
+    series: dict[tuple[str, str], list[tuple[float, float]]], start: float, end: float
+) -> tuple[dict[str, float | None], set[str]]:
+    """Bytes the hosts' network counters read and wrote over ``start..end`` (None: no counter
+    overlapped it), and the hosts those counters came from."""
     net, net_hosts = {}, set()
     for direction in ("read", "write"):
         total, seen = 0.0, False
@@ -279,34 +336,16 @@ def resource_summary(
                         seen = True
                         net_hosts.add(w.removeprefix("host:"))
         net[direction] = total if seen else None
+    return net, net_hosts
 
+
+def _energy(series: dict[tuple[str, str], list[tuple[float, float]]], start: float, end: float) -> dict[str, float]:
+    """Joules each energy counter of the client's machine counted over ``start..end`` (those
+    sampled on both sides of it)."""
     energy = {}
     for metric in ENERGY_METRICS:
         pts = series.get(("client", metric), [])
         a, b = _at(pts, start), _at(pts, end)
         if a is not None and b is not None:
             energy[metric] = b - a
-    load = _load(series, start, end, rules or AlertRules())
-    resolution = statistics.median(gaps) if gaps else None
-    return ResourceSummary(
-        start,
-        end,
-        n,
-        workers,
-        resolution,
-        peak_memory_bytes=max(peak.values()) if peak else None,
-        peak_memory_fraction=max(frac) if frac else None,
-        cpu_percent_mean=statistics.fmean(cpu.values()) if cpu else None,
-        spilled_bytes=sum(spilled) if spilled else None,
-        net_read_bytes=net["read"],
-        net_write_bytes=net["write"],
-        gpu_utilization_percent=statistics.fmean(util) if util else None,
-        gpu_memory_peak_bytes=max(gpu_mem) if gpu_mem else None,
-        energy_j=sum(energy.values()) if energy else None,
-        net_loopback=None if not net_hosts else len({_host(w) for w in workers} | net_hosts) == 1,
-        resources_interpolated=None if resolution is None else end - start < resolution,
-        **load,
-        energy_by_source=energy,
-        cpu_percent_by_worker=cpu,
-        peak_memory_by_worker=peak,
-    )
+    return energy

@@ -1,9 +1,12 @@
 """Static figures: one module per subject, each taking tidy DataFrames.
 
-``axes``: what every figure shares; ``scaling``: throughput, speedup and efficiency against
-workers, the fitted scaling models and weak scaling; ``costs``: the overhead model and
-roofline fractions; ``resources``: CPU, memory and time split; ``sweep``: a whole sweep. The live view redraws the
-same functions while a sweep runs.
+``axes``: what every figure shares (new figures, error bars drawn only where an interval
+exists, rate axes); ``scaling``: throughput, speedup and efficiency against workers, the
+fitted scaling models and weak scaling; ``costs``: the overhead model and roofline
+fractions; ``curves``: learning curves; ``resources``: CPU, memory and time split;
+``sweep``: a whole sweep; ``compare``: two runs side by side. The live view redraws the
+same functions while a sweep runs. A study's own figures live in its folder
+(``labkit.studies.<study>.figures``) and build on these.
 """
 
 from __future__ import annotations

@@ -20,6 +20,16 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 
+def errors(mid: Any, lo: Any, hi: Any) -> np.ndarray:
+    """Error-bar lengths below and above ``mid`` for ``errorbar(yerr=...)``; 0 where no interval exists.
+
+    >>> errors([2.0, 3.0], [1.5, float("nan")], [2.5, float("nan")]).tolist()
+    [[0.5, 0.0], [0.5, 0.0]]
+    """
+    mid, lo, hi = (np.asarray(v, float) for v in (mid, lo, hi))
+    return np.nan_to_num(np.vstack([mid - lo, hi - mid]), nan=0.0)
+
+
 def new_figure(ncols: int = 1, nrows: int = 1, *, width: float = 4.2, height: float = 3.4) -> tuple[Figure, Any]:
     """A Figure with a grid of axes, shown inline by Jupyter as a PNG."""
     from matplotlib.figure import Figure

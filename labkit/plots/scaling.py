@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from labkit.analysis import (
-    bootstrap_ratio,
     describe_config,
     karp_flatt,
     pick_configuration,
     point_params,
-    scaling,
+    ratio_estimate,
+    strong_scaling,
     varying,
     weak_scaling,
 )
@@ -70,7 +70,7 @@ def speedup_ax(ax: Axes, frame: pd.DataFrame, *, efficiency: bool = False) -> No
     if ok.empty:
         no_data(ax, what)
         return
-    table = scaling(frame)
+    table = strong_scaling(frame)
     names = varying(frame)
     for config, g in table.groupby("config", sort=False):
         ax.errorbar(
@@ -134,7 +134,7 @@ def fit_ax(
 
     what = "efficiency" if efficiency else "speedup"
     ok, label = pick_configuration(frame, where)
-    table = scaling(ok)
+    table = strong_scaling(ok)
     w0 = int(table["baseline_workers"].min())
     top = int(predict_to or 2 * table["workers"].max())
     grid = np.linspace(w0, top, 200)
@@ -237,7 +237,7 @@ def throughput_vs_ax(ax: Axes, frame: pd.DataFrame, param: str) -> None:
             ]
         )
         stats = [
-            (x, *bootstrap_ratio(gg["throughput"].to_numpy(float), 1.0))
+            (x, *ratio_estimate(gg["throughput"].to_numpy(float), 1.0)[:3])
             for x, gg in g.groupby(params.loc[g.index, param])
         ]
         x, mid, lo, hi = (np.array(v, float) for v in zip(*stats))

@@ -155,14 +155,7 @@ def run_kernel(
     happens (e.g. to release threads waiting in ``starts``); the first error is raised once
     every thread has stopped.
     """
-    if kernel not in KERNELS:
-        raise ParameterError("kernel", kernel, " | ".join(KERNELS))
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise ParameterError("threads", threads, "an integer >= 1")
-    if threads > 1 and xp.__name__ != "numpy":
-        raise ParameterError("threads", threads, "1 with a GPU's array module (one device stream)")
-    if starts is not None and not callable(starts):
-        _check_starts(starts, repeats)
+    _check_run(xp, kernel, threads, starts, repeats)
     build = _builder(xp, kernel, size, threads, dtype)
     barrier = threading.Barrier(threads)
     done: list[list[tuple[float, float]]] = [[] for _ in range(threads)]
@@ -190,14 +183,7 @@ def run_kernel(
             if on_error is not None:
                 on_error(e)
 
-    if threads == 1:
-        work(0)  # the caller's thread: a GPU's current device and stream stay as they are
-    else:
-        pool = [threading.Thread(target=work, args=(i,), name=f"labkit-probe-{i}") for i in range(threads)]
-        for t in pool:
-            t.start()
-        for t in pool:
-            t.join()
+    _on_threads(work, threads)
     if errors:
         raise next((e for e in errors if not isinstance(e, threading.BrokenBarrierError)), errors[0])
     return Spans(
@@ -208,6 +194,36 @@ def run_kernel(
         ready=max(ready),
         threads=threads,
     )
+
+
+def _check_run(
+    xp: ModuleType,
+    kernel: str,
+    threads: int,
+    starts: Sequence[float] | Callable[[], Sequence[float]] | None,
+    repeats: int,
+) -> None:
+    """Refuse what :func:`run_kernel` cannot run, before any thread starts."""
+    if kernel not in KERNELS:
+        raise ParameterError("kernel", kernel, " | ".join(KERNELS))
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ParameterError("threads", threads, "an integer >= 1")
+    if threads > 1 and xp.__name__ != "numpy":
+        raise ParameterError("threads", threads, "1 with a GPU's array module (one device stream)")
+    if starts is not None and not callable(starts):
+        _check_starts(starts, repeats)
+
+
+def _on_threads(work: Callable[[int], None], threads: int) -> None:
+    """Call ``work(i)`` for each ``i < threads``, all at once, and wait for them (a lone one runs here)."""
+    if threads == 1:
+        work(0)  # the caller's thread: a GPU's current device and stream stay as they are
+    else:
+        pool = [threading.Thread(target=work, args=(i,), name=f"labkit-probe-{i}") for i in range(threads)]
+        for t in pool:
+            t.start()
+        for t in pool:
+            t.join()
 
 
 def _builder(xp: ModuleType, kernel: str, size: int, threads: int, dtype: str) -> Callable[[int], tuple[Any, float]]:

@@ -74,20 +74,7 @@ def node_ceiling(
         hosts or do not share a clock, or when the start times reached a worker too late.
     """
     addrs = sorted(workers)
-    if len(addrs) < 2:
-        raise LabkitError(f"{len(addrs)} worker probed: a whole-node figure would repeat the worker's own")
-    ids = client.run(host_identity, workers=addrs)
-    hosts = {(name, boot) for name, boot, _ in ids.values()}
-    if len(hosts) > 1:
-        raise LabkitError(
-            f"the workers are on {len(hosts)} hosts: a whole-node ceiling is measured only when every worker "
-            "shares one host"
-        )
-    offsets = [offset for *_, offset in ids.values()]
-    if max(offsets) - min(offsets) > CLOCK_TOLERANCE_S:
-        raise LabkitError(
-            f"the workers' clocks differ by {max(offsets) - min(offsets):.3g} s: they cannot be started together"
-        )
+    host = _shared_host(client, addrs)
     threads = {a: workers[a][0] for a in addrs}
     alone = {  # seconds one iteration took each worker on its own (median)
         "copy": max(COPY_ARRAYS * m.nbytes / m.copy_median for _, m, _ in workers.values()),
@@ -96,20 +83,10 @@ def node_ceiling(
     }
     rates, used, spreads = {}, {}, []
     for kernel, single in alone.items():
-        token = uuid.uuid4().hex
-        try:
-            size = matmul_n if kernel == "matmul" else nbytes
-            client.run(_prepare, token, kernel, size, repeats, threads, workers=addrs)
-            # W workers sharing the host take at most ~W times one worker's time: slots leave 25% more.
-            starts = _schedule(client, addrs[0], START_LEAD_S, 1.25 * len(addrs) * single + 0.005, repeats)
-            done = client.run(_go, token, starts, workers=addrs)
-        except BaseException:
-            client.run(_abandon, token, workers=addrs)
-            raise
-        rates[kernel], gaps = _combine([spans for spans, _ in done.values()], starts, done)
+        size = matmul_n if kernel == "matmul" else nbytes
+        rates[kernel], gaps = _run_together(client, addrs, kernel, size, repeats, threads, single)
         used[kernel] = len(gaps)
         spreads += gaps
-    host = next(iter(hosts))[0]
     total = sum(threads.values())
     return NodeCeiling(
         host=host,
@@ -134,6 +111,47 @@ def node_ceiling(
         ),
         start_spread_s=statistics.median(spreads),
     )
+
+
+def _shared_host(client: Client, addrs: list[str]) -> str:
+    """The host name of the workers ``addrs``, once checked that they are at least 2, on one
+    host, and share one clock (a LabkitError with the reason otherwise)."""
+    if len(addrs) < 2:
+        raise LabkitError(f"{len(addrs)} worker probed: a whole-node figure would repeat the worker's own")
+    ids = client.run(host_identity, workers=addrs)
+    hosts = {(name, boot) for name, boot, _ in ids.values()}
+    if len(hosts) > 1:
+        raise LabkitError(
+            f"the workers are on {len(hosts)} hosts: a whole-node ceiling is measured only when every worker "
+            "shares one host"
+        )
+    offsets = [offset for *_, offset in ids.values()]
+    if max(offsets) - min(offsets) > CLOCK_TOLERANCE_S:
+        raise LabkitError(
+            f"the workers' clocks differ by {max(offsets) - min(offsets):.3g} s: they cannot be started together"
+        )
+    return next(iter(hosts))[0]
+
+
+def _run_together(
+    client: Client, addrs: list[str], kernel: str, size: int, repeats: int, threads: dict[str, int], single: float
+) -> tuple[list[float], list[float]]:
+    """Run ``kernel`` on every worker of ``addrs`` at once, ``repeats`` times: per iteration every worker
+    started in time for, everything moved (or computed) per second and the spread of the threads'
+    starts (see :func:`_combine`).
+
+    ``single`` is the seconds one iteration took the slowest worker on its own: it sizes the slots.
+    """
+    token = uuid.uuid4().hex
+    try:
+        client.run(_prepare, token, kernel, size, repeats, threads, workers=addrs)
+        # W workers sharing the host take at most ~W times one worker's time: slots leave 25% more.
+        starts = _schedule(client, addrs[0], START_LEAD_S, 1.25 * len(addrs) * single + 0.005, repeats)
+        done = client.run(_go, token, starts, workers=addrs)
+    except BaseException:
+        client.run(_abandon, token, workers=addrs)
+        raise
+    return _combine([spans for spans, _ in done.values()], starts, done)
 
 
 def _schedule(client: Client, addr: str, lead: float, slot: float, repeats: int) -> list[float]:

@@ -1,4 +1,8 @@
-"""Workloads: the registry and the built-in workload families.
+"""Workloads: the registry and the generic families (arrays, tasks, tables, dataframes, synthetic).
+
+Every built-in workload, the studies' included, registers through the ``labkit.workloads``
+entry-point group (pyproject.toml), the same table third-party plugins use; :func:`names`
+reads it.
 
 >>> from labkit import workloads
 >>> "array-sum" in workloads.names()
@@ -7,24 +11,6 @@ True
 
 from __future__ import annotations
 
-from . import (  # noqa: F401  (registers the built-ins)
-    arrays,
-    compression,
-    dataframes,
-    federated,
-    images,
-    memory,
-    optimize,
-    pipeline,
-    search,
-    storage,
-    stream,
-    synthetic,
-    tables,
-    tasks,
-    text,
-    training,
-)
 from .registry import (
     ENTRY_POINT_GROUP,
     BaseWorkload,

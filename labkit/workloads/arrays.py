@@ -14,7 +14,7 @@ import numpy as np
 
 from labkit.cluster import backends
 
-from .registry import BaseWorkload, Work, register
+from .registry import BaseWorkload, Work
 
 MiB = 2**20
 _ARRAY_CHOICES = {"backend": backends.BACKENDS, "dtype": ("float32", "float64")}
@@ -127,7 +127,3 @@ class Matmul(_ArrayWorkload):
         _compute_blocks(state.client, a @ b)
         n = state.params["n"]
         return Work(2.0 * n**3, "flops")
-
-
-for _cls in (ArraySum, ArrayTriad, Matmul):
-    register(_cls())

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .registry import BaseWorkload, Work, register
+from .registry import BaseWorkload, Work
 
 # Each timed run happens inside a Dask span, which Dask records as an annotation; dask's
 # query planner drops annotations of DataFrame graphs and warns on every compute. The span's
@@ -77,6 +77,3 @@ class DataFrameGroupby(BaseWorkload):
 
     def teardown(self, state: TableState) -> None:
         state.table = None
-
-
-register(DataFrameGroupby())

@@ -260,7 +260,8 @@ def load_entry_points(group: str = ENTRY_POINT_GROUP) -> dict[str, str]:
         [project.entry-points."labkit.workloads"]
         my-sum = "my_package.workloads:MySum"
 
-    Called once, on the first :func:`get` or :func:`names`. A plugin that fails to load,
+    labkit's own workloads are in the same group and load first, so a plugin cannot take a
+    built-in's name. Called once, on the first :func:`get` or :func:`names`. A plugin that fails to load,
     or whose name is taken, is skipped with a warning. Returns ``name -> why`` for each
     skipped one.
     """
@@ -268,7 +269,10 @@ def load_entry_points(group: str = ENTRY_POINT_GROUP) -> dict[str, str]:
     from importlib.metadata import entry_points
 
     skipped = {}
-    for ep in entry_points(group=group):
+    # labkit's own first: a plugin cannot take a built-in's name, whatever order the
+    # installed packages list their entry points in.
+    found = sorted(entry_points(group=group), key=lambda ep: not ep.value.startswith("labkit."))
+    for ep in found:
         try:
             obj = ep.load()
             if inspect.isclass(obj):

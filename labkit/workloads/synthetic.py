@@ -37,7 +37,7 @@ from typing import Any
 from labkit.common.errors import ParameterError
 from labkit.common.scheduler import scheduler_workers
 
-from .registry import BaseWorkload, ClientState, Work, register
+from .registry import BaseWorkload, ClientState, Work
 
 ITEMS_PER_SECOND = 1000.0  # one item is one millisecond of single-worker work
 
@@ -107,6 +107,3 @@ def _check_one_thread(info: dict[str, Any]) -> None:
             "1: synthetic's tasks of one worker must run one after another for the curve to "
             "hold; start the lab with Lab(threads_per_worker=1)",
         )
-
-
-register(Synthetic())

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from .registry import BaseWorkload, Work, register
+from .registry import BaseWorkload, Work
 
 REGIONS = ("north", "south", "east", "west", "centre", "islands", "coast", "mountains")
 FEATURES = ("revenue", "log_revenue", "net", "units")
@@ -149,6 +149,3 @@ class TablePipeline(BaseWorkload):
 
     def teardown(self, state: PipelineState) -> None:
         state.records = state.customers = None
-
-
-register(TablePipeline())

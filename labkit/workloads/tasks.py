@@ -7,7 +7,7 @@ from typing import Any
 
 from labkit.cluster import backends
 
-from .registry import BaseWorkload, ClientState, Work, register
+from .registry import BaseWorkload, ClientState, Work
 
 
 def _tiny(i: int, backend: str) -> float:
@@ -41,6 +41,3 @@ class TaskOverhead(BaseWorkload):
             errors[0].result()  # raises the task's own exception
         del futures
         return Work(n, "tasks")
-
-
-register(TaskOverhead())

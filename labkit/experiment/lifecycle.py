@@ -1,0 +1,272 @@
+"""The one start-and-finish path of a recorded run: store, fingerprint, status, load flags, reuse.
+
+A :class:`RecordedRun` is what a :class:`~labkit.experiment.sweep.Sweep` and every study that
+records its runs go through: it opens the store (and closes it at the end when it opened
+it), marks ``interrupted`` the runs whose process is gone, captures the environment, takes
+the fingerprint of what the run measures (see :mod:`.provenance`), records the run's start,
+and at the end its status: ``finished``, ``failed`` (an Exception ended it) or
+``interrupted`` (KeyboardInterrupt or another BaseException).
+
+>>> with RecordedRun(store, "demo", workload, lab) as run:     # doctest: +SKIP
+...     with run.load_window() as load:
+...         ...                                                 # the timed work
+...     store.add_trial(Trial(..., metrics={**load}, fingerprint=run.fingerprint.key))
+
+The closing steps (the caller's own clean-up, the run's status, closing the store) run each
+on its own: one that fails neither hides the error that ended the run nor skips the steps
+after it. :class:`LoadWindow` flags work that ran under outside load as a sweep's trials are
+flagged (``under_load``, by :class:`~labkit.measure.alerts.AlertRules`), and :meth:`RecordedRun.reuse`
+says which points are already stored under the same fingerprint.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from labkit.store import ResultStore
+
+from .faults import quietly
+from .provenance import Fingerprint, Fingerprinter, ReusePlan, plan_reuse
+
+if TYPE_CHECKING:
+    from labkit.cluster import Lab
+    from labkit.measure.alerts import AlertRules
+
+
+@dataclass(frozen=True)
+class StudyCode:
+    """What a study measures, for a run's fingerprint: a name and the function whose source
+    is hashed (``code_version`` reads ``fn``)."""
+
+    name: str
+    fn: Callable[..., Any]
+
+
+def check_lab(lab: Any, workers: set[int] | None = None, name: str = "workers") -> None:
+    """An open Lab; one that can scale where ``workers`` (the counts a run asks for, called
+    ``name`` in the error) differ from its own."""
+    from labkit.common.errors import ClusterError, ParameterError
+
+    if getattr(lab, "closed", False) or getattr(lab, "client", None) is None:
+        raise ParameterError("lab", lab, "an open labkit.Lab")
+    if workers and lab.cluster is None and workers != {lab.workers}:
+        raise ClusterError(
+            f"{name}={sorted(workers)} needs a Lab that can scale, but this Lab is "
+            f"connected by address with {lab.workers} workers; drop workers from the grid "
+            "or use Lab(cluster=...)"
+        )
+
+
+def status_of(error: BaseException | None) -> str:
+    """The status of a run that ended with ``error``: ``finished`` (None), ``failed`` (an
+    Exception) or ``interrupted`` (KeyboardInterrupt, or another BaseException)."""
+    if error is None:
+        return "finished"
+    return "failed" if isinstance(error, Exception) else "interrupted"
+
+
+class RecordedRun:
+    """A run recorded in a :class:`~labkit.store.ResultStore` from its start to its status.
+
+    Parameters
+    ----------
+    store : str, Path, ResultStore or None
+        A path: the run opens the store and closes it when it finishes. A ResultStore: the
+        run uses it and leaves it open. None: nothing is recorded (``run_id`` stays None);
+        ``finish`` still runs the caller's clean-up steps.
+    experiment : str
+        The name the run and its trials are stored under.
+    workload : workload object or StudyCode
+        Its ``name`` is stored with the run; its code goes into the fingerprint.
+    lab : Lab
+        The cluster the run measures: its environment and shape go into the fingerprint.
+    config : dict, optional
+        Stored with the run (its settings), with the fingerprint's key added.
+    cleanup : callables, optional
+        Steps the context manager runs when the run ends, before its status is recorded
+        (scaling the cluster back, say), each on its own.
+
+    Use it as a context manager (``start`` on entry; on exit ``finish`` with the status of
+    how the block ended, raising a closing step's failure only when nothing else is), or call :meth:`open`, :meth:`start` and :meth:`finish` yourself
+    where the run's config needs the fingerprint first (as a sweep's does).
+    """
+
+    def __init__(
+        self,
+        store: Any,
+        experiment: str,
+        workload: Any,
+        lab: Lab,
+        *,
+        config: dict[str, Any] | None = None,
+        cleanup: Iterable[Callable[[], Any]] = (),
+    ) -> None:
+        self.store_arg, self.experiment, self.workload, self.lab = store, experiment, workload, lab
+        self.config = dict(config or {})
+        self.cleanup = list(cleanup)
+        self.store: ResultStore | None = None
+        self.own_store = store is not None and not isinstance(store, ResultStore)
+        self.env: dict[str, Any] = {}
+        self.fingerprinter: Fingerprinter | None = None
+        self.fingerprint: Fingerprint | None = None
+        self.run_id: str | None = None
+        self.status: str | None = None
+
+    def open(self) -> ResultStore | None:
+        """Open the store, mark its stale runs, capture the environment, take the fingerprint.
+
+        A failure here closes the store it opened before it is raised.
+        """
+        from labkit.cluster.env import capture, worker_shape
+        from labkit.common.scheduler import scheduler_workers
+
+        if self.store_arg is None or self.store is not None:
+            return self.store
+        self.store = ResultStore(self.store_arg) if self.own_store else self.store_arg
+        try:
+            self.store.mark_stale_runs()
+            self.env = capture(self.lab)
+            self.fingerprinter = Fingerprinter(self.env, self.workload)
+            self.fingerprint = self.fingerprinter.of(worker_shape(scheduler_workers(self.lab.client)))
+        except BaseException:
+            self.close()
+            raise
+        return self.store
+
+    def start(self, config: dict[str, Any] | None = None) -> str | None:
+        """Record the run's start (status ``running``) with its config (default: the one it
+        was made with) and fingerprint; its id (None when nothing is recorded)."""
+        if self.open() is None:
+            return None
+        try:
+            config = {**(self.config if config is None else config), "fingerprint": self.fingerprint.key}
+            self.run_id = self.store.start_run(self.experiment, self.workload.name, env=self.env, config=config)
+            self.store.add_fingerprint(self.fingerprint.key, self.fingerprint.parts)
+        except BaseException:
+            self.finish("failed")
+            raise
+        return self.run_id
+
+    def reuse(self, keys: list[str], reuse: str = "same") -> ReusePlan:
+        """The stored ok trials of these points this run may take instead of measuring them
+        again: ``"same"``, only those under this run's fingerprint; ``"any"``, all of them."""
+        if self.open() is None:
+            return ReusePlan({}, {}, "")
+        return plan_reuse(self.store, self.experiment, keys, self.fingerprint, reuse)
+
+    def load_window(self, rules: AlertRules | None = None) -> LoadWindow:
+        """A :class:`LoadWindow` on this run's lab: outside load over a block, flagged."""
+        return LoadWindow(self.lab, rules)
+
+    def end(self, status: str) -> list[BaseException]:
+        """Record the run's status (once); what failed, as a list."""
+        if self.run_id is None or self.status is not None:
+            return []
+        self.status = status
+        return quietly(lambda: self.store.end_run(self.run_id, status))
+
+    def close(self) -> list[BaseException]:
+        """Close the store where the run opened it; what failed, as a list."""
+        store, self.store = self.store, None
+        return quietly(store.close) if self.own_store and store is not None else []
+
+    def finish(
+        self,
+        status: str,
+        cleanup: Iterable[Callable[[], Any] | None] = (),
+        then: Iterable[Callable[[], Any] | None] = (),
+    ) -> list[BaseException]:
+        """The caller's ``cleanup`` steps, the run's status, the caller's ``then`` steps (the
+        store still open: e.g. reading the results back), closing the store: each on its own.
+
+        Returns what failed, for the caller to raise when nothing else is on its way.
+        """
+        failures: list[BaseException] = []
+        for step in cleanup:
+            failures += quietly(step)
+        failures += self.end(status)
+        for step in then:
+            failures += quietly(step)
+        return failures + self.close()
+
+    def __enter__(self) -> RecordedRun:
+        if self.run_id is None:
+            self.start()
+        return self
+
+    def __exit__(self, kind: Any, error: BaseException | None, tb: Any) -> None:
+        failures = self.finish(status_of(error), self.cleanup)
+        if failures and error is None:
+            raise failures[0]
+
+
+class LoadWindow:
+    """Outside load on this machine over a block of work, as a sweep's trials carry it.
+
+    Reads the machine's CPU counters and the CPU time of the cluster's processes on it (the
+    client process, the local workers and their nannies) on entry and on exit; ``metrics``
+    then holds ``outside_cpu_percent``, ``steal_percent``, ``loadavg_1m``, ``cpu_percent``
+    (None: not measured, e.g. when the cluster's processes changed in between) and
+    ``under_load`` (above :class:`~labkit.measure.alerts.AlertRules`' thresholds; None: not
+    measured). Workers on other machines are not read.
+    """
+
+    def __init__(self, lab: Lab, rules: AlertRules | None = None) -> None:
+        from labkit.measure.alerts import AlertRules
+        from labkit.measure.load import host_reader
+
+        self.lab, self.rules, self.read = lab, rules or AlertRules(), host_reader()
+        self.before: dict[str, Any] | None = None
+        self.metrics: dict[str, Any] = {}
+
+    def _reading(self) -> dict[str, Any] | None:
+        try:
+            pids, nannied = local_processes(self.lab)
+            return self.read(pids, nannied)
+        except Exception:  # noqa: BLE001 - e.g. /proc unreadable: not measured
+            return None
+
+    def __enter__(self) -> dict[str, Any]:
+        self.before = self._reading()
+        return self.metrics
+
+    def __exit__(self, *exc: object) -> None:
+        from labkit.measure.load import load_rates
+
+        now = self._reading()
+        rates = load_rates(self.before, now) if now is not None else {}
+        self.metrics.update(load_flags(rates, self.rules))
+
+
+def load_flags(rates: dict[str, float], rules: AlertRules | None = None) -> dict[str, Any]:
+    """``load_rates``' figures (NaN as None) and ``under_load``, as a sweep's trials carry them.
+
+    >>> load_flags({"outside_cpu_percent": 150.0, "steal_percent": float("nan")})["under_load"]
+    True
+    """
+    from labkit.measure.alerts import AlertRules
+    from labkit.measure.load import LOAD_METRICS
+
+    rules = rules or AlertRules()
+    out: dict[str, Any] = {k: rates.get(k) for k in LOAD_METRICS}
+    out = {k: None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v) for k, v in out.items()}
+    above = rules.under_load(out["outside_cpu_percent"], out["steal_percent"])
+    out["under_load"] = True if above else (None if out["outside_cpu_percent"] is None else False)
+    return out
+
+
+def local_processes(lab: Lab) -> tuple[list[int], tuple[int, ...]]:
+    """The cluster's processes on this machine: this one and the local workers' (``pids``),
+    and the workers among them (``nannied``: their nanny's process counts too)."""
+    from distributed.comm import get_address_host
+
+    from labkit.measure.power import local_hosts
+
+    here = local_hosts()
+    workers = lab.client.run(os.getpid)
+    mine = sorted({pid for addr, pid in workers.items() if get_address_host(addr) in here} - {os.getpid()})
+    return [os.getpid(), *mine], tuple(mine)
