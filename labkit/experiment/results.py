@@ -25,13 +25,9 @@ if TYPE_CHECKING:
 
 def _load_flags(ok: pd.DataFrame) -> str:
     """ "no", "yes (k of n trials)" or "not measured": trials taken while other work loaded the machine."""
-    if "under_load" not in ok or ok.empty:
-        return "not measured"
-    flags = ok["under_load"].dropna()
-    if flags.empty:
-        return "not measured"
-    k = int(flags.astype(bool).sum())
-    return "no" if k == 0 else f"yes ({k} of {len(ok)} trials)"
+    from labkit.analysis.trust import load_words
+
+    return load_words(ok)
 
 
 def latest_trials(frame: pd.DataFrame, points: list[str] | None = None) -> pd.DataFrame:
