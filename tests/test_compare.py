@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import math
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +25,7 @@ import pandas as pd
 import pytest
 
 import labkit
-from labkit.analysis.compare import compare_samples, compare_trials
+from labkit.analysis.compare import NO_DIRECTION, compare_samples, compare_trials
 from labkit.cli import main as cli_main
 from labkit.common.errors import ParameterError
 from labkit.report.compare import add_compare_parser, compare, compare_command, format_report, write_page
@@ -147,9 +149,16 @@ def test_bad_options_are_refused(kwargs: dict, name: str) -> None:
 
 
 def _store(
-    path: Path, experiment: str, times: dict[float, list[float]], *, threads: int = 1, status: str = "ok"
+    path: Path,
+    experiment: str,
+    times: dict[float, list[float]],
+    *,
+    threads: int = 1,
+    status: str = "ok",
+    loaded: dict[float, Any] | None = None,
 ) -> Path:
-    """A store with one run of ``synthetic`` trials: ``{work_s: [wall_s, ...]}``, one point each."""
+    """A store with one run of ``synthetic`` trials: ``{work_s: [wall_s, ...]}``, one point each;
+    ``loaded`` gives a point's trials an ``under_load`` flag (True, False or None), as a sweep does."""
     parts = {"machine": {"hostname": "h"}, "versions": {"dask": "1"}, "shape": {"threads_per_worker": threads}}
     key = f"fp-threads-{threads}"
     with ResultStore(path) as store:
@@ -173,6 +182,7 @@ def _store(
                     amount=1.0,
                     unit="items",
                     fingerprint=key,
+                    metrics={"under_load": loaded[work_s]} if loaded and work_s in loaded else {},
                 )
                 store.add_trial(trial)
         store.end_run(run)
@@ -230,6 +240,128 @@ def test_another_shape_without_probes_says_not_measured(tmp_path: Path) -> None:
     assert "Hardware probes, side by side" in page and "no `labkit probe` result" in page
 
 
+# -- outside load, the Holm family and the exit status, on stores written through the store's API ---
+
+
+def _walls(seed: int, scale: float = 1.0, n: int = 7) -> list[float]:
+    """``n`` run times near ``0.2 * scale`` s with 2% spread (a fixed seed: the same every time)."""
+    return (scale * 0.2 * np.random.default_rng(seed).lognormal(0.0, 0.02, n)).tolist()
+
+
+def _pair(tmp_path: Path, scale: float, **loaded: Any) -> tuple[str, str]:
+    """A (two points, quiet) and B (the same points, times x ``scale``), in one store; ``loaded``
+    as for :func:`_store`, per side: ``a={0.1: True}``."""
+    store = tmp_path / "pair.db"
+    _store(store, "a", {0.1: _walls(1), 0.2: _walls(2)}, loaded=loaded.get("a"))
+    _store(store, "b", {0.1: _walls(3, scale), 0.2: _walls(4, scale)}, loaded=loaded.get("b"))
+    return f"{store}::a", f"{store}::b"
+
+
+def test_a_point_whose_trials_ran_under_load_claims_no_direction_in_the_table_and_page(tmp_path: Path) -> None:
+    a, b = _pair(tmp_path, 1.5, a={0.1: False, 0.2: None}, b={0.1: False, 0.2: True})
+    report = compare(a, b)
+    points = report.comparison.points.set_index("label")
+    # 50% slower at both points; the one whose B trials all ran under outside load is not flagged
+    assert points.loc["synthetic, workers=1, work_s=0.1", "verdict"] == "slower"
+    loaded = points.loc["synthetic, workers=1, work_s=0.2"]
+    assert loaded["verdict"] == NO_DIRECTION and not loaded["family"] and math.isnan(loaded["lo"])
+    assert loaded["ratio"] == pytest.approx(1.5, rel=0.05)  # the estimate is still stated
+    said = "B: 7 of 7 trials ran under outside load: no direction claimed"
+    text = format_report(report)
+    table = text.split(report.comparison.summary())[0]
+    assert said in table  # in the table itself, not only in the notes under it
+    assert "not measured; yes (7 of 7 trials)" in table  # A's load at that point was not measured
+    page = write_page(report, tmp_path / "page.html").read_text()
+    assert f"<td>{said}</td>" in page and f"'{NO_DIRECTION}'>{said}</span>" in page
+    assert "B: 7 of 14 trials ran under outside load and were left out" in report.comparison.summary()
+    assert "A: outside load not measured for 7 of 14 trials" in report.comparison.summary()
+
+
+def test_unknown_load_is_said_not_measured_never_no(tmp_path: Path) -> None:
+    a, b = _pair(tmp_path, 1.0, a={0.1: None, 0.2: None}, b={0.1: False, 0.2: None})
+    table = compare(a, b)
+    points = table.comparison.points
+    assert points["load_a"].tolist() == ["not measured", "not measured"]
+    assert points["load_b"].tolist() == ["no", "not measured"]
+    text = format_report(table)
+    assert "A: load not measured" in text and "not measured; no" in text and "no; " not in text
+
+
+def test_a_comparison_made_only_of_loaded_trials_claims_nothing(tmp_path: Path) -> None:
+    a, b = _pair(tmp_path, 1.5, b={0.1: True, 0.2: True})
+    c = compare(a, b).comparison
+    assert (c.points["verdict"] == NO_DIRECTION).all() and c.tested == 0 and c.flagged("any") == 0
+    assert "B: 14 of 14 trials ran under outside load: no direction claimed." in c.summary()
+    assert "this comparison claims nothing" in c.summary()
+    assert "flagged only when" not in c.summary()  # no test was made, so none is described
+
+
+def test_the_holm_family_counts_only_points_that_can_be_flagged(tmp_path: Path) -> None:
+    rng = np.random.default_rng(8)
+    pairs = {"p": (_quiet(rng, 7), _quiet(rng, 7, 1.2)), "few": (_quiet(rng, 4), _quiet(rng, 4, 1.2))}
+    alone = compare_samples({"p": pairs["p"]})
+    both = compare_samples(pairs)  # 4 runs a side: tested, but without an interval it cannot be flagged
+    assert not both.loc["few", "family"] and math.isnan(both.loc["few", "p_adj"]) and both.loc["few", "p"] < 0.05
+    assert both["confidence"].iloc[0] == pytest.approx(0.95)
+    assert both.loc["p", ["lo", "hi", "p_adj"]].tolist() == pytest.approx(
+        alone.loc["p", ["lo", "hi", "p_adj"]].tolist()
+    )
+    # Trials under outside load leave a point out of the family too: it does not widen the other's interval
+    quiet_a, quiet_b = _pair(tmp_path, 1.5)
+    quiet = compare(quiet_a, quiet_b).comparison
+    (tmp_path / "loaded").mkdir()
+    loaded_a, loaded_b = _pair(tmp_path / "loaded", 1.5, b={0.2: True})
+    loaded = compare(loaded_a, loaded_b).comparison
+    assert quiet.tested == 2 and quiet.points["confidence"].iloc[0] == pytest.approx(1 - 0.05 / 2)
+    assert loaded.tested == 1 and loaded.points["confidence"].iloc[0] == pytest.approx(0.95)
+    width = lambda c: float(c.points["hi"].iloc[0] - c.points["lo"].iloc[0])  # noqa: E731
+    assert width(loaded) < width(quiet)
+    assert "Holm's correction over the 1 point that can be flagged" in loaded.summary()
+
+
+def _labkit(*argv: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``labkit ARGV...`` as a shell runs it (``python -m labkit``)."""
+    return subprocess.run(
+        [sys.executable, "-m", "labkit", *argv], capture_output=True, text=True, cwd=cwd, timeout=300, check=False
+    )
+
+
+@pytest.mark.parametrize(
+    ("case", "scale", "loaded", "exits"),
+    [
+        ("A/A", 1.0, {}, {"slower": 0, "any": 0, "none": 0}),
+        ("B 30% slower", 1.3, {}, {"slower": 1, "any": 1, "none": 0}),
+        ("B 30% faster", 1 / 1.3, {}, {"slower": 0, "any": 1, "none": 0}),
+        ("B slower, all under load", 1.3, {"b": {0.1: True, 0.2: True}}, {"slower": 0, "any": 0}),
+    ],
+)
+def test_the_exit_status_is_a_regression_gate(
+    tmp_path: Path, case: str, scale: float, loaded: dict, exits: dict[str, int]
+) -> None:
+    a, b = _pair(tmp_path, scale, **loaded)
+    for fail_on, status in exits.items():
+        page = tmp_path / f"{fail_on}.html"
+        default = [] if fail_on == "slower" else ["--fail-on", fail_on]  # slower is the default
+        done = _labkit("compare", a, b, "--html", str(page), *default, cwd=tmp_path)
+        assert done.returncode == status, (case, fail_on, done.stdout[-2000:], done.stderr[-2000:])
+        assert page.is_file() and done.stderr.strip() == "", done.stderr  # a flag is not an error
+        assert ("exit 1:" in done.stdout) == bool(status)
+
+
+def test_a_bad_fail_on_is_refused_in_one_line_before_any_work(tmp_path: Path) -> None:
+    a, b = _pair(tmp_path, 1.3)
+    page = tmp_path / "out" / "page.html"
+    done = _labkit("compare", a, b, "--fail-on", "slowest", "--html", str(page), cwd=tmp_path)
+    assert done.returncode == 2 and done.stdout == ""
+    line = done.stderr.strip()
+    assert "\n" not in line and line.startswith("labkit: --fail-on='slowest' is not allowed"), line
+    assert all(word in line for word in ("slower", "any", "none")), line
+    assert not page.parent.exists()  # refused before any work
+    with pytest.raises(ParameterError) as e:
+        compare_command([a, b, "--fail-on", "", "--html", str(page)])
+    assert e.value.name == "--fail-on"
+
+
 # -- real sweeps on a real cluster ---------------------------------------------------------------
 
 
@@ -277,10 +409,19 @@ def test_a_a_flags_nothing(stores: tuple[Path, Path], tmp_path: Path, capsys: py
     report = compare(f"{one}::a", f"{one}::b")
     points = report.comparison.points
     print(f"\n{out}")
-    assert len(points) == 4 and (points["n_a"] == REPEATS).all() and (points["n_b"] == REPEATS).all()
+    assert (
+        len(points) == 4 and (points["n_a"] == _runs(points, "a")).all() and (points["n_b"] == _runs(points, "b")).all()
+    )
     assert not points["verdict"].isin(FLAGS).any(), points[["label", "ratio", "lo", "hi", "p_adj", "verdict"]]
     assert report.same_setup and "same setup" in out
-    assert (points["hi"] > points["lo"]).all()  # every interval has a width
+    claimed = points[points["verdict"] != NO_DIRECTION]  # on this shared machine some trials may run under load
+    assert (claimed["hi"] > claimed["lo"]).all()  # every interval has a width
+
+
+def _runs(points: pd.DataFrame, side: str) -> list[int]:
+    """The runs behind each point's medians: the admitted ones, or every ok one where no direction is claimed."""
+    loaded = [0 if k is None else int(k) for k in points[f"loaded_{side}"]]
+    return [REPEATS if v == NO_DIRECTION else REPEATS - k for v, k in zip(points["verdict"], loaded)]
 
 
 def test_an_injected_30_percent_slowdown_is_flagged_at_every_point(
@@ -288,17 +429,21 @@ def test_an_injected_30_percent_slowdown_is_flagged_at_every_point(
 ) -> None:
     one, _ = stores
     html = tmp_path / "slow.html"
-    assert compare_command([f"{one}::a", f"{one}::slow", "--ignore", "work_s", "--html", str(html)]) == 0
+    status = compare_command([f"{one}::a", f"{one}::slow", "--ignore", "work_s", "--html", str(html)])
     out = capsys.readouterr().out
     print(f"\n{out}")
     report = compare(f"{one}::a", f"{one}::slow", ignore=["work_s"])
     points = report.comparison.points
-    assert (points["verdict"] == "slower").all(), points[["label", "ratio", "lo", "hi", "p_adj", "verdict"]]
+    # Points whose trials ran under outside load (this machine is shared) claim nothing; the rest are slower
+    claimed = points[points["verdict"] != NO_DIRECTION]
+    assert (claimed["verdict"] == "slower").all(), points[["label", "ratio", "lo", "hi", "p_adj", "verdict"]]
+    assert status == (1 if len(claimed) else 0)  # the gate fails on a flagged slowdown
     _flags_agree_with_intervals(points, margin=0.05)
     # 30% more sleep; what a run adds besides its sleep is the same on both sides, so a little less
-    assert ((points["ratio"] > 1.1) & (points["ratio"] < 1.45)).all(), points["ratio"]
+    # (points estimated from trials under outside load measured that load too: no bound on them)
+    assert ((claimed["ratio"] > 1.1) & (claimed["ratio"] < 1.45)).all(), claimed["ratio"]
     assert "Not matched on work_s (A: 0.25; B: 0.325)" in report.comparison.summary()
-    assert "slower" in out and html.is_file()
+    assert ("slower" in out or NO_DIRECTION in out) and html.is_file()
     # Without --ignore there is nothing to compare, and it says how to match
     with pytest.raises(ParameterError, match="--ignore"):
         compare(f"{one}::a", f"{one}::slow")

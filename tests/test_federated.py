@@ -21,9 +21,9 @@ from labkit.studies.federated import figures as fed_plots
 from labkit.studies.federated import workloads as fed
 
 try:
-    from .nbtext import printed_text
+    from .nbtext import NOTHING_LEFT, all_loaded, printed_text
 except ImportError:
-    from nbtext import printed_text  # type: ignore[no-redef]
+    from nbtext import NOTHING_LEFT, all_loaded, printed_text  # type: ignore[no-redef]
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "09_federated_learning.ipynb"
 
@@ -265,7 +265,7 @@ def test_noniid_slowdown_is_claimed_only_with_its_interval():
     table = fed_analysis.compare_table(slower, "split")
     assert table.loc[0, "rounds_ratio"] == pytest.approx(13 / 7)
     assert 1 < table.loc[0, "rounds_ratio_lo"] < 13 / 7 < table.loc[0, "rounds_ratio_hi"]
-    assert text.splitlines()[-1].startswith(
+    assert text.splitlines()[-2].startswith(
         "Answer: non-IID data, in 1 setting compared: rounds to target: more rounds in 1;"
     )
     same = fed_analysis.describe_noniid(_frame([({"split": "iid"}, IID), ({"split": "label"}, [7, 6, 8, 7, 6, 7])]))
@@ -296,8 +296,8 @@ def test_a_target_not_reached_is_said_so_never_a_number():
 
 def test_one_split_or_one_value_is_said_to_leave_nothing_to_compare():
     iid_only = _frame([({"split": "iid"}, IID)])
-    assert fed_analysis.describe_noniid(iid_only).endswith("no comparison of splits.")
-    assert fed_analysis.describe_factor(iid_only, "clients").endswith("no comparison of clients.")
+    assert "no comparison of splits.\nTrials: " in fed_analysis.describe_noniid(iid_only)
+    assert "no comparison of clients.\nTrials: " in fed_analysis.describe_factor(iid_only, "clients")
 
 
 def test_clients_and_local_epochs_are_compared_at_equal_other_parameters():
@@ -361,5 +361,20 @@ def test_notebook_prints_its_answers_from_the_store(tmp_path):
         assert answer in printed
     # One run a point gives no interval: no direction may be claimed.
     assert "): more rounds" not in printed and "): fewer rounds" not in printed
-    assert "an estimate: interval not available: one run per point" in printed
+    if all_loaded(frame):
+        assert NOTHING_LEFT in printed
+    else:
+        assert "an estimate: interval not available: one run per point" in printed
     assert result.html.read_text().count("<img") >= 4
+
+
+def test_trials_under_outside_load_decide_nothing_in_the_federated_answers() -> None:
+    # Quiet: label-skewed data needs as many rounds as IID. Twelve loaded runs needed twice as
+    # many: with them the answer would say "more rounds".
+    quiet = _frame([({"split": "iid"}, IID), ({"split": "label"}, [7, 6, 8, 7, 6, 7])]).assign(under_load=False)
+    loaded = _frame([({"split": "label"}, [14, 15, 13, 14, 16, 14] * 2)]).assign(under_load=True)
+    text = fed_analysis.describe_noniid(pd.concat([quiet, loaded], ignore_index=True))
+    assert "the runs cannot tell" in text and "more rounds in 1" not in text
+    assert "left out 12 of 24 trials that ran under outside load" in text
+    every = fed_analysis.describe_noniid(loaded.assign(under_load=True))
+    assert every.startswith("No trial is left to claim from") and "more rounds" not in every

@@ -1,9 +1,10 @@
 """Outside load: seen with each trial, flagged, alerted once per episode, read through workers elsewhere.
 
 The load comes from a CPU hog that the tests start themselves (a bounded busy loop in a
-subprocess, killed in a ``finally``). A test that needs a quiet part first skips, saying
-so, when this machine is already busy with other work before it starts: then there is no
-quiet part to compare with.
+subprocess, killed in a ``finally``). The machine may be busy with other work already: each
+test compares the hog's part against its own baseline, read just before the hog starts, and
+checks that every flag follows the rule (above the thresholds, and only then), not that the
+machine was quiet.
 """
 
 from __future__ import annotations
@@ -61,10 +62,10 @@ def outside_now(lab: labkit.Lab, seconds: float = 1.5) -> float:
     return reading.outside_cpu_percent
 
 
-def skip_unless_quiet(lab: labkit.Lab) -> None:
-    busy = outside_now(lab)
-    if busy > 12.5:
-        pytest.skip(f"other work uses {busy:.0f}% of a core on this machine: no quiet part to compare with")
+def _room(baseline: float) -> bool:
+    """Whether the cores had half a core free for the hog beside other work (``baseline``, % of
+    a core): on a saturated machine another process can add nothing to measure."""
+    return baseline + 50 <= 100 * (os.cpu_count() or 1)
 
 
 def test_load_rates_count_other_processes_and_leave_out_the_clusters() -> None:
@@ -93,18 +94,24 @@ def test_load_rates_count_other_processes_and_leave_out_the_clusters() -> None:
 
 
 def test_an_outside_load_alert_fires_once_per_episode(llab: labkit.Lab) -> None:
-    skip_unless_quiet(llab)
+    rules = AlertRules()
+    baseline = outside_now(llab)
     alerts: list[Alert] = []
     with Monitor(llab, interval=0.25, on_alert=alerts.append) as monitor:
         time.sleep(1.0)
-        assert [a for a in alerts if a.kind == "outside-load"] == []
+        already = [a for a in alerts if a.kind == "outside-load"]
+        assert baseline >= rules.outside_cpu_percent / 2 or not already, (baseline, already)  # quiet: no alert
         with cpu_hog(20):
             time.sleep(2.5)
             reading = monitor.latest_load
-            assert reading is not None and reading.under_load is True and reading.outside_cpu_percent >= 50
+            assert reading is not None and reading.under_load is True
+            if _room(baseline):  # the hog's share, over the baseline, where the cores had room for it
+                assert reading.outside_cpu_percent >= baseline + 25
     fired = [a for a in alerts if a.kind == "outside-load"]
-    assert len(fired) == 1  # ~8 readings above the threshold: one episode, one alert
-    assert fired[0].worker == "client" and "other processes used" in fired[0].message
+    # ~8 readings above the threshold while the hog ran: one episode, one alert (two where the
+    # machine's own load already made an episode that ended before the hog began another)
+    assert 1 <= len(fired) <= 1 + len(already)
+    assert fired[-1].worker == "client" and "other processes used" in fired[-1].message
 
 
 def test_machines_with_workers_are_read_through_a_worker(llab: labkit.Lab) -> None:
@@ -134,7 +141,6 @@ def _ok_trials(store: Path) -> int:
 
 
 def test_a_sweep_flags_the_trials_run_under_outside_load(llab: labkit.Lab, tmp_path: Path) -> None:
-    skip_unless_quiet(llab)
     store = tmp_path / "load.db"
     hog: dict[str, Any] = {}
     stop = threading.Event()
@@ -171,14 +177,24 @@ def test_a_sweep_flags_the_trials_run_under_outside_load(llab: labkit.Lab, tmp_p
     before = frame[frame["ended_at"] < at - margin]
     during = frame[frame["started_at"] > at + margin]
     assert len(before) >= 5 and len(during) >= 5, (len(before), len(during))
-    # Before the hog, a trial may be flagged only for the hypervisor's steal (real, and outside this test's control).
-    stolen = before["steal_percent"].fillna(0) >= AlertRules().steal_percent
-    assert not (before["under_load"].astype(bool) & ~stolen).any(), before[["outside_cpu_percent", "steal_percent"]]
+    rules = AlertRules()
+    # Every trial is flagged exactly when its reading is above a threshold, busy machine or not.
+    for part in (before, during):
+        above = (part["outside_cpu_percent"] >= rules.outside_cpu_percent) | (
+            part["steal_percent"].fillna(0) >= rules.steal_percent
+        )
+        assert (part["under_load"].astype(bool) == above).all(), part[["outside_cpu_percent", "steal_percent"]]
+    # The hog's part against this test's own baseline: the trials while it ran saw its core.
     assert during["under_load"].tolist() == [True] * len(during), during[["outside_cpu_percent", "under_load"]]
-    assert (during["outside_cpu_percent"] >= 50).all()  # the hog's core, shared with the cluster
-    assert (before["outside_cpu_percent"] < AlertRules().outside_cpu_percent).all()
+    if _room(before["outside_cpu_percent"].median()):
+        assert during["outside_cpu_percent"].median() >= before["outside_cpu_percent"].median() + 25
     assert frame["loadavg_1m"].notna().all()
     alerts = results.alerts()
     load_alerts = alerts[alerts["kind"] == "outside-load"]
-    early = load_alerts.loc[load_alerts["time"] < hog["at"], "message"].str.extract(r"steal ([\d.]+)%")[0].astype(float)
-    assert (load_alerts["time"] >= hog["at"]).any() and (early >= AlertRules().steal_percent).all(), load_alerts
+    assert (
+        (load_alerts["time"] >= hog["at"]).any()
+        or (load_alerts["time"] < hog["at"]).any()
+        and (
+            before["under_load"].astype(bool).iloc[-3:].all()  # an episode already running when the hog began
+        )
+    ), load_alerts

@@ -192,9 +192,12 @@ def test_a_sweep_over_stages_and_micro_batches_runs(pipe_lab, tmp_path: Path):
     assert table.loc[table["stages"] == 3, "workers_used"].eq(2).all()
     assert table.loc[table["stages"] == 1, "workers_used"].eq(1).all()
     text = describe_pipeline(frame)
-    assert "(an estimate: interval not available: one run per point" in text and "GPipe's estimate" in text
-    assert "): no direction claimed" in text
-    assert " fell" not in text and " rose" not in text  # one run a point: no direction claimed
+    assert " fell" not in text and " rose" not in text  # one run a point (or none admitted): no direction claimed
+    if frame["under_load"].eq(True).all():  # a busy machine: no trial may carry a claim, and the answer says so
+        assert text.startswith("No trial is left to claim from: left out 6 of 6 trials that ran under outside load")
+    else:
+        assert "(an estimate: interval not available: one run per point" in text and "GPipe's estimate" in text
+        assert "): no direction claimed" in text
     fig = pipeline_figure(frame)
     assert len(fig.axes) == 2
 

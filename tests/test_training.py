@@ -28,9 +28,9 @@ from labkit.studies.training import figures as plots
 from labkit.studies.training import workloads as T
 
 try:
-    from .nbtext import printed_text
+    from .nbtext import NOTHING_LEFT, all_loaded, printed_text
 except ImportError:
-    from nbtext import printed_text  # type: ignore[no-redef]
+    from nbtext import NOTHING_LEFT, all_loaded, printed_text  # type: ignore[no-redef]
 
 ROOT = Path(__file__).resolve().parent.parent
 PARAMS = dict(T.DDPTrain.defaults)
@@ -86,7 +86,8 @@ def test_numpy_gradients_are_pytorchs_on_the_same_init() -> None:
 @needs_torch
 def test_ddp_learns_well_above_chance_and_counts_its_bytes(lab, addresses) -> None:
     out = T.train_ddp(lab.client, PARAMS, addresses)
-    assert out["reached_target"] and out["final_accuracy"] >= 0.95 > 0.85 > 0.1  # chance is 0.1
+    # Reaching the target is the claim; the target (0.95) is far above chance (0.1 for 10 classes).
+    assert out["reached_target"] and out["final_accuracy"] >= PARAMS["target_accuracy"]
     assert out["time_to_target_s"] == out["curve"][-1]["t_s"] > 0
     assert out["curve"][0]["step"] == 0 and out["curve"][0]["accuracy"] < 0.5  # the seeded init knows nothing
     assert [p["step"] for p in out["curve"]] == list(range(out["epochs"] + 1))
@@ -255,8 +256,8 @@ def test_workers_and_frameworks_are_compared_by_their_intervals() -> None:
     numpy = _frame([({"workers": 1, "batch": 64}, _runs(8.0, seed=3))], workload="sgd-numpy")
     words = analysis.describe_frameworks(frame, numpy)
     assert re.match(r"1 worker\(s\), batch 64: PyTorch reached the target: (3\.9\d|4\.0\d?)× sooner than NumPy", words)
-    assert words.endswith("bytes each rank sent per step to combine gradients: not measured vs not measured).")
-    assert analysis.describe_frameworks(None, numpy).endswith(f"({analysis.SKIPPED}).")
+    assert "bytes each rank sent per step to combine gradients: not measured vs not measured).\nTrials: " in words
+    assert f"({analysis.SKIPPED}).\nTrials: " in analysis.describe_frameworks(None, numpy)
     with pytest.raises(ParameterError, match="batch"):
         analysis.describe_workers(frame, batch=999)
     with pytest.raises(DataError, match="one workload"):
@@ -335,4 +336,19 @@ def test_notebook_runs_without_pytorch_and_says_what_it_skipped(tmp_path: Path, 
         assert s.trials_frame("bare/ddp").empty
     assert (numpy["status"] == "ok").all()
     assert analysis.describe_workers(numpy) in printed
-    assert f"PyTorch vs NumPy: PyTorch not measured ({analysis.SKIPPED})." in printed
+    if all_loaded(numpy):  # a busy machine: the NumPy runs may carry no claim
+        assert NOTHING_LEFT in printed
+    else:
+        assert f"PyTorch vs NumPy: PyTorch not measured ({analysis.SKIPPED})." in printed
+
+
+def test_trials_under_outside_load_decide_nothing_in_the_training_answers() -> None:
+    # Quiet: 2 workers reach the target no sooner than 1. Twelve loaded 2-worker runs reach it
+    # in a third of the time: with them the answer would say "sooner".
+    quiet = _frame([({"workers": 1, "batch": 64}, _runs(1.0)), ({"workers": 2, "batch": 64}, _runs(1.0, seed=2))])
+    loaded = _frame([({"workers": 2, "batch": 64}, _runs(0.3, n=12, seed=3))])
+    both = pd.concat([quiet.assign(under_load=False), loaded.assign(under_load=True)], ignore_index=True)
+    text = analysis.describe_workers(both)
+    assert "the target came: " in text and "sooner (95% interval" not in text
+    assert "left out 12 of 24 trials that ran under outside load" in text
+    assert "outside load not measured for 12" in analysis.describe_workers(quiet)

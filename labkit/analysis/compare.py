@@ -8,9 +8,14 @@ parameter; parameters named in ``ignore`` are left out of the match). At each po
   (:func:`labkit.analysis.intervals.ratio_estimate`). Times, not throughputs: a parameter
   left out of the match may change the amount of work, and with it the throughput;
 - the test is Mann–Whitney's U on the repeats (:func:`scipy.stats.mannwhitneyu`, two-sided);
-- the points are one family: the p-values are corrected with Holm's method, and the
-  intervals are taken at the Bonferroni level ``1 - alpha / m`` (``m`` points tested), so
-  that a flag and its interval never disagree.
+- the points that can be flagged (at least :data:`FLAG_RUNS` runs on both sides) are one
+  family: their p-values are corrected with Holm's method, and the intervals are taken at
+  the Bonferroni level ``1 - alpha / m`` (``m`` such points), so that a flag and its
+  interval never disagree; a point that cannot be flagged does not widen the others';
+- only trials that may carry a direction count (:func:`labkit.analysis.trust.admit`: ok,
+  not degraded, not under outside load). A point left with fewer than :data:`FLAG_RUNS` on
+  a side once its loaded trials are out reads ``no direction claimed`` and says why
+  ("B: 5 of 5 trials ran under outside load"); its estimate, from every ok trial, is shown.
 
 A point is flagged ``slower`` only when the corrected test rejects *and* the whole interval
 lies above ``1 + margin`` (``faster``: below ``1 / (1 + margin)``); an interval inside that
@@ -34,7 +39,6 @@ import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -42,183 +46,43 @@ import numpy as np
 from labkit.common.errors import ParameterError, ParameterTypeError
 from labkit.common.format import format_number
 
+from .compare_stats import (
+    ALPHA,
+    COLUMNS,
+    FLAG_RUNS,
+    MARGIN,
+    MIN_RUNS,
+    NO_DIRECTION,
+    VERDICTS,
+    band,
+    best_p,
+    check_options,
+    compare_samples,
+    holm,
+    runs_to_reject,
+)
 from .frames import require
-from .intervals import MIN_REPEATS, equivalence_band, ratio_estimate
+from .trust import Admitted, admit, load_words
 
 if TYPE_CHECKING:
     import pandas as pd
 
-MIN_RUNS = 3
-"""Fewest runs on each side of a point for it to be tested at all."""
-ALPHA = 0.05
-"""Family-wise error rate over the points of one comparison."""
-MARGIN = 0.05
-"""Default margin of practical equivalence: changes within ±5% are not flagged."""
-VERDICTS = ("slower", "faster", "same within margin", "no change detected", "not enough runs")
-COLUMNS = ["n_a", "n_b", "median_a", "median_b", "ratio", "lo", "hi", "p", "p_adj", "verdict", "note"]
-
-
-def check_options(alpha: float, margin: float) -> None:
-    """Refuse an ``alpha`` outside (0, 0.5] or a ``margin`` outside [0, 1)."""
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha <= 0.5:
-        raise ParameterError("alpha", alpha, "a false-alarm rate in (0, 0.5], e.g. 0.05")
-    if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not 0 <= margin < 1:
-        raise ParameterError("margin", margin, "a fraction in [0, 1), e.g. 0.05 (changes within ±5% are not flagged)")
-
-
-def holm(pvalues: Sequence[float]) -> np.ndarray:
-    """Holm's step-down adjusted p-values (family-wise error control).
-
-    >>> holm([0.01, 0.04, 0.03]).round(3).tolist()
-    [0.03, 0.06, 0.06]
-    """
-    p = np.asarray(pvalues, float)
-    m, order = p.size, np.argsort(p)
-    stepped = np.maximum.accumulate((m - np.arange(m)) * p[order])
-    out = np.empty(m)
-    out[order] = np.minimum(stepped, 1.0)
-    return out
-
-
-@lru_cache(maxsize=512)
-def best_p(n_a: int, n_b: int) -> float:
-    """The smallest p-value the two-sided rank test can give with ``n_a`` and ``n_b`` runs
-    (the two sides completely apart).
-
-    >>> round(best_p(3, 3), 3), round(best_p(5, 5), 4)
-    (0.1, 0.0079)
-    """
-    from scipy.stats import mannwhitneyu
-
-    return float(mannwhitneyu(np.arange(n_b) + n_a, np.arange(n_a), alternative="two-sided").pvalue)
-
-
-def runs_to_reject(level: float, start: int = MIN_RUNS) -> int:
-    """Fewest runs a side (the same on both) with which the rank test can reject at ``level``.
-
-    >>> runs_to_reject(0.05), runs_to_reject(0.05 / 8)
-    (4, 6)
-    """
-    n = start
-    while best_p(n, n) >= level and n < 1000:
-        n += 1
-    return n
-
-
-def _samples(name: str, values: Any) -> np.ndarray:
-    x = np.asarray(values, float).ravel()
-    if x.size == 0 or not np.all(np.isfinite(x)) or np.any(x <= 0):
-        raise ParameterError(name, x[:5].tolist(), "at least one finite time > 0 (seconds)")
-    return x
-
-
-def _band(margin: float) -> str:
-    return f"±{margin:.0%}" if margin else "no change"
-
-
-def _verdict(r: Any, p_adj: float, alpha: float, margin: float, m: int, n: tuple[int, int]) -> tuple[str, str]:
-    """The verdict of one tested point and the note that goes with it."""
-    down, up = equivalence_band(margin)
-    rejects = p_adj < alpha
-    if math.isnan(r.lo):
-        why = r.note or "interval not available"
-        return "no change detected", f"{why}; a change is flagged only when its interval shows it"
-    if rejects and r.lo > up:
-        return "slower", ""
-    if rejects and r.hi < down:
-        return "faster", ""
-    if margin and r.lo >= down and r.hi <= up:
-        return "same within margin", f"the interval lies within {_band(margin)}"
-    span, level = f"{_pct(r.lo)} to {_pct(r.hi)}", alpha / m
-    if best_p(*n) >= level:
-        return "no change detected", (
-            f"with {n[0]} and {n[1]} runs the rank test's smallest possible p ({best_p(*n):.2g}) is not below "
-            f"α/{m} = {level:.2g}; use repeats >= {max(runs_to_reject(level), MIN_REPEATS)}"
-        )
-    if r.lo <= 1 <= r.hi:
-        return (
-            "no change detected",
-            f"changes of {span} cannot be told from noise with these runs; more repeats narrow it",
-        )
-    if rejects:
-        return (
-            "no change detected",
-            f"a change of {span} is likely, but not shown beyond {_band(margin)}; more repeats narrow it",
-        )
-    return "no change detected", (
-        f"the interval ({span}) excludes no change but the rank test does not reject after correction "
-        f"(p = {p_adj:.2g}); more repeats would settle it"
-    )
-
-
-def _pct(ratio: float) -> str:
-    change = (ratio - 1) * 100
-    return "unbounded" if not math.isfinite(ratio) else f"{change:+.0f}%" if abs(change) >= 1 else f"{change:+.1f}%"
-
-
-def compare_samples(
-    samples: Mapping[str, tuple[Any, Any]],
-    *,
-    alpha: float = ALPHA,
-    margin: float = MARGIN,
-    seed: int = 0,
-) -> pd.DataFrame:
-    """Compare the repeats of A and B at each point, as one family of tests.
-
-    Parameters
-    ----------
-    samples : mapping of str to (array-like, array-like)
-        Point -> (A's wall times, B's wall times), in seconds.
-    alpha : float, default 0.05
-        Family-wise false-alarm rate over all tested points (Holm; intervals at ``1 - alpha/m``).
-    margin : float, default 0.05
-        Margin of practical equivalence: a change is flagged only when its interval lies
-        wholly beyond ``1 + margin`` (or below ``1 / (1 + margin)``). 0 flags any change the
-        test and interval show.
-    seed : int, default 0
-        Seed of the bootstrap (point ``i`` uses ``seed + i``).
-
-    Returns
-    -------
-    pandas.DataFrame
-        Indexed by point: ``n_a``, ``n_b``, ``median_a``, ``median_b`` (s), ``ratio``
-        (``median_b / median_a``), ``lo``/``hi`` (its interval at ``confidence``; NaN where
-        not available), ``p`` (rank test), ``p_adj`` (Holm), ``verdict`` (one of
-        :data:`VERDICTS`), ``note`` (why, and what would resolve it), ``confidence``.
-    """
-    import pandas as pd
-    from scipy.stats import mannwhitneyu
-
-    check_options(alpha, margin)
-    if not isinstance(samples, Mapping) or not samples:
-        raise ParameterTypeError("samples", samples, "a non-empty mapping of point -> (A's times, B's times)")
-    data = {k: (_samples(f"samples[{k!r}][0]", a), _samples(f"samples[{k!r}][1]", b)) for k, (a, b) in samples.items()}
-    tested = [k for k, (a, b) in data.items() if min(a.size, b.size) >= MIN_RUNS]
-    m = max(len(tested), 1)
-    confidence = 1 - alpha / m
-    p = {k: float(mannwhitneyu(data[k][1], data[k][0], alternative="two-sided").pvalue) for k in tested}
-    p = {k: 1.0 if math.isnan(v) else v for k, v in p.items()}  # no variation at all: nothing to reject
-    p_adj = dict(zip(tested, holm([p[k] for k in tested]).tolist()))
-    n_boot = int(min(20_000, max(2_000, math.ceil(25 / ((1 - confidence) / 2)))))
-    rows = []
-    for i, (key, (a, b)) in enumerate(data.items()):
-        ratio = float(np.median(b) / np.median(a))
-        row = {"n_a": a.size, "n_b": b.size, "median_a": float(np.median(a)), "median_b": float(np.median(b))}
-        if key not in p:
-            fewest = "one run" if min(a.size, b.size) == 1 else f"{min(a.size, b.size)} runs"
-            note = (
-                f"{fewest} on a side: a change is never judged on fewer than {MIN_RUNS}; use repeats >= {MIN_REPEATS}"
-            )
-            nan = {"lo": math.nan, "hi": math.nan, "p": math.nan, "p_adj": math.nan}
-            rows.append({**row, "ratio": ratio, **nan, "verdict": "not enough runs", "note": note})
-            continue
-        r = ratio_estimate(b, a, n_boot=n_boot, confidence=confidence, seed=seed + i)
-        verdict, note = _verdict(r, p_adj[key], alpha, margin, m, (a.size, b.size))
-        tested_row = {"ratio": r.value, "lo": r.lo, "hi": r.hi, "p": p[key], "p_adj": p_adj[key]}
-        rows.append({**row, **tested_row, "verdict": verdict, "note": note})
-    out = pd.DataFrame(rows, index=pd.Index(list(data), name="point"), columns=COLUMNS)
-    out["confidence"] = confidence
-    return out
+__all__ = [
+    "ALPHA",
+    "FLAG_RUNS",
+    "MARGIN",
+    "MIN_RUNS",
+    "NO_DIRECTION",
+    "VERDICTS",
+    "Comparison",
+    "best_p",
+    "check_options",
+    "compare_samples",
+    "compare_trials",
+    "holm",
+    "point_labels",
+    "runs_to_reject",
+]
 
 
 @dataclass
@@ -234,15 +98,21 @@ class Comparison:
     only_b: list[str] = field(default_factory=list)
     left_out: dict[str, dict[str, int]] = field(default_factory=dict)  # side -> status -> trials not ok
     ignored_values: dict[str, dict[str, list[str]]] = field(default_factory=dict)  # name -> side -> values
+    admitted: dict[str, Admitted] = field(default_factory=dict)  # side -> its matched trials, admitted
 
     @property
     def tested(self) -> int:
-        """Points tested (enough runs on both sides): the family the correction is over."""
-        return int((self.points["verdict"] != "not enough runs").sum())
+        """Points that can be flagged (enough admitted runs on both sides): the family the correction is over."""
+        return int(self.points["family"].sum()) if "family" in self.points else 0
 
     def counts(self) -> dict[str, int]:
         """How many points got each verdict."""
         return {v: int((self.points["verdict"] == v).sum()) for v in VERDICTS}
+
+    def flagged(self, direction: str = "any") -> int:
+        """Points flagged ``"slower"``, ``"faster"`` or either (``"any"``)."""
+        wanted = ("slower", "faster") if direction == "any" else (direction,)
+        return int(self.points["verdict"].isin(wanted).sum())
 
     def summary(self) -> str:
         """The comparison in a few sentences: verdicts, how they were tested, what was left out."""
@@ -253,9 +123,10 @@ class Comparison:
             level = self.points["confidence"].iloc[0]
             text += (
                 f" A point is flagged only when Mann–Whitney's test rejects at α={self.alpha:g} after Holm's "
-                f"correction over {self.tested} point{'s' if self.tested != 1 else ''} and its {level:.2%} interval "
-                f"lies beyond {_band(self.margin)}."
+                f"correction over the {self.tested} point{'s' if self.tested != 1 else ''} that can be flagged and "
+                f"its {level:.2%} interval lies beyond {band(self.margin)}."
             )
+        text += self._load_summary()
         for side in ("A", "B"):
             lost = self.left_out.get(side) or {}
             if lost:
@@ -267,6 +138,20 @@ class Comparison:
         for name, by_side in self.ignored_values.items():
             values = "; ".join(f"{s}: {', '.join(v)}" for s, v in by_side.items())
             text += f" Not matched on {name} ({values})."
+        return text
+
+    def _load_summary(self) -> str:
+        """What outside load did to the comparison: trials left out, load not measured, nothing claimed."""
+        text = ""
+        for side, adm in self.admitted.items():
+            if adm.total and adm.loaded == adm.total:
+                text += f" {side}: {adm.loaded} of {adm.total} trials ran under outside load: no direction claimed."
+            elif adm.loaded:
+                text += f" {side}: {adm.loaded} of {adm.total} trials ran under outside load and were left out."
+            if adm.unknown:
+                text += f" {side}: outside load not measured for {adm.unknown} of {adm.total} trials."
+        if len(self.points) and self.counts()[NO_DIRECTION] == len(self.points):
+            text += " Every point is left with too few trials run without outside load: this comparison claims nothing."
         return text
 
 
@@ -316,6 +201,52 @@ def _loaded(rows: pd.DataFrame) -> Any:
     return None if len(flags) == 0 else int(flags.astype(bool).sum())
 
 
+def _no_direction(a: Admitted, b: Admitted) -> str:
+    """Why a point claims no direction: which side's trials ran under outside load, and what was left.
+
+    >>> import pandas as pd
+    >>> ok = pd.DataFrame({"status": ["ok"] * 5, "under_load": [False] * 5})
+    >>> _no_direction(admit(ok), admit(ok.assign(under_load=True)))
+    'B: 5 of 5 trials ran under outside load: no direction claimed'
+    """
+    said = [f"{n}: {s.loaded} of {s.total} trials ran under outside load" for n, s in (("A", a), ("B", b)) if s.loaded]
+    left = min(len(a.frame), len(b.frame))
+    why = f" ({left} left on a side; a direction needs {FLAG_RUNS})" if left else ""
+    return f"{'; '.join(said)}: {NO_DIRECTION}{why}"
+
+
+def _judge(
+    groups: tuple[dict[str, pd.DataFrame], dict[str, pd.DataFrame]], common: list[str], **options: Any
+) -> tuple[pd.DataFrame, dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """Each common point's row, from its admitted trials; a point that outside load left with too
+    few admitted trials is estimated from every ok trial and claims no direction."""
+    import pandas as pd
+
+    times = lambda f: f["wall_s"].to_numpy(float)  # noqa: E731
+    adm = {k: (admit(groups[0][k]), admit(groups[1][k])) for k in common}
+    short = {k for k, (a, b) in adm.items() if (a.loaded or b.loaded) and min(len(a.frame), len(b.frame)) < FLAG_RUNS}
+    judged = {k: (times(adm[k][0].frame), times(adm[k][1].frame)) for k in common if k not in short}
+    samples = {k: (times(groups[0][k]), times(groups[1][k])) for k in short}
+    rows = compare_samples(judged, **options) if judged else pd.DataFrame(columns=[*COLUMNS, "confidence"])
+    confidence = rows["confidence"].iloc[0] if judged else math.nan
+    for k in short:
+        a, b = samples[k]
+        estimate = {"n_a": a.size, "n_b": b.size, "median_a": float(np.median(a)), "median_b": float(np.median(b))}
+        estimate["ratio"] = estimate["median_b"] / estimate["median_a"]
+        nan = dict.fromkeys(("lo", "hi", "p", "p_adj"), math.nan)
+        note = _no_direction(*adm[k])
+        rows.loc[k] = {
+            **estimate,
+            **nan,
+            "verdict": NO_DIRECTION,
+            "note": note,
+            "family": False,
+            "confidence": confidence,
+        }
+    samples.update(judged)
+    return rows.loc[common], {k: samples[k] for k in common}
+
+
 def _fingerprints(rows: pd.DataFrame) -> tuple[str, ...] | None:
     known = "fingerprint" in rows and not rows["fingerprint"].isna().any()
     return tuple(sorted(set(rows["fingerprint"]))) if known else None
@@ -330,7 +261,7 @@ def compare_trials(
     margin: float = MARGIN,
     seed: int = 0,
 ) -> Comparison:
-    """Match two trials frames by grid point and compare their ok trials' wall times.
+    """Match two trials frames by grid point and compare the wall times of the trials that may carry a direction.
 
     Parameters
     ----------
@@ -346,8 +277,11 @@ def compare_trials(
     Returns
     -------
     Comparison
-        ``points`` holds :func:`compare_samples`'s columns plus ``label``, ``loaded_a`` and
-        ``loaded_b`` (trials under outside load; None: not measured) and ``fingerprints_a``/``fingerprints_b`` (None: not recorded).
+        ``points`` holds :func:`compare_samples`'s columns (from the admitted trials; ``n_a``
+        and ``n_b`` count the runs behind the medians) plus ``label``, ``loaded_a`` and
+        ``loaded_b`` (trials under outside load; None: not measured), ``load_a`` and
+        ``load_b`` (:func:`~labkit.analysis.trust.load_words`) and
+        ``fingerprints_a``/``fingerprints_b`` (None: not recorded).
     """
     check_options(alpha, margin)
     if isinstance(ignore, str) or not all(isinstance(n, str) for n in ignore):
@@ -369,12 +303,12 @@ def compare_trials(
             f"trials at a point A has too ({sorted(every[k] for k in groups_a)[:4]}); "
             "--ignore NAME matches points that differ only in NAME",
         )
-    samples = {k: (groups_a[k]["wall_s"].to_numpy(float), groups_b[k]["wall_s"].to_numpy(float)) for k in common}
-    points = compare_samples(samples, alpha=alpha, margin=margin, seed=seed)
+    points, samples = _judge((groups_a, groups_b), common, alpha=alpha, margin=margin, seed=seed)
     labels = point_labels(common)
     points.insert(0, "label", [labels[k] for k in common])
-    points["loaded_a"] = [_loaded(groups_a[k]) for k in common]
-    points["loaded_b"] = [_loaded(groups_b[k]) for k in common]
+    for side, groups in (("a", groups_a), ("b", groups_b)):
+        points[f"loaded_{side}"] = [_loaded(groups[k]) for k in common]
+        points[f"load_{side}"] = [load_words(groups[k]) for k in common]
     points["fingerprints_a"] = [_fingerprints(groups_a[k]) for k in common]
     points["fingerprints_b"] = [_fingerprints(groups_b[k]) for k in common]
     ignored: dict[str, dict[str, list[str]]] = {}
@@ -392,4 +326,5 @@ def compare_trials(
         only_b=sorted(every[k] for k in groups_b if k not in groups_a),
         left_out={side: lost for side, lost in (("A", lost_a), ("B", lost_b)) if lost},
         ignored_values=ignored,
+        admitted={side: admit(ok[ok["_key"].isin(common)]) for side, ok in (("A", ok_a), ("B", ok_b))},
     )

@@ -26,6 +26,7 @@ import numpy as np
 
 from labkit.common.format import format_number, format_workers
 
+from .claims import _figures
 from .intervals import CONFIDENCE, band, direction, show, show_rate
 
 NAN2 = (math.nan, math.nan)
@@ -67,9 +68,45 @@ def show_bounded(value: float, ci: tuple[float, float]) -> str:
     return show(value, *ci)
 
 
+def show_apart(value: float, lo: float, hi: float, scale: float = 1.0, suffix: str = "") -> str:
+    """:func:`.intervals.show`, with as many digits as it takes for the interval's ends to differ.
+
+    >>> show_apart(1.0, 0.99991, 1.00004)
+    '1 (0.9999–1)'
+    """
+    if math.isnan(lo) or math.isnan(hi):
+        return show(value, lo, hi, scale, suffix)
+    v, a, b = _figures(value * scale, lo * scale, hi * scale, "")
+    return f"{v}{suffix} ({a}–{b}{suffix})"
+
+
+def percent_apart(value: float, lo: float, hi: float) -> str:
+    """``'81% (77–85%)'``; more digits where the ends would read alike; ``'81% (interval not available)'``.
+
+    >>> percent_apart(0.81, 0.77, 0.85), percent_apart(0.95, 0.9501, 0.9504)
+    ('81% (77–85%)', '95% (95.01–95.04%)')
+    """
+    if math.isnan(lo) or math.isnan(hi):
+        return f"{value:.0%} (interval not available)"
+    if f"{lo:.0%}" != f"{hi:.0%}":
+        return f"{value:.0%} ({lo * 100:.0f}–{hi:.0%})"
+    v, a, b = _figures(value * 100, lo * 100, hi * 100, "")
+    return f"{v}% ({a}–{b}%)"
+
+
 def why_unresolved(name: str, ci: tuple[float, float]) -> str:
     """``"κ's interval includes 0"``, or that it is held at its bound with no interval."""
     return f"{name} is held at its bound 0" if math.isnan(ci[0]) else f"{name}'s interval includes 0"
+
+
+def peak_words(hi: float) -> str:
+    """What the peak's interval supports: slower past its upper end ``hi``; where that is
+    unbounded, only an estimate of where throughput turns down."""
+    if math.isnan(hi):
+        return "where throughput turns down is an estimate: the peak has no interval"
+    if math.isfinite(hi):
+        return f"more workers than {format_number(hi)} (the interval's upper end) make it slower"
+    return "where throughput turns down is an estimate: the interval's upper end is unbounded"
 
 
 class ScalingFit:
@@ -192,14 +229,15 @@ class USLFit(ScalingFit):
             return "Throughput peaks at one worker: every worker added makes it slower."
         measured = max(self.workers)
         peak = (
-            f"Throughput peaks at N* ≈ {show(self.peak_workers, lo, hi)} workers, at "
+            f"Throughput peaks at N* ≈ {show_apart(self.peak_workers, lo, hi)} workers, at "
             f"{show_rate(self.peak_throughput, *self.peak_throughput_ci, self.unit)}"
         )
+        past = peak_words(hi)
         if lo > measured:
-            return f"{peak}; more workers than that make it slower. The peak lies past the {measured} workers measured: measure there before relying on it."
+            return f"{peak}; {past}. The peak lies past the {measured} workers measured: measure there before relying on it."
         if hi < measured:
             return f"{peak}; the largest counts measured are already past it: fewer workers would be faster."
-        return f"{peak}; more workers than that make it slower."
+        return f"{peak}; {past}."
 
     def compare(self, sigma: float, kappa: float) -> str:
         """Fitted against known ``σ`` and ``κ`` (a calibration run), in words."""

@@ -21,7 +21,8 @@ from labkit.common.errors import DataError, ParameterError
 from labkit.common.format import format_rate
 
 from .frames import pick_configuration, varying
-from .intervals import CONFIDENCE, N_BOOT, band, check_options, direction, fit_note, interval, residual_draws, show
+from .intervals import CONFIDENCE, N_BOOT, band, check_options, direction, fit_note, interval, residual_draws
+from .models import show_apart
 from .solve import nnls_rows
 
 if TYPE_CHECKING:
@@ -35,7 +36,9 @@ class OverheadFit:
     ``fixed_s`` is ``a`` (cost of any run), ``per_task_s`` is ``b``, ``bandwidth`` the
     bytes per second of the data term (inf when no cost per byte was measured).
     ``break_even_bytes = b × bandwidth``: below this many bytes per task, the per-task
-    overhead costs more than moving the task's data.
+    overhead costs more than moving the task's data. Its interval is NaN where some refits
+    leave it undefined (no cost per task and none per byte: 0 × ∞), and ``break_even_note``
+    says why; such a refit is never counted as a break-even of 0.
     """
 
     fixed_s: float
@@ -51,6 +54,7 @@ class OverheadFit:
     config: str = ""
     samples: np.ndarray = field(default_factory=lambda: np.empty((0, 3)), repr=False, compare=False)
     note: str = ""
+    break_even_note: str = ""
 
     def predict(
         self, tasks: np.ndarray | float, nbytes: np.ndarray | float
@@ -69,8 +73,8 @@ class OverheadFit:
         where = f" ({self.config})" if self.config else ""
         text = (
             f"Overhead model over {self.points} points{where}: each run costs "
-            f"{show(self.fixed_s, *self.fixed_s_ci, scale=1e3, suffix=' ms')} fixed and "
-            f"{show(self.per_task_s, *self.per_task_s_ci, scale=1e6, suffix=' µs')} per task"
+            f"{show_apart(self.fixed_s, *self.fixed_s_ci, scale=1e3, suffix=' ms')} fixed and "
+            f"{show_apart(self.per_task_s, *self.per_task_s_ci, scale=1e6, suffix=' µs')} per task"
         )
         if self.note:
             return text + f". Intervals not available: {self.note}; no cost is called resolved."
@@ -85,11 +89,16 @@ class OverheadFit:
                 "is too small to separate from the other costs"
             )
             return text + "."
-        text += f", and moves data at {format_rate(self.bandwidth, 'bytes')} ({format_rate(lo, 'bytes')}–{format_rate(hi, 'bytes')})."
+        ends = (format_rate(lo, "bytes"), format_rate(hi, "bytes"))
+        rate = f"{format_rate(self.bandwidth, 'bytes')} ({ends[0]}–{ends[1]})"
+        if ends[0] == ends[1]:  # never an interval that reads as zero width
+            rate = show_apart(self.bandwidth / 1e9, lo / 1e9, hi / 1e9, suffix=" GB/s")
+        text += f", and moves data at {rate}."
         if per_task:
             text += (
                 " Per-task overhead outweighs the data's own time for tasks smaller than "
-                f"{show(self.break_even_bytes, *self.break_even_bytes_ci, scale=1 / 2**20, suffix=' MiB')}."
+                f"{show_apart(self.break_even_bytes, *self.break_even_bytes_ci, scale=1 / 2**20, suffix=' MiB')}"
+                + (f" ({self.break_even_note})." if self.break_even_note else ".")
             )
         else:
             text += " Whether per-task overhead or the data's own time dominates small tasks is not resolved."
@@ -134,6 +143,13 @@ def _overhead_from_arrays(
     bw = 1 / per_byte if per_byte > 0 else float("inf")
     with np.errstate(invalid="ignore"):
         even = samples[:, 1] * bw_samples
+    undefined = int(np.isnan(even).sum())
+    even_note = (
+        f"interval not available: in {undefined} of {even.size} bootstrap refits both the cost per task and "
+        "the cost per byte came out 0, which leaves the break-even undefined (0 × ∞)"
+        if undefined
+        else ""
+    )
     return OverheadFit(
         fixed_s=a,
         per_task_s=per_task,
@@ -142,7 +158,8 @@ def _overhead_from_arrays(
         per_task_s_ci=interval(samples[:, 1], per_task, confidence),
         bandwidth_ci=interval(bw_samples, bw, confidence),
         break_even_bytes=per_task * bw,
-        break_even_bytes_ci=interval(np.nan_to_num(even, nan=0.0), per_task * bw, confidence),
+        break_even_bytes_ci=(math.nan, math.nan) if undefined else interval(even, per_task * bw, confidence),
+        break_even_note=even_note,
         points=int(points.shape[0]),
         confidence=confidence,
         config=config,

@@ -1,16 +1,28 @@
 """Advice from a sweep: the worker count and chunk size to use, and why, in words.
 
-Choices are tried from the cheapest (fewest workers; largest chunk, so fewest tasks). A
-cheaper choice is recommended only when the 95% interval of its throughput ratio to the
-best measured lies entirely above ``1 / (1 + margin)``: it is as fast as the best within the
-stated margin of practical equivalence (``margin=0.05`` by default; the one convention of
-:func:`labkit.analysis.intervals.equivalence_band`). One whose interval lies entirely below
-``1 / (1 + margin)`` is ruled out, and the next is tried; the best measured
-is recommended once every cheaper choice is ruled out and no other choice could be faster
-than it by more than the margin. When neither holds (an interval straddles the margin, or
-there is none: too few repeats), the runs cannot tell: the recommendation's ``value`` is
-None and its reason names the best measured and what would decide. A wide interval
-therefore never makes a cheaper choice look as good.
+The rule, written once: a value is recommended only when **no other measured value could
+beat it by more than the margin**. For a value ``v`` and every alternative ``a``, the ratio
+``median(v) / median(a)`` gets a bootstrap interval; with ``k`` alternatives (every value
+measured but ``v``) each interval is at confidence ``1 - 0.05 / k`` (Bonferroni), so that
+all ``k`` hold together at least 95% of the time, and the sentence says so ("intervals
+adjusted for 3 comparisons"). Values are tried from the cheapest (fewest workers; largest
+chunk, so fewest tasks):
+
+- ``v`` is **recommended** when every one of its intervals lies entirely above the floor
+  ``1 / (1 + margin)`` of :func:`labkit.analysis.intervals.equivalence_band` (``margin=0.05``
+  by default): no alternative, cheaper or dearer, could be faster by more than the margin;
+- ``v`` is **ruled out** when some alternative's interval lies entirely below that floor:
+  that alternative is faster by more than the margin, and the next value is tried;
+- otherwise (an interval straddles the floor, or there is none: too few repeats) the runs
+  **cannot tell**: ``value`` is None and the reason names the alternative that could still
+  be better and what would decide.
+
+The highest median is never ruled out, so the walk ends at a recommendation or at "cannot
+tell". A wide interval therefore never makes a value look as good, and a value is never
+recommended while an alternative it was not compared with (or whose interval is wide) might
+beat it. Only the trials :func:`labkit.analysis.trust.admit` admits (ok, not degraded, not
+under outside load) are compared; the reason says what was left out, and a value left with
+no admitted trial is not measured, so nothing is recommended.
 """
 
 from __future__ import annotations
@@ -22,11 +34,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from labkit.common.errors import ParameterError
-from labkit.common.format import format_rate, format_workers
+from labkit.common.format import format_workers
 
 from .frames import pick_configuration, point_params
-from .intervals import Estimate, direction, equivalence_band, median_estimate, percent, ratio_estimate, show, show_rate
-from .models import UnavailableFit, USLFit, why_unresolved
+from .intervals import Estimate, direction, equivalence_band, median_estimate, ratio_estimate, show_rate
+from .models import UnavailableFit, USLFit, peak_words, percent_apart, show_apart, why_unresolved
+from .trust import admit
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -63,49 +76,80 @@ class Recommendation:
 def _ratio_text(r: Estimate) -> str:
     if math.isnan(r.lo):
         return f"{r.value:.0%} ({r.note})"
-    return percent(r.value, r.lo, r.hi)
+    return percent_apart(r.value, r.lo, r.hi)
+
+
+def adjusted(k: int) -> float:
+    """Each interval's confidence with ``k`` comparisons (Bonferroni): ``1 - 0.05 / k``.
+
+    >>> round(adjusted(3), 4), adjusted(1)
+    (0.9833, 0.95)
+    """
+    return 1 - 0.05 / max(k, 1)
+
+
+def adjusted_words(k: int) -> str:
+    """``"95% interval"``, or ``"intervals adjusted for 3 comparisons: each at 98.3%"``."""
+    return "95% interval" if k <= 1 else f"intervals adjusted for {k} comparisons: each at {adjusted(k):.1%}"
 
 
 @dataclass(frozen=True)
 class _Decision:
     """What the comparisons settled: the choice (None: cannot tell), the best by median,
-    each other value's ratio to it, the cheaper values ruled out, and the value whose
-    comparison could not be settled (None when one was chosen): a cheaper candidate
-    (``candidate`` True) or the runner-up to the best."""
+    each value tried and its ratios to every alternative (``against[v][a]``: ``v`` over
+    ``a``), the values ruled out (each with the alternative that beat it), and where no
+    value was chosen the value that could not be settled and the alternative that could
+    still beat it by more than the margin."""
 
     chosen: Any
     best: Any
-    ratios: dict[Any, Estimate]
-    ruled_out: list[Any]
+    against: dict[Any, dict[Any, Estimate]]
+    ruled_out: dict[Any, Any]
     stuck: Any = None
-    candidate: bool = False
+    rival: Any = None
+
+    @property
+    def comparisons(self) -> int:
+        return len(next(iter(self.against.values()), {}))
 
 
 def _decide(by_value: dict[Any, np.ndarray], order: list[Any], margin: float) -> _Decision:
-    """Try ``order`` from the cheapest (see the module's docstring).
-
-    A cheaper value is chosen when its ratio to the best (highest median) has an interval
-    entirely above the equivalence band's floor ``1 / (1 + margin)``, ruled out when entirely
-    below. The best is chosen when no other value could be faster than it by more than the
-    margin: the runner-up's ratio stays below ``1 + margin``.
-    """
-    floor, ceiling = equivalence_band(margin)
+    """Try ``order`` from the cheapest, against every alternative (see the module's docstring)."""
+    floor = equivalence_band(margin)[0]
+    confidence = adjusted(len(by_value) - 1)
     best = max(by_value, key=lambda v: float(np.median(by_value[v])))
-    ratios = {v: ratio_estimate(tp, by_value[best]) for v, tp in by_value.items() if v != best}
-    ruled_out: list[Any] = []
+    against: dict[Any, dict[Any, Estimate]] = {}
+    ruled_out: dict[Any, Any] = {}
     for v in order:
-        if v == best:
-            runner = max(ratios, key=lambda u: ratios[u].value, default=None)
-            if runner is None or ratios[runner].hi < ceiling:
-                return _Decision(best, best, ratios, ruled_out)
-            return _Decision(None, best, ratios, ruled_out, runner)
-        r = ratios[v]
-        if r.lo > floor:
-            return _Decision(v, best, ratios, ruled_out)
-        if not r.hi < floor:
-            return _Decision(None, best, ratios, ruled_out, v, candidate=True)
-        ruled_out.append(v)
-    raise AssertionError("the best value is in the order")
+        r = {a: ratio_estimate(by_value[v], x, confidence=confidence) for a, x in by_value.items() if a != v}
+        against[v] = r
+        if all(e.lo > floor for e in r.values()):
+            return _Decision(v, best, against, ruled_out)
+        beaten = [a for a, e in r.items() if e.hi < floor]
+        if beaten:
+            ruled_out[v] = best if best in beaten else min(beaten, key=lambda a: r[a].value)
+            continue
+        open_ = [a for a, e in r.items() if not e.lo > floor]
+        rival = min(open_, key=lambda a: -math.inf if math.isnan(r[a].lo) else r[a].lo)
+        return _Decision(None, best, against, ruled_out, v, rival)
+    raise AssertionError("the highest median is never ruled out")
+
+
+def _cannot_tell(d: _Decision, by_value: dict[Any, np.ndarray], words: dict[str, Any], margin: float, rate: str) -> str:
+    name, label = words["name"], words["label"]
+    r = d.against[d.stuck][d.rival]
+    top = f"the {words['best']} was {name(d.best)} ({rate})"
+    if r.note:  # too few repeats for any interval
+        return (
+            f"Cannot tell for {label}: {r.note}. {top[0].upper()}{top[1:]}; "
+            f"{name(d.stuck)} ran at {r.value:.0%} of {name(d.rival)}"
+        )
+    return (
+        f"Cannot tell for {label}: {name(d.stuck)} ran at {_ratio_text(r)} of {name(d.rival)} "
+        f"({adjusted_words(d.comparisons)}); {top}. With a {margin:.0%} margin these runs cannot tell whether "
+        f"{name(d.rival)} would be faster than {name(d.stuck)} by more than the margin. "
+        f"More repeats of {name(d.stuck)} and {name(d.rival)} (or a quieter machine) would decide"
+    )
 
 
 def _explain(d: _Decision, by_value: dict[Any, np.ndarray], words: dict[str, Any], margin: float, unit: str) -> str:
@@ -116,37 +160,32 @@ def _explain(d: _Decision, by_value: dict[Any, np.ndarray], words: dict[str, Any
     rate = show_rate(*median_estimate(by_value[d.best])[:3], unit)
     edge = f"{equivalence_band(margin)[0]:.0%}"
     if d.stuck is not None:
-        r = d.ratios[d.stuck]
-        if r.note:  # too few repeats for any interval
-            return (
-                f"Cannot tell for {label}: {r.note}. The highest median measured was {name(d.best)} "
-                f"({format_rate(float(np.median(by_value[d.best])), unit)}); {name(d.stuck)} ran at {r.value:.0%} of it"
-            )
-        if d.candidate:
-            question = f"whether {name(d.stuck)} would do as well"
-        else:
-            question = f"which of {name(d.best)} and {name(d.stuck)} to use"
-        return (
-            f"Cannot tell for {label}: {name(d.stuck)} ran at {_ratio_text(r)} of the {words['best']} "
-            f"({name(d.best)}, {rate}); with a {margin:.0%} margin these runs cannot tell {question}. "
-            "More repeats (or a quieter machine) would decide"
-        )
+        return _cannot_tell(d, by_value, words, margin, rate)
+    ratios = d.against[d.chosen]
+    if not ratios:
+        return f"{name(d.best)} for {label}: {rate}, the {words['best']}, the only value measured"
+    every = f"no other value could be faster by more than the {margin:.0%} margin ({adjusted_words(d.comparisons)})"
     if d.chosen != d.best:
-        return (
+        reason = (
             f"{name(d.chosen)} for {label}: {show_rate(*median_estimate(by_value[d.chosen])[:3], unit)}, "
-            f"{_ratio_text(d.ratios[d.chosen])} of the {words['best']} ({name(d.best)}): its whole interval is above "
-            f"{edge}, within the {margin:.0%} margin of practical equivalence, with {words['gain']}"
+            f"{_ratio_text(ratios[d.best])} of the {words['best']} ({name(d.best)}): its whole interval is above "
+            f"{edge}, within the {margin:.0%} margin of practical equivalence, with {words['gain']}; {every}"
         )
-    reason = f"{name(d.best)} for {label}: {rate}, the {words['best']}"
-    if not d.ratios:
-        return reason + ", the only value measured"
-    runner = max(d.ratios, key=lambda u: d.ratios[u].value)
-    if runner not in d.ruled_out:
-        reason += f"; the next best, {name(runner)}, ran at {_ratio_text(d.ratios[runner])} of it"
+    else:
+        reason = f"{name(d.best)} for {label}: {rate}, the {words['best']}"
+        runner = max(ratios, key=lambda u: float(np.median(by_value[u])))
+        if runner not in d.ruled_out:
+            r = ratios[runner]  # the best over the runner-up: said the other way round
+            shown = _ratio_text(Estimate(1 / r.value, 1 / r.hi, 1 / r.lo, r.note))
+            reason += f"; the next best, {name(runner)}, ran at {shown} of it"
     if d.ruled_out:
-        shown = ", ".join(f"{name(v)} at {_ratio_text(d.ratios[v])}" for v in d.ruled_out)
-        reason += f"; every {words['cheaper']} ran below {edge} of it ({shown})"
-    return reason
+        shown = ", ".join(
+            f"{name(v)} at {_ratio_text(d.against[v][by])}" + ("" if by == d.best else f" of {name(by)}")
+            for v, by in d.ruled_out.items()
+        )
+        of = "it" if set(d.ruled_out.values()) == {d.best} else "a faster value"
+        reason += f"; every {words['cheaper']} ran below {edge} of {of} ({shown})"
+    return reason if d.chosen != d.best else f"{reason}; {every}"
 
 
 def _check_margin(margin: float) -> None:
@@ -174,14 +213,38 @@ def _usl_clause(usl: USLFit | UnavailableFit, measured: int, unit: str) -> str:
             text += f", and contention keeps throughput below {show_rate(usl.ceiling, *usl.ceiling_ci, unit)}"
         return text
     lo, hi = usl.peak_workers_ci
-    peak = f"the USL fit puts the peak at N* ≈ {show(usl.peak_workers, lo, hi)} workers"
+    if math.isnan(lo):
+        return f"; the USL fit puts the peak at an estimated N* ≈ {show_apart(usl.peak_workers, lo, hi)} workers"
+    peak = f"the USL fit puts the peak at N* ≈ {show_apart(usl.peak_workers, lo, hi)} workers"
     if lo > measured:
         return (
             f"; {peak}, past the {measured} measured: more workers should help, but measure there before relying on it"
         )
     if hi < measured:
-        return f"; {peak}, below the largest count measured: more workers than that make it slower"
-    return f"; {peak}"
+        return f"; {peak}, below the largest count measured: {peak_words(hi)}"
+    return f"; {peak}: an estimate, whose interval reaches past the {measured} measured, so {peak_words(hi)}"
+
+
+def _admitted(frame: pd.DataFrame, ok: pd.DataFrame, param: str) -> tuple[pd.DataFrame, str, list[Any]]:
+    """The trials of ``ok``'s points that :func:`.trust.admit` admits, what it left out in
+    words, and the values of ``param`` (a column of the point) left with no admitted trial."""
+    adm = admit(frame[frame["point"].isin(set(ok["point"]))])
+    kept = ok[ok.index.isin(adm.frame.index)]
+    values = point_params(ok)[param]
+    lost = sorted(set(values) - set(values[kept.index]))
+    return kept, adm.note, lost
+
+
+def _unmeasured(
+    parameter: str, label: str, lost: list[Any], name: Any, note: str, unit: str, margin: float
+) -> Recommendation:
+    """Nothing recommended: ``lost`` values have no admitted trial, so they were not measured."""
+    shown = ", ".join(name(v) for v in lost)
+    reason = (
+        f"Cannot tell for {label}: {shown} not measured ({note}), and an unmeasured value could be the better one; "
+        "rerun on a quieter machine to decide."
+    )
+    return Recommendation(parameter, None, math.nan, math.nan, math.nan, unit, reason, margin, None)
 
 
 def recommend_workers(
@@ -213,8 +276,11 @@ def recommend_workers(
     """
     _check_margin(margin)
     ok, label = pick_configuration(frame, where)
-    by_w = {int(w): g["throughput"].to_numpy(float) for w, g in ok.groupby("workers")}
     unit = str(ok["unit"].iloc[0])
+    ok, note, lost = _admitted(frame, ok, "workers")
+    if lost:
+        return _unmeasured("workers", label, lost, format_workers, note, unit, margin)
+    by_w = {int(w): g["throughput"].to_numpy(float) for w, g in ok.groupby("workers")}
     d = _decide(by_w, sorted(by_w), margin)
     words = {
         "name": format_workers,
@@ -226,6 +292,8 @@ def recommend_workers(
     reason = _explain(d, by_w, words, margin, unit)
     if usl is not None:
         reason += _usl_clause(usl, max(by_w), unit)
+    if note:
+        reason += f"; {note}"
     return _recommendation("workers", d.chosen, by_w, unit, reason + ".", margin, d.best)
 
 
@@ -272,22 +340,26 @@ def recommend_chunk(
     if where is None or "workers" not in where:
         ok = ok[ok["workers"] == ok["workers"].max()]
     values = point_params(ok)[param]
-    by_c = {v: g["throughput"].to_numpy(float) for v, g in ok.groupby(values)}
-    if len(by_c) < 2:
-        raise ParameterError(param, sorted(by_c), "at least two measured values to choose between")
+    if values.nunique() < 2:
+        raise ParameterError(param, sorted(set(values)), "at least two measured values to choose between")
     unit = str(ok["unit"].iloc[0])
+    label = f"{label} on {format_workers(int(ok['workers'].iloc[0]))}"
+    ok, note, lost = _admitted(frame, ok, param)
+    if lost:
+        return _unmeasured(param, label, lost, lambda v: f"{param}={v:g}", note, unit, margin)
+    by_c = {v: g["throughput"].to_numpy(float) for v, g in ok.groupby(point_params(ok)[param])}
     d = _decide(by_c, sorted(by_c, reverse=True), margin)
     words = {
         "name": lambda v: f"{param}={v:g}",
-        "label": f"{label} on {format_workers(int(ok['workers'].iloc[0]))}",
+        "label": label,
         "best": "fastest measured",
         "cheaper": f"larger {param}",
         "gain": "fewer, larger tasks",
     }
     reason = _explain(d, by_c, words, margin, unit)
     smallest = min(by_c)
-    if smallest not in (d.chosen, d.best):
-        r = d.ratios[smallest]
+    if smallest not in (d.chosen, d.best, *d.ruled_out, d.stuck):
+        r = ratio_estimate(by_c[smallest], by_c[d.best])
         shown = f"{r.value:.0%}" if r.note else _ratio_text(r)
         reason += f"; {param}={smallest:g} ran at {shown} of the fastest"
     if overhead is not None and not overhead.note:
@@ -295,6 +367,10 @@ def recommend_chunk(
         if per_task and math.isfinite(overhead.bandwidth_ci[1]):
             reason += (
                 "; the overhead fit says per-task overhead outweighs the data below "
-                f"{show(overhead.break_even_bytes, *overhead.break_even_bytes_ci, scale=1 / 2**20, suffix=' MiB')} per task"
+                f"{show_apart(overhead.break_even_bytes, *overhead.break_even_bytes_ci, scale=1 / 2**20, suffix=' MiB')} per task"
             )
+            if overhead.break_even_note:
+                reason += f" ({overhead.break_even_note})"
+    if note:
+        reason += f"; {note}"
     return _recommendation(param, d.chosen, by_c, unit, reason + ".", margin, d.best)

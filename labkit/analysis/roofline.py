@@ -4,7 +4,12 @@ A worker's limit is what it did alone, with all its threads working (see
 :mod:`labkit.probes`); workers on one host also share it, so N workers there are compared
 with the smaller of N times a worker's limit and the host's ceiling (every worker measured at
 once). The fraction of that limit a configuration reached (its roofline fraction) is an
-estimate, with a bootstrap interval from the repeats.
+estimate, with a bootstrap interval. A probed limit is itself a noisy median, not an exact
+constant: where its repeats were kept (:attr:`HardwareLimits.repeats`) the interval comes
+from both sides' repeats (``ratio_estimate(runs, limit_repeats)``); where only the probe's
+point value exists, the limit's uncertainty is not measured, the interval covers the runs'
+noise alone, and the sentence labels the fraction an estimate and claims no verdict on it.
+A limit given as a plain number (a datasheet's) is taken as exact.
 
 >>> hardware_limits(bandwidth=10e9, flops=50e9)
 {'bytes': 10000000000.0, 'flops': 50000000000.0}
@@ -23,6 +28,7 @@ from labkit.common.format import format_rate, format_workers
 
 from .frames import describe_config, require, varying
 from .intervals import ratio_estimate
+from .models import percent_apart
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -38,7 +44,9 @@ class HardwareLimits(dict):
     A ``dict`` of unit -> per-worker limit, as :func:`roofline_fraction` takes it, with:
     ``node`` (unit -> one host's ceiling, its ``node_workers`` workers running at once),
     ``threads`` (threads per worker the per-worker limits were measured with; None when not
-    known) and ``missing`` (unit or ``"node"`` -> why that limit is not measured).
+    known), ``missing`` (unit or ``"node"`` -> why that limit is not measured), ``repeats``
+    (unit -> the per-worker limit's repeats, when kept) and ``unsized`` (unit or ``"node"``
+    -> why that limit's uncertainty is not measured).
 
     >>> limits = HardwareLimits({"bytes": 10e9}, node={"bytes": 15e9}, node_workers=2, threads=1)
     >>> limits, limits.node
@@ -53,8 +61,12 @@ class HardwareLimits(dict):
         node_workers: int | None = None,
         threads: int | None = None,
         missing: dict[str, str] | None = None,
+        repeats: dict[str, Any] | None = None,
+        unsized: dict[str, str] | None = None,
     ) -> None:
         super().__init__(per_worker or {})
+        self.repeats = {unit: np.asarray(r, float) for unit, r in (repeats or {}).items()}
+        self.unsized = dict(unsized or {})
         self.node = dict(node or {})
         self.node_workers = node_workers
         self.threads = threads
@@ -93,11 +105,24 @@ def hardware_limits(probe: Any = None, *, bandwidth: float | None = None, flops:
         _from_probe(limits, probe)
     for unit, value in (("bytes", bandwidth), ("flops", flops)):
         if value is not None:
-            limits[unit] = float(value)
-            limits.missing.pop(unit, None)
+            _given(limits, unit, value)
     if not limits and not limits.missing:
         raise ParameterError("probe", probe, "a HardwareProbe with figures, or bandwidth= / flops= numbers")
     return limits
+
+
+def _given(limits: HardwareLimits, unit: str, value: Any) -> None:
+    """A limit given explicitly: a number (taken as exact) or its repeats (the limit their median)."""
+    limits.missing.pop(unit, None)
+    limits.unsized.pop(unit, None)
+    limits.repeats.pop(unit, None)
+    if np.ndim(value) == 0:
+        limits[unit] = float(value)
+        return
+    r = np.asarray(value, float)
+    if r.size == 0 or not np.all(np.isfinite(r)) or np.any(r <= 0):
+        raise ParameterError(unit, value, "a limit per second > 0, or its repeats (each finite and > 0)")
+    limits[unit], limits.repeats[unit] = float(np.median(r)), r
 
 
 def _from_probe(limits: HardwareLimits, probe: Any) -> None:
@@ -115,6 +140,7 @@ def _from_probe(limits: HardwareLimits, probe: Any) -> None:
     for unit, values in figures.items():
         if values:
             limits[unit] = float(np.median(values))
+            limits.unsized[unit] = "the probe kept each worker's best and median, not its repeats"
         else:
             limits.missing[unit] = f"per-worker limit not measured ({why}); the client's figures are not a worker's"
     threads = {probe.memory[w].threads for w in workers}
@@ -123,6 +149,7 @@ def _from_probe(limits: HardwareLimits, probe: Any) -> None:
     if node is not None:
         limits.node.update({"bytes": float(node.memory.best), "flops": float(node.matmul.best)})
         limits.node_workers = int(node.workers)
+        limits.unsized["node"] = "the probe kept the host's best and median, not its repeats"
     else:
         limits.missing["node"] = probe.missing.get("node/memory", "the probe holds no whole-node ceiling")
 
@@ -151,7 +178,10 @@ def roofline_fraction(
     DataFrame
         One row per point: workload, config, workers, unit, throughput_median, limit,
         limit_source, fraction (an estimate: median throughput over the limit), fraction_lo
-        and fraction_hi (its bootstrap interval) and note; NaN where the limit is not measured.
+        and fraction_hi (its bootstrap interval), limit_spread (``"repeats"``: the interval
+        carries the limit's repeats too; ``"exact"``: a limit given as a number;
+        ``"not measured"``: the limit's uncertainty is not measured, the interval is the
+        runs' alone) and note; NaN where the limit is not measured.
     """
     import pandas as pd
 
@@ -185,8 +215,11 @@ def roofline_fraction(
         else:
             limit, source, note = math.nan, "not measured", missing[unit]
         f = lo = hi = math.nan
+        spread = "not measured"
         if math.isfinite(limit):
-            f, lo, hi, _ = ratio_estimate(g["throughput"].to_numpy(float), float(limit))
+            den, spread, why = _limit_spread(limits, unit, source, workers)
+            f, lo, hi, _ = ratio_estimate(g["throughput"].to_numpy(float), den)
+            note = "; ".join(n for n in (note, why) if n)
         rows.append(
             {
                 "workload": p["workload"],
@@ -199,10 +232,28 @@ def roofline_fraction(
                 "fraction": f,
                 "fraction_lo": lo,
                 "fraction_hi": hi,
+                "limit_spread": spread,
                 "note": note,
             }
         )
     return pd.DataFrame(rows)
+
+
+def _limit_spread(limits: dict[str, float], unit: str, source: str, workers: int) -> tuple[Any, str, str]:
+    """The limit's denominator for :func:`.intervals.ratio_estimate` (its repeats, or the
+    number), whether its uncertainty is carried (``limit_spread``), and a note when it is not."""
+    repeats, unsized = getattr(limits, "repeats", {}), getattr(limits, "unsized", {})
+    if source.startswith("host ceiling"):
+        why = unsized.get("node", "")
+        limit = float(limits.node[unit])  # type: ignore[attr-defined]
+    else:
+        scale = workers if source.endswith("per-worker") else 1
+        if unit in repeats:
+            return scale * repeats[unit], "repeats", ""
+        why, limit = unsized.get(unit, ""), scale * float(limits[unit])
+    if not why:
+        return limit, "exact", ""
+    return limit, "not measured", f"the limit's uncertainty is not measured ({why}): the fraction is an estimate"
 
 
 def _point_limit(limits: dict[str, float], unit: str, workers: int, threads: float) -> tuple[float, str, str]:
@@ -261,10 +312,15 @@ def describe_roofline(table: pd.DataFrame) -> str:
 
 def _sentence(workload: str, top: Any, measured: pd.DataFrame) -> str:
     f, lo, hi = top["fraction"], top["fraction_lo"], top["fraction_hi"]
+    spread = top.get("limit_spread", "exact")
     if not (np.isfinite(lo) and np.isfinite(hi)):
         interval = "no interval: fewer than 5 runs, or runs that did not vary"
     else:
-        interval = "the runs did not vary: no interval" if lo == hi else f"{lo:.0%}–{hi:.0%}"
+        interval = percent_apart(f, lo, hi).split(" (", 1)[1][:-1]  # ends that differ as printed
+        if spread == "repeats":
+            interval += ", from the runs' and the probe's repeats"
+        elif spread == "not measured":
+            interval += ", from the runs alone"
     config = f" ({top['config']})" if top["config"] else ""
     source = top.get("limit_source", "")
     source = "" if source == "given" else source
@@ -278,7 +334,9 @@ def _sentence(workload: str, top: Any, measured: pd.DataFrame) -> str:
         other = "that of 1 other configuration" if overlap == 1 else f"those of {overlap} other configurations"
         text += f" Its interval overlaps {other}: the runs cannot tell which came closest."
     what = _LIMIT_NAMES.get(top["unit"], "limit")
-    if lo > 1:
+    if spread == "not measured":
+        text += f" The measured {what} is a median whose uncertainty is not measured, so no verdict on the fraction is claimed."
+    elif lo > 1:
         text += f" Its whole interval is above the measured {what}: the probe understates what this work gets."
     elif lo >= NEAR:
         text += f" Its whole interval is at {NEAR:.0%} of the measured {what} or more: close to that limit."

@@ -20,6 +20,7 @@ from labkit.common.format import format_rate
 from .claims import ratio_words
 from .frames import config_keys, describe_config, point_params, require, varying
 from .intervals import Estimate, direction, percent, ratio_estimate
+from .trust import admit
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -156,42 +157,41 @@ def describe_scaling(frame: pd.DataFrame) -> str:
             continue
         top = g.iloc[-1]
         w, w0 = int(top["workers"]), int(top["baseline_workers"])
-        top, said = _unloaded(ok, config, top, w, w0)
+        top, said, caveat = _unloaded(ok, config, top, w, w0)
         efficiency = percent(top["efficiency"], top["efficiency_lo"], top["efficiency_hi"])
         sentence = said or compare_sentence(top, w, w0)
         lines.append(
             f"{where}{sentence if where else sentence[:1].upper() + sentence[1:]}: parallel efficiency {efficiency}, "
-            f"{format_rate(top['throughput_median'], unit)}."
+            f"{format_rate(top['throughput_median'], unit)}{caveat}."
         )
     return "\n".join(lines) + note
 
 
-def _unloaded(ok: pd.DataFrame, config: str, top: pd.Series, w: int, w0: int) -> tuple[pd.Series, str]:
-    """The comparison of ``w`` with ``w0`` workers made from trials without outside load.
+def _unloaded(ok: pd.DataFrame, config: str, top: pd.Series, w: int, w0: int) -> tuple[pd.Series, str, str]:
+    """The comparison of ``w`` with ``w0`` workers made from the trials :func:`~labkit.analysis.trust.admit` keeps.
 
     A speedup taken while other work loaded the machine measures that load as much as the
     scaling: where trials of either side were flagged ``under_load``, the comparison is made
     again from the others alone. When too few are left for an interval, no direction is
     claimed (the sentence says so); the row with every trial is kept for the estimate.
+    Returns the row, the sentence where it differs from :func:`compare_sentence`'s, and a
+    caveat for trials whose outside load was not measured ("" when none).
     """
-    if "under_load" not in ok:
-        return top, ""
-    g = ok[config_keys(ok).eq(config) & ok["workers"].isin([w, w0])]
-    loaded = g["under_load"].map(lambda v: v is True or v == 1)
-    if not loaded.any():
-        return top, ""
-    clean = strong_scaling(g[~loaded]) if (~loaded).any() else None
+    a = admit(ok[config_keys(ok).eq(config) & ok["workers"].isin([w, w0])])
+    caveat = f"; outside load not measured for {a.unknown} of its {a.total} trials" if a.unknown else ""
+    if not a.loaded:
+        return top, "", caveat
+    clean = None if a.empty else strong_scaling(a.frame)
     row = clean[clean["workers"].eq(w)] if clean is not None and clean["workers"].nunique() == 2 else None
-    k, n = int(loaded.sum()), len(g)
+    k, n = a.loaded, a.total
     if row is not None and len(row) and np.isfinite(row["speedup_lo"].iloc[0]):
-        return row.iloc[
-            0
-        ], f"leaving out the {k} of {n} trials that ran under outside load, {compare_sentence(row.iloc[0], w, w0)}"
+        said = f"leaving out the {k} of {n} trials that ran under outside load, {compare_sentence(row.iloc[0], w, w0)}"
+        return row.iloc[0], said, caveat
     note = (
         f"{k} of its {n} trials ran while other work loaded this machine, too many to leave out; "
         "a quieter machine would settle it"
     )
-    return top, _speed_words(Estimate(top["speedup"], np.nan, np.nan, note), w, w0)
+    return top, _speed_words(Estimate(top["speedup"], np.nan, np.nan, note), w, w0), caveat
 
 
 def karp_flatt(frame: pd.DataFrame) -> pd.DataFrame:

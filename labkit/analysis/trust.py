@@ -16,6 +16,9 @@ may carry that weight:
 out, :func:`load_words` the load column of a table ("no", "yes (k of n trials)", "not
 measured"). Where every trial of a comparison ran under load nothing is left to claim from,
 and :attr:`Admitted.empty` says so: the caller states its estimate and claims no direction.
+A study's ``describe_*`` functions take the rule with the :func:`trusted` decorator: they see
+only the admitted trials, and their answer ends with what was left out (:func:`footer`) and,
+where it gives several 95% intervals, that they are not adjusted for their number.
 
 >>> import pandas as pd
 >>> f = pd.DataFrame({"status": ["ok", "ok", "ok", "degraded"], "under_load": [False, True, None, None]})
@@ -28,9 +31,14 @@ and :attr:`Admitted.empty` says so: the caller states its estimate and claims no
 
 from __future__ import annotations
 
+import functools
 import math
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from labkit.common.errors import DataError, ParameterError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -134,3 +142,67 @@ def load_words(frame: pd.DataFrame) -> str:
     elif unknown:
         said = said[:-1] + f"; not measured for {unknown})"
     return said
+
+
+def admitted(frame: pd.DataFrame) -> tuple[pd.DataFrame, Admitted]:
+    """``frame`` less the ok trials :func:`~labkit.analysis.trust.admit` leaves out (under outside load),
+    and what it left out: every claimed direction comes from these trials."""
+    a = admit(frame)
+    ok = frame.index[frame["status"].eq("ok")] if "status" in frame else frame.index
+    return frame.drop(ok.difference(a.frame.index)), a
+
+
+def footer(text: str, a: Admitted) -> str:
+    """``text`` and what the claims left out; where it gives several intervals, that they are not adjusted."""
+    k = len(re.findall(r"95% interval(?!s)", text))
+    unadjusted = f" Each interval is at 95%, not adjusted for the {k} comparisons in this answer." if k > 1 else ""
+    return f"{text}\nTrials: {a.note or 'none ran under outside load'}.{unadjusted}"
+
+
+def _nothing_left(a: Admitted, why: str = "") -> str:
+    return f"No trial is left to claim from: {a.note}; nothing is claimed{f' ({why})' if why else ''}."
+
+
+def _admit_all(args: tuple[Any, ...]) -> tuple[list[Any], Admitted | None]:
+    """Each trials frame among ``args`` (or in a mapping of them) admitted, and the sum of what was left out."""
+    import pandas as pd
+
+    out, seen = [], []
+
+    def one(x: Any) -> Any:
+        if isinstance(x, pd.DataFrame) and "status" in x:
+            kept, a = admitted(x)
+            seen.append(a)
+            return kept
+        return x
+
+    for arg in args:
+        out.append({k: one(v) for k, v in arg.items()} if isinstance(arg, Mapping) else one(arg))
+    if not seen:
+        return out, None
+    total = Admitted(
+        pd.concat([a.frame for a in seen]),
+        *(sum(getattr(a, f) for a in seen) for f in ("total", "loaded", "unknown", "degraded")),
+    )
+    return out, total
+
+
+def trusted(describe: Callable[..., str]) -> Callable[..., str]:
+    """``describe`` given only the admitted trials of each frame it takes, its answer ending with :func:`footer`."""
+
+    @functools.wraps(describe)
+    def wrapper(*args: Any, **kwargs: Any) -> str:
+        args_, a = _admit_all(args)
+        if a is None:
+            return describe(*args, **kwargs)
+        if a.empty and a.loaded:
+            return _nothing_left(a)
+        try:
+            text = describe(*args_, **kwargs)
+        except (DataError, ParameterError) as e:
+            if not a.loaded:
+                raise
+            return _nothing_left(a, str(e))
+        return footer(text, a)
+
+    return wrapper

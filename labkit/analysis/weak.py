@@ -1,7 +1,9 @@
 """Weak scaling: the problem grows with the workers; sizes, grids, scaled speedup.
 
 The efficiency of weak scaling is called below (or above) ideal only when its interval
-excludes 100%; otherwise the sentence says the runs cannot tell it from ideal.
+excludes 100%, and only from the trials :func:`~labkit.analysis.trust.admit` keeps (those
+under outside load are left out, and the sentence says how many); otherwise the sentence
+says the runs cannot tell it from ideal.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from labkit.common.format import format_workers
 
 from .frames import point_params, require, varying
 from .intervals import direction, percent, ratio_estimate
+from .trust import admit
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -126,27 +129,62 @@ def weak_scaling(frame: pd.DataFrame, size: str, *, tolerance: float = 0.05) -> 
     return table
 
 
+def _admitted_table(frame: pd.DataFrame, size: str) -> tuple[pd.DataFrame, pd.DataFrame | None, str]:
+    """The table from every ok trial (for the estimate), the one from the admitted trials
+    (None where too few are left for one) and what was left out, in words."""
+    table = weak_scaling(frame, size)
+    a = admit(frame)
+    if not a.loaded:
+        return table, table, a.note
+    try:
+        return table, weak_scaling(a.frame, size), a.note
+    except (DataError, ParameterError):
+        return table, None, a.note
+
+
+def _verdict(top: pd.Series, clean: pd.DataFrame | None) -> tuple[pd.Series, str]:
+    """The row a direction may come from, and that direction in words."""
+    if clean is not None:
+        same = clean[clean["workload"].eq(top["workload"]) & clean["workers"].eq(top["workers"])]
+        if len(same):
+            top = same.iloc[-1]
+        else:
+            top = top.copy()
+            top["efficiency_lo"] = top["efficiency_hi"] = float("nan")
+            top["note"] = (
+                "too many of its trials ran under outside load to leave out; a quieter machine would settle it"
+            )
+    way = direction(top["efficiency_lo"], top["efficiency_hi"])
+    return top, {
+        "down": "below ideal (the interval excludes 100%)",
+        "up": "above ideal (the interval excludes 100%)",
+        "unclear": "these runs cannot tell it from ideal (the interval includes 100%); more repeats or a quieter machine would help",
+        "unknown": f"no comparison with ideal is claimed ({top['note']})",
+    }[way]
+
+
 def describe_weak_scaling(frame: pd.DataFrame, size: str) -> str:
     """A sentence per series: how much of the baseline's speed per unit of work remained.
 
-    Below or above ideal only where the efficiency's interval excludes 100%.
+    Below or above ideal only where the efficiency's interval excludes 100%, from the
+    trials not under outside load; the last sentence says what was left out.
     """
-    table = weak_scaling(frame, size)
+    table, clean, note = _admitted_table(frame, size)
     lines = []
     for _, g in table.groupby("workload", sort=False):
         top = g.iloc[-1]
+        if clean is None:
+            top = top.copy()
+            top["efficiency_lo"] = top["efficiency_hi"] = float("nan")
+            top["note"] = "too many trials ran under outside load to leave out; a quieter machine would settle it"
+        top, verdict = _verdict(top, clean)
         w, w0 = int(top["workers"]), int(top["baseline_workers"])
-        way = direction(top["efficiency_lo"], top["efficiency_hi"])
-        verdict = {
-            "down": "below ideal (the interval excludes 100%)",
-            "up": "above ideal (the interval excludes 100%)",
-            "unclear": "these runs cannot tell it from ideal (the interval includes 100%); more repeats or a quieter machine would help",
-            "unknown": f"no comparison with ideal is claimed ({top['note']})",
-        }[way]
         lines.append(
             f"Weak scaling of {top['workload']}: {format_workers(w)} on {top['work_ratio']:.3g}× the work "
             f"({size}={top[size]:g}) kept {percent(top['efficiency'], top['efficiency_lo'], top['efficiency_hi'])} "
             f"of the speed of {format_workers(w0)} on {size}={top[f'baseline_{size}']:g}: a scaled speedup of "
             f"{top['scaled_speedup']:.2f}× where {w / w0:g}× is ideal; {verdict}."
         )
+    if note:
+        lines.append(f"Outside load: {note}.")
     return "\n".join(lines)

@@ -4,7 +4,7 @@ A and B each name trials as ``STORE[::EXPERIMENT[::RUN_ID]]``: a store (``result
 one experiment (``results/a.db::quickstart``) or one run (``results/a.db::quickstart::3fa2c1d9e0b1``;
 ``results/a.db::::3fa2c1d9e0b1``: that run, whatever its experiment). The statistics are
 :mod:`labkit.analysis.compare`'s; this module reads the stores, says whether A and B ran on
-the same setup (their fingerprints) and, where not, shows both stores' hardware probes side
+the same setup (their fingerprints; :mod:`.compare_sides`) and, where not, shows both stores' hardware probes side
 by side; it prints a table and writes a self-contained HTML page (PNG data URIs, no script).
 """
 
@@ -12,147 +12,44 @@ from __future__ import annotations
 
 import argparse
 import html
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from labkit.analysis.compare import ALPHA, MARGIN, Comparison, check_options, compare_trials
+from labkit.analysis.compare import ALPHA, MARGIN, NO_DIRECTION, Comparison, check_options, compare_trials
 from labkit.common.errors import ParameterError
-from labkit.common.format import format_probe_value
-from labkit.experiment.provenance import MACHINE_LABELS, SHAPE_LABELS, setup_value
-from labkit.store import ResultStore
 
-from .listing import existing_store
+from .compare_sides import NOT_MEASURED, Side, open_side, parse_spec, setup_label, setup_rows
+
+__all__ = [
+    "FAIL_ON",
+    "CompareReport",
+    "Side",
+    "add_compare_parser",
+    "check_fail_on",
+    "compare",
+    "compare_command",
+    "exit_status",
+    "format_report",
+    "parse_spec",
+    "render_page",
+    "run_compare",
+    "setup_label",
+    "setup_rows",
+    "table_frame",
+    "write_page",
+]
 
 if TYPE_CHECKING:
     import pandas as pd
 
 DEFAULT_PAGE = "reports/compare.html"
-NOT_MEASURED = "not measured"
+FAIL_ON = {
+    "slower": "exit 1 when a point is flagged slower (the default)",
+    "any": "exit 1 when a point is flagged slower or faster",
+    "none": "never exit 1",
+}
 ANOTHER_SETUP = "B ran on another setup than A: a change in time may come from the setup, not a regression."
-
-
-@dataclass
-class Side:
-    """One set of trials: where it comes from, its trials, its setup and its store's probe."""
-
-    name: str
-    spec: str
-    store: Path
-    experiment: str | None
-    run_id: str | None
-    trials: pd.DataFrame
-    runs: list[str]
-    parts: dict[str, Any] = field(default_factory=dict)  # fingerprint parts of its most common setup
-    fingerprints: tuple[str | None, ...] = ()
-    git_commits: tuple[str, ...] = ()
-    probe: pd.DataFrame | None = None  # location, metric, value (text); None: none of its environment
-    probe_note: str = ""
-
-
-def parse_spec(text: str, name: str) -> tuple[str, str | None, str | None]:
-    """``(store, experiment, run_id)`` of ``STORE[::EXPERIMENT[::RUN_ID]]``.
-
-    >>> parse_spec("results/a.db::quickstart", "A")
-    ('results/a.db', 'quickstart', None)
-    >>> parse_spec("b.db::::3fa2c1d9e0b1", "B")
-    ('b.db', None, '3fa2c1d9e0b1')
-    """
-    if not isinstance(text, str) or not text.strip():
-        raise ParameterError(name, text, "STORE[::EXPERIMENT[::RUN_ID]], e.g. results/labkit.db::quickstart")
-    parts = text.split("::")
-    if len(parts) > 3 or not parts[0]:
-        raise ParameterError(name, text, "STORE[::EXPERIMENT[::RUN_ID]]: a store path, then at most two '::' parts")
-    store, experiment, run_id = (parts + [""] * 2)[:3]
-    return store, experiment or None, run_id or None
-
-
-def _open_side(spec: str, name: str) -> Side:
-    """Check that ``spec`` names trials that exist, and read them (a ParameterError names ``name``)."""
-    path, experiment, run_id = parse_spec(spec, name)
-    try:
-        store = existing_store(path)
-    except ParameterError as e:
-        raise ParameterError(name, spec, e.allowed) from None
-    with ResultStore(store) as db:
-        runs = db.runs_frame()
-        if experiment is not None and experiment not in set(runs["experiment"]):
-            known = ", ".join(sorted(set(runs["experiment"]))) or "none"
-            raise ParameterError(name, spec, f"an experiment of {store}: {known}")
-        if run_id is not None:
-            mine = runs if experiment is None else runs[runs["experiment"] == experiment]
-            if run_id not in set(mine["run_id"]):
-                raise ParameterError(name, spec, f"a run of {experiment or store}: {', '.join(mine['run_id'][-8:])}")
-        trials = db.trials_frame(experiment, run_id)
-        if trials.empty:
-            raise ParameterError(name, spec, "a set holding trials (this one has none)")
-        ok = trials[trials["status"] == "ok"]
-        fps = tuple(ok["fingerprint"].where(ok["fingerprint"].notna(), None)) if "fingerprint" in ok else (None,)
-        common = Counter(fps).most_common(1)[0][0] if fps else None
-        parts = db.fingerprint_parts([common]).get(common, {}) if common else {}
-        run_ids = list(dict.fromkeys(trials["run_id"]))
-        envs = [db.run_env(r) for r in run_ids]
-    commits = tuple(dict.fromkeys(str(e.get("git_commit")) for e in envs if e.get("git_commit")))
-    side = Side(
-        name, spec, store, experiment, run_id, trials, run_ids, parts, tuple(sorted(set(fps), key=str)), commits
-    )
-    side.probe, side.probe_note = _probe(store, envs)
-    return side
-
-
-def _probe(store: Path, envs: list[dict[str, Any]]) -> tuple[pd.DataFrame | None, str]:
-    """The latest ``labkit probe`` result the store caches for the environment of these runs."""
-    from labkit.cluster.env import fingerprint
-    from labkit.probes.records import HardwareProbe
-
-    wanted = {fingerprint(e) for e in envs if e}
-    with ResultStore(store) as db:
-        rows = db.cache_items("probe:")
-    mine = [v for k, v in rows if k.split(":")[1] in wanted]
-    if not mine:
-        return None, f"no `labkit probe` result for this environment in {store.name}"
-    try:
-        probe = HardwareProbe.from_dict(mine[-1])
-    except ParameterError:
-        return None, "the store's probe is in an older format; `labkit probe --refresh` measures again"
-    names = {addr: f"worker {i + 1}" for i, addr in enumerate(probe.workers)}
-    table = probe.to_frame()
-    table["location"] = table["location"].map(lambda loc: names.get(loc, loc))
-    table["value"] = [
-        format_probe_value(v, u) if v == v else f"{NOT_MEASURED}: {n}"
-        for v, u, n in zip(table["value"], table["unit"], table["note"])
-    ]
-    return table[["location", "metric", "value"]], f"measured {probe.created or 'at an unrecorded time'}"
-
-
-_LABELS = {"machine": MACHINE_LABELS, "shape": SHAPE_LABELS}
-_SECTIONS = {"machine": "machine", "versions": "versions", "shape": "cluster shape", "workload": "workload"}
-
-
-def setup_rows(a: dict[str, Any], b: dict[str, Any]) -> list[tuple[str, str, str, str]]:
-    """``(section, part, A's value, B's value)`` for every part of two fingerprints' parts."""
-    rows = []
-    for section, title in _SECTIONS.items():
-        pa, pb = a.get(section) or {}, b.get(section) or {}
-        labels = _LABELS.get(section) or {n: n for n in sorted(set(pa) | set(pb))}
-        rows += [(title, label, setup_value(n, pa.get(n)), setup_value(n, pb.get(n))) for n, label in labels.items()]
-    return rows
-
-
-def setup_label(a: Side, b: Side) -> str:
-    """``"same setup"``, ``"across machines (...)"`` or ``"across environments (...)"``: what differs."""
-    if None in a.fingerprints or None in b.fingerprints or not a.parts or not b.parts:
-        return "setup not recorded (trials without a fingerprint): A and B may have run on different machines"
-    if set(a.fingerprints) == set(b.fingerprints):
-        return "same setup (machine, versions, cluster shape and workload code)"
-    differ = [r for r in setup_rows(a.parts, b.parts) if r[2] != r[3]]
-    sections = list(dict.fromkeys(r[0] for r in differ))
-    what = "; ".join(
-        f"{s}: {', '.join(f'{p} {va} in A, {vb} in B' for t, p, va, vb in differ if t == s)}" for s in sections
-    )
-    what += "".join(f"; {s.name} mixes {len(s.fingerprints)} setups" for s in (a, b) if len(s.fingerprints) > 1)
-    return f"across {'machines' if 'machine' in sections else 'environments'} ({what or 'setups differ'})"
 
 
 @dataclass
@@ -183,7 +80,7 @@ def compare(
     CompareReport
     """
     check_options(alpha, margin)
-    side_a, side_b = _open_side(a, "A"), _open_side(b, "B")
+    side_a, side_b = open_side(a, "A"), open_side(b, "B")
     if (side_a.store, side_a.experiment, side_a.run_id) == (side_b.store, side_b.experiment, side_b.run_id):
         raise ParameterError("B", b, "another set of trials than A (another store, experiment or run)")
     comparison = compare_trials(side_a.trials, side_b.trials, ignore=list(ignore), alpha=alpha, margin=margin)
@@ -196,21 +93,39 @@ def _ratio(r: pd.Series) -> str:
 
 
 def _caveat(row: pd.Series) -> str:
-    """Which side's trials ran under outside load, or that the load was not measured."""
+    """Which side's trials ran under outside load (left out), or that the load was not measured."""
+    if row["verdict"] == NO_DIRECTION:
+        return str(row["note"])
     parts = []
-    for side, k, n in (("A", row["loaded_a"], row["n_a"]), ("B", row["loaded_b"], row["n_b"])):
+    for side, k, words in (("A", row["loaded_a"], row.get("load_a")), ("B", row["loaded_b"], row.get("load_b"))):
         if k is None or k != k:
             parts.append(f"{side}: load {NOT_MEASURED}")
         elif k:
-            parts.append(f"{side}: {int(k)} of {n} trials ran under outside load")
+            parts.append(f"{side}: {int(k)} trials ran under outside load, left out")
+        elif isinstance(words, str) and NOT_MEASURED in words:
+            parts.append(f"{side}: load {words}")
     return "; ".join(parts)
 
 
+def _verdict_cell(row: pd.Series) -> str:
+    """The verdict as the table shows it: a point that claims no direction says why, there."""
+    return str(row["note"]) if row["verdict"] == NO_DIRECTION else str(row["verdict"])
+
+
+def _p_cell(p: float, p_adj: float) -> str:
+    if p != p:
+        return "not tested"
+    return f"{p_adj:.3g}" if p_adj == p_adj else f"{p:.3g} (not corrected: cannot be flagged)"
+
+
 def table_frame(report: CompareReport) -> pd.DataFrame:
-    """The printed table: point, runs, medians, ratio (interval), adjusted p, verdict, setup, caveat."""
+    """The printed table: point, runs, medians, ratio (interval), adjusted p, verdict (a point that
+    claims no direction says why), outside load, setup, caveat."""
     import pandas as pd
 
     pts = report.comparison.points
+    confidence = pts["confidence"].iloc[0]
+    level = "no interval" if confidence != confidence else f"{confidence:.2%} interval"
     same = [
         "not recorded" if fa is None or fb is None else "same" if fa == fb else "differs"
         for fa, fb in zip(pts["fingerprints_a"], pts["fingerprints_b"])
@@ -222,9 +137,10 @@ def table_frame(report: CompareReport) -> pd.DataFrame:
             "n B": pts["n_b"],
             "median A (s)": [f"{v:.4g}" for v in pts["median_a"]],
             "median B (s)": [f"{v:.4g}" for v in pts["median_b"]],
-            f"B/A ({pts['confidence'].iloc[0]:.2%} interval)": [_ratio(r) for _, r in pts.iterrows()],
-            "p (Holm)": ["not tested" if v != v else f"{v:.3g}" for v in pts["p_adj"]],
-            "verdict": pts["verdict"],
+            f"B/A ({level})": [_ratio(r) for _, r in pts.iterrows()],
+            "p (Holm)": [_p_cell(p, q) for p, q in zip(pts["p"], pts["p_adj"])],
+            "verdict": [_verdict_cell(r) for _, r in pts.iterrows()],
+            "outside load (A; B)": [f"{a}; {b}" for a, b in zip(pts["load_a"], pts["load_b"])],
             "setup": same,
             "caveat": [_caveat(r) for _, r in pts.iterrows()],
         }
@@ -244,7 +160,7 @@ def format_report(report: CompareReport) -> str:
     lines = [_describe(report.a), _describe(report.b), f"setup: {report.setup}", ""]
     lines += [table.drop(columns=["caveat"]).to_string(index=False), "", report.comparison.summary()]
     for _, r in report.comparison.points.iterrows():
-        note = "; ".join(t for t in (r["note"], _caveat(r)) if t)
+        note = "; ".join(dict.fromkeys(t for t in (r["note"], _caveat(r)) if t))
         if note:
             lines.append(f"  {r['label']}: {note}")
     if not report.same_setup:
@@ -300,9 +216,10 @@ def render_page(report: CompareReport) -> str:
     for key, row in c.points.iterrows():
         a, b = c.samples[key]
         fig = point_figure(a, b, row, margin=c.margin, title=str(row["label"]))
-        notes = "; ".join(t for t in (row["note"], _caveat(row)) if t)
+        notes = "; ".join(dict.fromkeys(t for t in (row["note"], _caveat(row)) if t))
+        verdict = _verdict_cell(row)
         parts.append(
-            f"<section><h3>{e(str(row['label']))}: <span class='{e(str(row['verdict']))}'>{e(str(row['verdict']))}"
+            f"<section><h3>{e(str(row['label']))}: <span class='{e(str(row['verdict']))}'>{e(verdict)}"
             f"</span></h3><p class='note'>{e(notes)}</p><img alt='{e(str(row['label']))}' src='{figure_uri(fig)}'></section>"
         )
     body = "\n".join(parts)
@@ -346,19 +263,44 @@ def _arguments(p: argparse.ArgumentParser) -> None:
     margin = f"changes within ±margin are never flagged (default {MARGIN}: ±5%%)"
     p.add_argument("--margin", type=float, default=MARGIN, help=margin)
     p.add_argument("--html", default=DEFAULT_PAGE, help=f"the page to write (default {DEFAULT_PAGE})")
+    fail = "; ".join(f"{k}: {v}" for k, v in FAIL_ON.items())
+    p.add_argument("--fail-on", default="slower", metavar="{slower,any,none}", help=f"the exit status, for CI: {fail}")
+
+
+def check_fail_on(value: Any) -> str:
+    """Refuse a ``--fail-on`` other than ``slower``, ``any`` or ``none``."""
+    if value not in FAIL_ON:
+        allowed = "; ".join(f"{k} ({v})" for k, v in FAIL_ON.items())
+        raise ParameterError("--fail-on", value, allowed)
+    return str(value)
+
+
+def exit_status(comparison: Comparison, fail_on: str = "slower") -> int:
+    """1 when ``comparison`` flags what ``fail_on`` fails on (``slower``; ``any``: slower or
+    faster; ``none``: nothing), else 0. A point that claims no direction is never flagged."""
+    if check_fail_on(fail_on) == "none":
+        return 0
+    return 1 if comparison.flagged(fail_on) else 0
 
 
 def run_compare(args: argparse.Namespace) -> int:
-    """Compare, print the table, write the page; 0 when done (a ParameterError on bad input)."""
+    """Compare, print the table, write the page; the exit status of ``--fail-on`` (1: a flagged
+    change it fails on, 0 otherwise; a ParameterError on bad input, before any work)."""
+    fail_on = check_fail_on(getattr(args, "fail_on", "slower"))
     check_page(args.html)
     report = compare(args.a, args.b, ignore=args.ignore, alpha=args.alpha, margin=args.margin)
     print(format_report(report))
     print(f"page: {write_page(report, args.html)}")
-    return 0
+    status = exit_status(report.comparison, fail_on)
+    if status:
+        what = "slower" if fail_on == "slower" else "slower or faster"
+        print(f"exit 1: {report.comparison.flagged(fail_on)} point(s) flagged {what} (--fail-on {fail_on})")
+    return status
 
 
 def compare_command(argv: list[str]) -> int:
-    """``labkit compare`` on ``argv`` (the words after ``compare``); its exit code. Bad input raises
+    """``labkit compare`` on ``argv`` (the words after ``compare``); its exit code (see
+    :func:`run_compare`). Bad input raises
     :class:`~labkit.common.errors.ParameterError` before any work; a usage error exits 2."""
     parser = argparse.ArgumentParser(prog="labkit compare", description=__doc__.splitlines()[0])
     _arguments(parser)

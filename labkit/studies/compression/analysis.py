@@ -14,6 +14,7 @@ import numpy as np
 
 from labkit.analysis.frames import ok_trials
 from labkit.analysis.intervals import ratio_estimate
+from labkit.analysis.trust import trusted
 from labkit.common.errors import ParameterError
 from labkit.common.format import format_number, format_rate
 
@@ -55,6 +56,7 @@ def codec_table(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+@trusted
 def describe_codecs(frame: pd.DataFrame, slack: float = 0.1) -> str:
     """The best trade-off per operation and kind of data: the highest compression ratio among the
     codecs shown to be at most ``slack`` slower than the fastest (the lower end of their

@@ -32,6 +32,7 @@ import numpy as np
 from labkit.analysis.claims import ratio_words, reached_words  # noqa: F401  (the study shows them)
 from labkit.analysis.frames import point_params, require, varying
 from labkit.analysis.intervals import Estimate, direction, median_estimate, ratio_estimate, show
+from labkit.analysis.trust import trusted
 from labkit.common.errors import DataError, ParameterError
 from labkit.common.format import format_number
 
@@ -278,6 +279,7 @@ def _answer(table: pd.DataFrame, subject: str) -> str:
     )
 
 
+@trusted
 def describe_noniid(frame: pd.DataFrame) -> str:
     """How much non-IID data (``split="label"``) slows federated training against IID data.
 
@@ -307,6 +309,7 @@ def describe_noniid(frame: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+@trusted
 def describe_factor(frame: pd.DataFrame, factor: str, baseline: Any = None) -> str:
     """Rounds, wall time and bytes to target for each value of ``factor`` against ``baseline``.
 
@@ -335,6 +338,7 @@ def describe_factor(frame: pd.DataFrame, factor: str, baseline: Any = None) -> s
     return "\n".join(lines)
 
 
+@trusted
 def describe_federated(frame: pd.DataFrame) -> str:
     """Each grid point's rounds, wall time and bytes to target in words, one line per point."""
     table = federated_table(frame)

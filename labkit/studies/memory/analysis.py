@@ -15,6 +15,7 @@ import numpy as np
 from labkit.analysis.claims import ratio_words
 from labkit.analysis.frames import point_params, require
 from labkit.analysis.intervals import Estimate, ratio_estimate
+from labkit.analysis.trust import trusted
 from labkit.common.errors import DataError
 from labkit.common.format import format_rate
 
@@ -58,6 +59,7 @@ def spill_table(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+@trusted
 def describe_spill(frame: pd.DataFrame) -> str:
     """How much slower runs whose working set passes the memory limit are than one that fits."""
     table = spill_table(frame)

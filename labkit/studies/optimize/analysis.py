@@ -24,6 +24,7 @@ import numpy as np
 from labkit.analysis.claims import ratio_words, reached_words
 from labkit.analysis.frames import point_params, require
 from labkit.analysis.intervals import Estimate, direction, median_estimate, ratio_estimate, show
+from labkit.analysis.trust import trusted
 from labkit.common.errors import DataError, ParameterError
 from labkit.common.format import format_number
 
@@ -111,6 +112,7 @@ def _points(v: float) -> str:
     return f"{format_number(v * 100)} point{'' if abs(v * 100) == 1 else 's'}"
 
 
+@trusted
 def describe_pruning(frame: pd.DataFrame, max_loss: float = 0.01) -> str:
     """The largest sparsity whose accuracy loss stays under ``max_loss`` (a fraction: 0.01 is one
     point) by its interval's upper end, per trained model; says when none does, and where the
@@ -195,6 +197,7 @@ def sparse_speed_table(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=[*columns, "ratio_hi", "note"])
 
 
+@trusted
 def describe_sparse_speed(frame: pd.DataFrame) -> str:
     """Whether sparse (CSR) inference ran faster or slower than dense, per sparsity, by its interval."""
     table = sparse_speed_table(frame)
@@ -261,6 +264,7 @@ _NAMES = {
 }
 
 
+@trusted
 def describe_approx(frame: pd.DataFrame) -> str:
     """Time saved and error added by the approximate algorithm against the exact one at each size,
     and whether the speed-up grows or shrinks with size (only where the intervals say so)."""
@@ -335,6 +339,7 @@ def transfer_table(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+@trusted
 def describe_transfer(frame: pd.DataFrame, baseline: str = "scratch") -> str:
     """Each mode's time to target, accuracy reached and compute, then each mode against ``baseline``:
     the time to target and the FLOPs (an estimate) as ratios, and the accuracy reached, each with a

@@ -26,6 +26,7 @@ import numpy as np
 from labkit.analysis.claims import ratio_words
 from labkit.analysis.frames import config_keys, point_params, require
 from labkit.analysis.intervals import Estimate, direction, median_estimate, ratio_estimate, runs_note, show_rate
+from labkit.analysis.trust import trusted
 from labkit.common.errors import DataError, ParameterError
 from labkit.common.format import format_number
 
@@ -170,6 +171,7 @@ def _label(r: Any) -> str:
     return f"{r.stages} stage(s) on {r.workers_used} of {r.workers} worker(s), {r.microbatches} micro-batch(es)"
 
 
+@trusted
 def describe_pipeline(frame: pd.DataFrame) -> str:
     """Throughput and bubble of each measured point, and, per stage count, what more
     micro-batches changed (the ratios of the most to the fewest, with their intervals).
@@ -264,6 +266,7 @@ def _compare(p: pd.Series, d: pd.Series) -> tuple[str, str]:
     return line, which
 
 
+@trusted
 def describe_pipeline_vs_data(pipeline_frame: pd.DataFrame, data_frame: pd.DataFrame) -> str:
     """The pipeline against data parallelism at equal workers and on the same network: the ratio
     of their samples per second, with its interval; a direction only where the interval excludes 1.

@@ -25,6 +25,7 @@ import numpy as np
 from labkit.analysis.claims import ratio_words
 from labkit.analysis.frames import require
 from labkit.analysis.intervals import Estimate, ratio_estimate
+from labkit.analysis.trust import load_flags
 from labkit.common.errors import DataError
 from labkit.common.format import format_number
 from labkit.measure.alerts import AlertRules
@@ -130,8 +131,10 @@ def recovery_runs(frame: pd.DataFrame) -> pd.DataFrame:
 
 def time_ratio(frame: pd.DataFrame) -> Estimate:
     """Median time of the runs that lost a worker over that of the clean runs, with its 95%
-    interval (NaN, and why, with fewer than 5 runs a side); NaN without both kinds."""
+    interval (NaN, and why, with fewer than 5 runs a side); NaN without both kinds. Runs under
+    outside load (:func:`~labkit.analysis.trust.load_flags`) are left out: they carry no direction."""
     runs = recovery_runs(frame)
+    runs = runs[[f is not True for f in load_flags(runs)]]
     faulty = runs.loc[runs["kind"].eq("faulty"), "wall_s"].dropna().to_numpy(float)
     clean = runs.loc[runs["kind"].eq("clean"), "wall_s"].dropna().to_numpy(float)
     if not len(faulty) or not len(clean):
@@ -202,12 +205,12 @@ def _load_words(runs: pd.DataFrame) -> str:
     )
     if len(loaded):
         text += f"run{'s' if len(loaded) > 1 else ''} {', '.join(map(str, loaded['run']))} ran under it, and "
-        text += "their times include that outside work"
+        text += "are left out of the time comparison (their times include that outside work)"
     else:
         text += "no run was measured above it"
     unknown = int(runs["under_load"].isna().sum())
     if unknown:
-        text += f"; not measured in {unknown} (a worker's process changed during the run, as when one is killed)"
+        text += f"; outside load not measured in {unknown} (a worker's process changed during the run, as when one is killed)"
     return text + "."
 
 

@@ -323,8 +323,8 @@ def interrupted_sweep(
     The process (``python -m labkit.studies.recovery.run``) runs the sweep on its own Lab of
     2 workers with 1 thread each, in a session of its own; SIGINT goes to that session's
     process group, as Jupyter's interrupt goes to a kernel's (its Dask workers get it too),
-    and again every 15 s, at most 3 times, while the process lives, as a person presses
-    interrupt again when the first did not stop the run. The trials are stored under
+    and again every 2 s, at most 5 times, while the process lives, as a person presses
+    interrupt again when the first was swallowed (inside one of Dask's own callbacks, say). The trials are stored under
     ``experiment`` with the start time added, so that every call starts from nothing.
 
     Returns
@@ -350,15 +350,15 @@ def interrupted_sweep(
     t0, at, sent, log = time.monotonic(), [], 0, tempfile.TemporaryFile("w+")
     proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        while proc.poll() is None and time.monotonic() - t0 < timeout_s and sent < 3:
+        while proc.poll() is None and time.monotonic() - t0 < timeout_s and sent < 5:
             at = at if sent else _ok_trials(path, name)[0]
             if len(at) < after:
                 time.sleep(0.05)
                 continue
-            os.killpg(proc.pid, signal.SIGINT)  # again 15 s later while the process lives, as a person would
+            os.killpg(proc.pid, signal.SIGINT)  # again 2 s later while the process lives, as a person would
             sent += 1
             with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=15.0)
+                proc.wait(timeout=2.0)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)

@@ -24,6 +24,7 @@ import numpy as np
 from labkit.analysis.claims import ratio_words
 from labkit.analysis.frames import pick_configuration, point_params, require, varying
 from labkit.analysis.intervals import Estimate, _bootstrap, direction, median_estimate, ratio_estimate, runs_note, show
+from labkit.analysis.trust import _nothing_left, admitted, footer
 from labkit.common.errors import DataError, ParameterError
 from labkit.common.format import format_number
 
@@ -171,6 +172,9 @@ def describe_search_scaling(
     """
     if by not in PAYOFF:
         raise ParameterError("by", by, f"one of {', '.join(map(repr, PAYOFF))}")
+    frame, a = admitted(frame)
+    if a.empty and a.loaded:
+        return _nothing_left(a)
     table = search_scaling_table(frame, where)
     lines = [f"Search: {table.attrs['configuration']}; medians of runs with their 95% intervals."]
     for _, r in table.iterrows():
@@ -189,7 +193,7 @@ def describe_search_scaling(
             )
         lines.append(text)
     lines.append(_payoff(pick_configuration(frame, where)[0], by))
-    return "\n".join(lines)
+    return footer("\n".join(lines), a)
 
 
 def _payoff(ok: pd.DataFrame, by: str) -> str:
@@ -325,6 +329,9 @@ def describe_pruners(
     """
     if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not 0 < margin < 1:
         raise ParameterError("margin", margin, "a score difference between 0 and 1, e.g. 0.01")
+    frame, a = admitted(frame)
+    if a.empty and a.loaded:
+        return _nothing_left(a)
     table = pruner_table(frame, by, baseline, where)
     lines = [
         f"Against {by}={baseline} on {int(table['workers'].iloc[0])} worker(s) ({table.attrs['configuration']}): "
@@ -342,20 +349,30 @@ def describe_pruners(
         for what, est in (("compute", _get(r, "compute_ratio")), ("epochs", _get(r, "epochs_ratio"))):
             if quality.startswith("at equal") and direction(est.lo, est.hi) == "down":
                 kept[what].append((est.value, r[by], est))
+    return footer("\n".join([*lines, f"Answer: {_most(table, kept, by)}."]), a)
+
+
+def _most(table: pd.DataFrame, kept: dict[str, list[tuple[float, str, Estimate]]], by: str) -> str:
+    """Which value of ``by`` saves the most: only where its interval lies below every other's."""
     best = {what: min(found, key=lambda k: k[0]) for what, found in kept.items() if found}
-    if "compute" in best:
-        ratio, name, est = best["compute"]
-        answer = (
-            f"{name} saves the most compute at equal final quality: {1 - ratio:.0%} of the trial-seconds{_pct(est)}"
-        )
-    else:
+    if "compute" not in best:
         answer = f"no {by} was shown to save compute (the trials' summed durations) at equal final quality"
         if "epochs" in best:
             ratio, name, est = best["epochs"]
             answer += (
                 f"; {name} ran {1 - ratio:.0%} fewer epochs{_pct(est)} at equal quality, but its time did not show it"
             )
-    return "\n".join([*lines, f"Answer: {answer}."])
+        return answer
+    ratio, name, est = best["compute"]
+    others = [_get(r, "compute_ratio") for _, r in table.iloc[1:].iterrows() if r[by] != name]
+    if all(est.hi < o.lo for o in others):
+        return f"{name} saves the most compute at equal final quality: {1 - ratio:.0%} of the trial-seconds{_pct(est)}"
+    names = ", ".join(str(n) for _, n, _ in kept["compute"])
+    return (
+        f"{names} saved compute at equal final quality, but the runs cannot tell which saves the most (the "
+        f"intervals of the compute ratios overlap, or one is not available); {name} saved the most by medians, "
+        f"an estimate: {1 - ratio:.0%} of the trial-seconds{_pct(est)}"
+    )
 
 
 def describe_best(frame: pd.DataFrame) -> str:

@@ -15,6 +15,7 @@ import math
 from typing import TYPE_CHECKING
 
 from labkit.analysis.frames import ok_trials
+from labkit.analysis.trust import trusted
 from labkit.common.errors import ParameterError
 from labkit.common.format import format_number, format_rate
 
@@ -74,6 +75,7 @@ def verdict(value: float, lo: float, hi: float, runs: list[float], target_s: flo
     return f"met in {sum(r <= target_s for r in runs)} of {len(runs)} runs: cannot tell ({few})"
 
 
+@trusted
 def describe_latency_target(
     frame: pd.DataFrame, target_s: float, rate: float | None = None, quantile: str = "p95"
 ) -> str:

@@ -24,6 +24,7 @@ import numpy as np
 from labkit.analysis.claims import ratio_words, reached_words
 from labkit.analysis.frames import point_params, require
 from labkit.analysis.intervals import median_estimate, ratio_estimate, show
+from labkit.analysis.trust import trusted
 from labkit.common.errors import DataError, ParameterError
 from labkit.common.format import format_number
 from labkit.workloads.learning import SKIPPED, torch_note  # noqa: F401  (the study shows them)
@@ -179,6 +180,7 @@ def _pick(table: pd.DataFrame, column: str, value: int | None) -> tuple[pd.DataF
     return table[table[column] == value], int(value)
 
 
+@trusted
 def describe_batch(frame: pd.DataFrame, workers: int | None = None) -> str:
     """Which global batch reaches the target soonest at ``workers`` (default: the most measured),
     and whether the batch with the fastest epochs also arrived first."""
@@ -216,6 +218,7 @@ def _ratio_words(before: list[float], after: list[float], what: str, faster: str
     return f"{what}: {ratio_words(est, words=(faster, slower), label='speed ratio', invert=True)}"
 
 
+@trusted
 def describe_workers(frame: pd.DataFrame, batch: int | None = None) -> str:
     """Time per epoch and time to target against the worker count at one global batch
     (default: the largest measured), each as a ratio to the fewest workers with its interval."""
@@ -244,6 +247,7 @@ def _bytes(value: float) -> str:
     return "not measured" if math.isnan(value) else format_number(value)
 
 
+@trusted
 def describe_frameworks(torch_frame: pd.DataFrame | None, numpy_frame: pd.DataFrame) -> str:
     """PyTorch (gloo all-reduce) against NumPy SGD through the client at the points both measured:
     how many times sooner one reached the target, with its interval. ``torch_frame`` None: not measured."""

@@ -15,6 +15,7 @@ from labkit.analysis.frames import pick_configuration
 from labkit.analysis.intervals import runs_note
 from labkit.analysis.scaling import strong_scaling
 from labkit.analysis.shares import SPLIT, split_shares
+from labkit.analysis.trust import trusted
 from labkit.common.errors import ParameterError
 from labkit.common.format import format_number
 
@@ -66,6 +67,7 @@ def _where_time_went(row: Any) -> str:
     return text + "."
 
 
+@trusted
 def describe_data_variety(frames: Mapping[str, pd.DataFrame]) -> str:
     """Which kind of data scales worst here, when the efficiency intervals say so, and where its time went."""
     table = kind_scaling(frames)
