@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import platform
 import sqlite3
@@ -87,6 +89,23 @@ def test_export_csv_and_parquet(store_path, tmp_path):
             store.export(tmp_path / "t.xlsx")
     assert csv["throughput"].tolist() == pytest.approx([1e10, 5e9, 1e10 / 3])
     assert parquet["wall_s"].tolist() == pytest.approx([0.1, 0.2, 0.3])
+
+
+def test_export_keeps_parameters_of_any_type_across_experiments(store_path, tmp_path):
+    """One store, two experiments whose ``seed`` parameter is an int in one and text in the
+    other, and a list-valued parameter: Parquet (a file and the bundle) and CSV all write and
+    read back, the mixed column as JSON text."""
+    with ResultStore(store_path) as store:
+        for experiment, seed in (("a", 7), ("b", "tpe-7")):
+            run = store.start_run(experiment, "array-sum", env={}, config={})
+            trial = make_trial(run, 0)
+            store.add_trial(dataclasses.replace(trial, experiment=experiment, params={"seed": seed, "sizes": [1, 2]}))
+        parquet = pd.read_parquet(store.export(tmp_path / "t.parquet"))
+        csv = pd.read_csv(store.export(tmp_path / "t.csv"))
+        bundle = {k: pd.read_parquet(p) for k, p in store.export_bundle(tmp_path / "bundle").items()}
+    assert sorted((json.loads(v) for v in parquet["seed"]), key=str) == [7, "tpe-7"]
+    assert [json.loads(v) for v in parquet["sizes"]] == [[1, 2], [1, 2]]
+    assert len(csv) == 2 and len(bundle["trials"]) == 2 and set(bundle["trials"]["experiment"]) == {"a", "b"}
 
 
 def test_cache(store_path):

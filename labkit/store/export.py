@@ -1,7 +1,15 @@
-"""Getting results out of the store: the trials as CSV or Parquet, or a bundle of Parquet tables."""
+"""Getting results out of the store: the trials as CSV or Parquet, or a bundle of Parquet tables.
+
+One store holds many experiments, and their parameters share columns: ``seed`` may be an
+integer in one experiment and text in another, and a parameter may hold a list. Parquet
+needs one type per column, so a column whose values are of more than one type, or hold
+lists or dicts, is written as JSON text (``json.loads`` reads each value back; missing
+values stay missing). Columns of one plain type keep it.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -26,6 +34,32 @@ class TableSource(Protocol):
     def fingerprints_frame(self) -> pd.DataFrame: ...
 
 
+def _plain(value: object) -> bool:
+    return isinstance(value, (str, bool, int, float)) or value is None
+
+
+def parquet_ready(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with each object column of mixed or nested values as JSON text (see the module's docstring).
+
+    >>> import pandas as pd
+    >>> seeds = parquet_ready(pd.DataFrame({"seed": [1, "a", None], "n": [1, 2, 3]}))["seed"]
+    >>> seeds.tolist()[:2], bool(seeds.isna()[2])
+    (['1', '"a"'], True)
+    """
+    import pandas as pd
+
+    out = df.copy()
+    for column in [c for c in out.columns if out[c].dtype.kind == "O"]:
+        values = [v for v in out[column] if v is not None and not (isinstance(v, float) and pd.isna(v))]
+        kinds = {type(v) for v in values}
+        if len(kinds) > 1 or not all(_plain(v) for v in values):
+            out[column] = [
+                None if v is None or (isinstance(v, float) and pd.isna(v)) else json.dumps(v, default=str)
+                for v in out[column]
+            ]
+    return out
+
+
 def export_trials(store: TableSource, path: str | os.PathLike[str], *, experiment: str | None = None) -> Path:
     """Write the trials to ``path`` as CSV (``.csv``) or Parquet (``.parquet``)."""
     out = Path(path)
@@ -33,7 +67,7 @@ def export_trials(store: TableSource, path: str | os.PathLike[str], *, experimen
     if out.suffix == ".csv":
         df.to_csv(out, index=False)
     elif out.suffix == ".parquet":
-        df.to_parquet(out, index=False)
+        parquet_ready(df).to_parquet(out, index=False)
     else:
         raise ParameterError("path", str(path), "a file name ending in .csv or .parquet")
     return out
@@ -83,5 +117,5 @@ def export_bundle(
     paths = {}
     for name, df in tables.items():
         paths[name] = out / f"{name}.parquet"
-        df.to_parquet(paths[name], index=False)
+        parquet_ready(df).to_parquet(paths[name], index=False)
     return paths
