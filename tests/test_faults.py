@@ -96,6 +96,61 @@ def test_a_worker_killed_mid_trial_degrades_that_trial_only(flab: labkit.Lab, tm
     assert any("lost a worker mid-run" in n for n in results.notes())
 
 
+class Pinned(labkit.workloads.BaseWorkload):
+    """Naps pinned strictly to one worker's address: a task that can never run once that
+    worker is gone (its nanny restarts it under a new address)."""
+
+    name = "test-pinned"
+    defaults = {"seconds": 1.5}
+
+    def setup(self, lab: labkit.Lab, **params: object) -> tuple:
+        return lab.client, params
+
+    def run(self, state: tuple) -> Work:
+        client, p = state
+        first = sorted(client.scheduler_info()["workers"])[0]
+        client.submit(_nap, 0, p["seconds"], workers=[first], allow_other_workers=False, pure=False).result()
+        return Work(1, "tasks")
+
+
+@pytest.mark.parametrize("workload", ["synthetic", "pinned"])
+def test_a_lost_worker_ends_its_trial_as_degraded_whatever_the_workload(
+    flab: labkit.Lab, tmp_path: Path, workload: str
+) -> None:
+    """Killed 4 s into a sweep of 1.5 s runs, a worker whose tasks were pinned to it: the trial
+    ends degraded as soon as the lab sees it go, and the rest is measured (no timeout_s given:
+    nothing but the watch stops the pinned run)."""
+    store = tmp_path / "lost.db"
+    pids = flab.client.run(os.getpid)
+    victim, pid = sorted(pids.items())[0]
+    timer = threading.Timer(4.0, os.kill, (pid, signal.SIGKILL))
+    if workload == "synthetic":
+        sweep = labkit.Sweep(
+            "synthetic", grid={"workers": [2]}, params={"work_s": 1.5}, repeats=6, warmup=0, store=store
+        )
+    else:
+        sweep = labkit.Sweep(Pinned(), grid={"seconds": [1.5]}, repeats=6, warmup=0, store=store)
+    timer.start()
+    try:
+        t0 = time.monotonic()
+        results = sweep.run(flab, live=False)
+        took = time.monotonic() - t0
+    finally:
+        timer.cancel()
+    statuses = [r[1] for r in _trials(store)]
+    assert statuses.count("degraded") >= 1 and statuses.count("ok") == 6, statuses
+    assert victim in results.degraded["error"].iloc[0]
+    assert took < 300  # not a timing claim: the run ended at all, long before any default limit of 600 s
+    assert flab.workers == 2
+
+
+def test_the_default_time_limit_follows_the_points_own_times() -> None:
+    from labkit.experiment.faults import FIRST_LIMIT_S, default_limit
+
+    assert default_limit([]) == FIRST_LIMIT_S
+    assert default_limit([0.1, 0.2]) == 60.0 and default_limit([30.0]) == 600.0
+
+
 def test_a_trial_past_its_timeout_is_cancelled_on_the_cluster(flab: labkit.Lab, tmp_path: Path) -> None:
     store = tmp_path / "timeout.db"
     sweep = labkit.Sweep(

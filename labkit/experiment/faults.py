@@ -8,6 +8,13 @@ analysis, which takes ``status == "ok"``, leaves it out, and the results say how
 set aside. The sweep then waits for the cluster to regain its worker count before the next
 run.
 
+The lab sees a worker go while the run is still going: :func:`call_timed` asks the scheduler
+every :data:`POLL_S` seconds, and as soon as a worker of the start is gone it cancels the
+run's tasks and ends the trial as degraded, whatever the workload does (a task pinned to the
+lost worker's address could otherwise wait for it forever). A worker its nanny restarted
+past its memory limit is left to Dask, whose retries or KilledWorker say more. Every run has a time limit: the
+Sweep's ``timeout_s`` where given, else :func:`default_limit` of the point's own times.
+
 A worker whose memory passes Dask's terminate threshold is restarted by its nanny, which
 logs a ``worker-restart-memory`` event on the scheduler; a trial that fails because its
 workers died says so when such an event falls inside it.
@@ -28,6 +35,30 @@ from labkit.common.errors import TrialTimeout
 from labkit.common.scheduler import scheduler_workers
 
 DEGRADED = "degraded"
+POLL_S = 0.5
+"""Seconds between two looks at the cluster's workers while a run goes on."""
+FIRST_LIMIT_S = 600.0
+"""The limit of a point's first run, before any of its own times are known."""
+
+
+class WorkerLost(Exception):
+    """A worker of the run's start left the cluster while the run went on."""
+
+    def __init__(self, lost: list[str]) -> None:
+        self.lost = lost
+        super().__init__(f"worker(s) left the cluster during the run: {', '.join(lost)}")
+
+
+def default_limit(times: list[float]) -> float:
+    """The time limit of a run with no ``timeout_s``: 20 times the slowest run of its point so
+    far (warm-ups included), and at least 60 s; :data:`FIRST_LIMIT_S` before any is known.
+
+    >>> default_limit([]), default_limit([0.5, 1.2]), default_limit([10.0])
+    (600.0, 60.0, 200.0)
+    """
+    return max(60.0, 20 * max(times)) if times else FIRST_LIMIT_S
+
+
 MEMORY_EVENT = "worker-restart-memory"  # logged by distributed's nanny before it restarts a worker
 
 
@@ -44,6 +75,11 @@ class WorkerWatch:
             return set(scheduler_workers(self.client))
         except Exception:  # noqa: BLE001 - a scheduler that cannot be asked: not measured
             return None
+
+    def lost_now(self) -> list[str]:
+        """The workers of the start that are gone now ([] where the scheduler cannot say)."""
+        after = self._addresses()
+        return sorted(self.before - after) if self.before is not None and after is not None else []
 
     def check(self) -> tuple[list[str], int | None, list[dict[str, Any]]]:
         """``(lost, workers_now, memory_restarts)``: the workers of the start that are gone
@@ -110,9 +146,12 @@ def _cancel_new(lab: Any, before: set[Any]) -> list[Any]:
     return started
 
 
-def call_timed(fn: Callable[[Any], Any], state: Any, timeout_s: float | None, lab: Any) -> tuple[Any, float]:
-    """Run ``fn(state)``, timed with perf_counter; cancel its Dask work past ``timeout_s``, or
-    when the run is interrupted (Ctrl-C in a terminal, Jupyter's interrupt)."""
+def call_timed(
+    fn: Callable[[Any], Any], state: Any, timeout_s: float | None, lab: Any, watch: WorkerWatch | None = None
+) -> tuple[Any, float]:
+    """Run ``fn(state)``, timed with perf_counter; cancel its Dask work past ``timeout_s``
+    (:class:`TrialTimeout`), as soon as a worker of ``watch``'s start is gone
+    (:class:`WorkerLost`), or when the run is interrupted (Ctrl-C, Jupyter's interrupt)."""
 
     def timed() -> tuple[Any, float]:
         t0 = time.perf_counter()
@@ -120,29 +159,39 @@ def call_timed(fn: Callable[[Any], Any], state: Any, timeout_s: float | None, la
         return out, time.perf_counter() - t0
 
     before = set(lab.client.futures)
-    if timeout_s is None:
-        try:
-            return timed()
-        except KeyboardInterrupt:
-            _cancel_new(lab, before)
-            raise
     pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="labkit-trial")
     # Dask's span (and other annotations) live in a ContextVar, which a pool thread does
     # not inherit: run the trial in a copy of this context.
     future = pool.submit(contextvars.copy_context().run, timed)
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
     try:
-        return future.result(timeout=timeout_s)
-    except concurrent.futures.TimeoutError:
-        _cancel_new(lab, before)
-        note = "its tasks were cancelled"
-        if not lab.wait_idle(max(10.0, timeout_s)):
-            note += "; some still occupy worker threads, so later trials may queue behind them"
-        raise TrialTimeout(f"run took longer than timeout_s={timeout_s:g} s; {note}") from None
+        while True:
+            wait = POLL_S if deadline is None else max(0.0, min(POLL_S, deadline - time.monotonic()))
+            try:
+                return future.result(timeout=wait)
+            except concurrent.futures.TimeoutError:
+                pass
+            if deadline is not None and time.monotonic() >= deadline:
+                _timed_out(lab, before, timeout_s)
+            lost = watch.lost_now() if watch is not None else []
+            # A worker its nanny restarted past its memory limit: Dask retries its tasks or
+            # raises KilledWorker, which says more than "lost" (and the limit still bounds it).
+            if lost and not memory_restarts(lab.client, watch.started):
+                _cancel_new(lab, before)
+                raise WorkerLost(lost)
     except KeyboardInterrupt:
         _cancel_new(lab, before)  # the pool thread returns once its Dask work is cancelled
         raise
     finally:
         pool.shutdown(wait=False)
+
+
+def _timed_out(lab: Any, before: set[str], timeout_s: float) -> None:
+    _cancel_new(lab, before)
+    note = "its tasks were cancelled"
+    if not lab.wait_idle(max(10.0, timeout_s)):
+        note += "; some still occupy worker threads, so later trials may queue behind them"
+    raise TrialTimeout(f"run took longer than timeout_s={timeout_s:g} s; {note}") from None
 
 
 def quietly(step: Callable[[], Any] | None) -> list[BaseException]:

@@ -17,7 +17,16 @@ from labkit.common.errors import TrialTimeout
 from labkit.common.scheduler import scheduler_workers
 from labkit.store import ResultStore, Trial
 
-from .faults import DEGRADED, WorkerWatch, call_timed, degraded_reason, failure_reason, restore_workers
+from .faults import (
+    DEGRADED,
+    WorkerLost,
+    WorkerWatch,
+    call_timed,
+    default_limit,
+    degraded_reason,
+    failure_reason,
+    restore_workers,
+)
 from .provenance import Fingerprint, Fingerprinter
 from .readable import unstable_note
 from .settle import Settler
@@ -301,11 +310,13 @@ class PointRunner:
         watch = WorkerWatch(lab.client)
         with settler.watch(label, self.description) as watched:
             try:
-                work, wall = call_timed(self.sweep.workload.run, state, self.sweep.timeout_s, lab)
+                work, wall = call_timed(self.sweep.workload.run, state, self._limit(), lab, watch)
             except TrialTimeout as e:
                 self.timed_out = True
                 watched.trial = self.record(repeat, "timeout", error=str(e), started=started, extra=extra)
                 return None
+            except WorkerLost:  # seen while the run went on: its tasks are cancelled
+                return self._degraded(watch, repeat, started, extra, watched)
             except Exception as e:  # noqa: BLE001 - recorded as the trial's error
                 lost, now, restarts = watch.check()
                 error = failure_reason(describe_error(e), restarts)
@@ -315,15 +326,8 @@ class PointRunner:
                 self._maybe_raise(e)
                 return None
             lab.barrier()
-            lost, now, restarts = watch.check()
-            if lost:
-                reason = degraded_reason(lost, self.ctx.workers, now, restarts)
-                metrics = {**extra, **self._run_metrics(), "workers_end": now, "workers_lost": len(lost)}
-                watched.trial = self.record(
-                    repeat, DEGRADED, error=reason, wall=wall, work=work, started=started, extra=metrics
-                )
-                self._recover(repeat)
-                return None
+            if watch.lost_now():
+                return self._degraded(watch, repeat, started, extra, watched, wall=wall, work=work)
             if not isinstance(work, workloads.Work):
                 watched.trial = self.record(
                     repeat,
@@ -337,6 +341,24 @@ class PointRunner:
                 repeat, "ok", wall=wall, work=work, started=started, extra={**extra, **self._run_metrics()}
             )
         return wall
+
+    def _limit(self) -> float:
+        """This run's time limit: the Sweep's ``timeout_s``, else :func:`.faults.default_limit` of
+        the point's own times (its timed runs and its first warm-up)."""
+        if self.sweep.timeout_s is not None:
+            return self.sweep.timeout_s
+        first = (self.point_metrics or {}).get("warmup_first_s")
+        return default_limit([*self.times.values(), *([first] if first else [])])
+
+    def _degraded(
+        self, watch: WorkerWatch, repeat: int, started: float, extra: dict, watched: Any, **done: Any
+    ) -> None:
+        """Record a run during which a worker left as degraded, and bring the cluster back."""
+        lost, now, restarts = watch.check()
+        reason = degraded_reason(lost, self.ctx.workers, now, restarts)
+        metrics = {**extra, **self._run_metrics(), "workers_end": now, "workers_lost": len(lost)}
+        watched.trial = self.record(repeat, DEGRADED, error=reason, started=started, extra=metrics, **done)
+        self._recover(repeat)
 
     def _recover(self, repeat: int) -> None:
         """After a worker was lost: the cluster back to its worker count, every point's inputs

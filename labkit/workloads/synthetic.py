@@ -88,8 +88,12 @@ class Synthetic(BaseWorkload):
         addrs = sorted(info)
         n, m, t1 = len(addrs), p["tasks_per_worker"], p["work_s"]
         share = ((1 - p["serial_fraction"]) * t1 / n + p["coherency"] * (n - 1) * t1) / m
-        futures = [client.submit(_sleep, p["serial_fraction"] * t1, workers=[addrs[0]], pure=False)]
-        futures += [client.submit(_sleep, share, workers=[a], pure=False) for a in addrs for _ in range(m)]
+        # Each task is placed on its worker, but may run elsewhere should that worker leave
+        # (a restarted worker comes back under a new address): a task pinned strictly to a
+        # gone address would wait for it forever.
+        place = {"allow_other_workers": True, "pure": False}
+        futures = [client.submit(_sleep, p["serial_fraction"] * t1, workers=[addrs[0]], **place)]
+        futures += [client.submit(_sleep, share, workers=[a], **place) for a in addrs for _ in range(m)]
         wait(futures)
         failed = [f for f in futures if f.status != "finished"]
         if failed:
