@@ -15,8 +15,12 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
+import logging
+import os
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, NoReturn
@@ -43,15 +47,24 @@ def _run(args: argparse.Namespace) -> int:
     params = load_yaml_parameters(args.parameters_file, args.parameters_yaml)
     params.update({name: parse_value(value) for name, value in args.parameters})
     check_parameters(notebook, params)
-    result = run_notebook(
-        notebook,
-        params,
-        args.out,
-        timeout_s=args.timeout,
-        log_output=args.log_output,
-        kernel_name=args.kernel,
-        no_input=args.no_input,
-    )
+    started = time.time()
+    try:
+        with _quiet_kernel(args.out):
+            result = run_notebook(
+                notebook,
+                params,
+                args.out,
+                timeout_s=args.timeout,
+                log_output=args.log_output,
+                kernel_name=args.kernel,
+                no_input=args.no_input,
+            )
+    except KeyboardInterrupt:
+        # papermill's cell task ends with the interrupt, which asyncio would report at exit
+        # ("Task exception was never retrieved", with the kernel's traceback): said here in one line.
+        logging.getLogger("asyncio").setLevel(logging.CRITICAL)
+        print(_interrupted(notebook, params, started), file=sys.stderr)
+        return 130
     print(f"notebook: {result.notebook}")
     print(f"report: {result.html}")
     print(f"index: {result.index}")
@@ -59,6 +72,50 @@ def _run(args: argparse.Namespace) -> int:
         print(f"FAILED: {result.error}", file=sys.stderr)  # redacted, as the report is
         return 1
     return 0
+
+
+@contextlib.contextmanager
+def _quiet_kernel(out_dir: str) -> Iterator[None]:
+    """While a notebook runs, what the kernel and the libraries write to stderr (tracebacks of an
+    interrupt, Tornado's and Dask's logs) goes to ``OUT/labkit-run.log``, kept with the reports;
+    labkit's own lines go to the terminal after. Where the folder cannot be made, nothing moves."""
+    try:
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        log = os.open(Path(out_dir) / "labkit-run.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    except OSError:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    os.dup2(log, 2)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(log)
+
+
+def _interrupted(notebook: Any, params: dict[str, Any], since: float) -> str:
+    """The one line Ctrl-C on ``labkit run`` ends with: what was kept, and how to go on."""
+    import sqlite3
+
+    from labkit.report.notebook import default_store
+    from labkit.store.schema import resolve_store_path
+
+    store = params.get("store") or default_store(notebook)
+    if not store:
+        return "interrupted: this notebook names no store; nothing to resume"
+    path = resolve_store_path(store)
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as conn:
+            (kept,) = conn.execute(
+                "SELECT COUNT(*) FROM trials WHERE status = 'ok' AND started_at >= ?", (since,)
+            ).fetchone()
+    except sqlite3.Error:
+        return f"interrupted: no trial was stored in {path}; run the same command to start again"
+    return f"interrupted: {kept} trials kept in {path}; run the same command to resume"
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -134,6 +191,36 @@ def _check_probe(args: argparse.Namespace) -> None:
     check_store_path(default_path() if args.store is None else args.store)
 
 
+def probe_load_watch(rules: Any = None) -> Any:
+    """The outside-load watch ``labkit probe`` gives the probes (:data:`labkit.probes.concurrency.LoadWatch`).
+
+    Built here, above both layers: the probes may not import :mod:`labkit.measure`. It reads
+    the machine with :func:`~labkit.measure.load.host_reader` before and after, and flags the
+    probe with ``rules.under_load`` (default :class:`~labkit.measure.alerts.AlertRules`, the
+    rule trials are flagged by).
+    """
+    import math
+
+    from labkit.measure.alerts import AlertRules
+    from labkit.measure.load import host_reader, load_rates
+
+    rules = AlertRules() if rules is None else rules
+
+    def watch(pids: tuple[list[int], tuple[int, ...]]) -> Any:
+        read, (own, nannied) = host_reader(), pids
+        before = read(own, nannied)
+
+        def finish() -> tuple[dict[str, float | None], bool | None]:
+            got = load_rates(before, read(own, nannied))
+            rates = {k: (None if math.isnan(v) else float(v)) for k, v in got.items()}
+            outside, steal = rates["outside_cpu_percent"], rates["steal_percent"]
+            return rates, rules.under_load(outside, steal) or (None if outside is None else False)
+
+        return finish
+
+    return watch
+
+
 def _probe(args: argparse.Namespace) -> int:
     from labkit.cluster import Lab
     from labkit.probes import cached_probes
@@ -146,14 +233,30 @@ def _probe(args: argparse.Namespace) -> int:
         lab = Lab(workers=args.workers, threads_per_worker=1, dashboard=False)
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     with lab:
-        probe = cached_probes(lab, args.store, refresh=args.refresh, **params)
+        probe = cached_probes(lab, args.store, refresh=args.refresh, watch=probe_load_watch(), **params)
     if probe.created and probe.created < started:
         print(
             f"cached: these figures were measured {probe.created} on this machine, software and cluster "
             "shape; `labkit probe --refresh` measures again"
         )
     print(probe.table())
+    if probe.concurrency is not None:
+        print(_ceiling_words(probe.concurrency))
     return 0
+
+
+def _ceiling_words(c: Any) -> str:
+    """The cores' own ceiling with its interval, and whether it was kept as this machine's."""
+    from labkit.analysis.intervals import ratio_estimate, show
+    from labkit.probes.concurrency import load_words
+
+    said = []
+    for k in c.ks[1:]:
+        e = ratio_estimate(list(c.rates[k]), list(c.rates[1]))
+        said.append(f"{k} at once {show(e.value, e.lo, e.hi, suffix='×')}" + (f" ({e.note})" if e.note else ""))
+    kept = "not kept as this machine's ceiling" if c.under_load else "kept as this machine's ceiling"
+    figures = "; ".join(said) or "one core: nothing to compare"
+    return f"cores' own ceiling (single-thread matmuls against 1 alone): {figures}; {load_words(c.load, c.under_load)}; {kept}"
 
 
 def _version() -> str:

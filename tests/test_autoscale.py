@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import signal
 import threading
 from pathlib import Path
@@ -62,9 +63,10 @@ def test_worker_seconds_integrate_the_sampled_count():
         an.worker_seconds([1.0, 2.0], [1, 1], 0.5, 2.0)  # nothing sampled at the start
 
 
-def record(config, kind, rank, repeat, latency, *, workers=1, waves=5, period=3.0, carry=False):
+def record(config, kind, rank, repeat, latency, *, workers=1, waves=5, period=3.0, carry=False, **extra):
     """A run's record as ``_run_load`` makes it: 4 tasks a wave, each task's latency from
-    ``latency(wave, i)``; ``carry`` makes wave 0's last task end after wave 1 arrives."""
+    ``latency(wave, i)``; ``carry`` makes wave 0's last task end after wave 1 arrives;
+    ``extra`` (``under_load``, ``load``) replaces the record's keys."""
     offsets = [w * period + 0.05 * i for w in range(waves) for i in range(4)]
     ends = [o + latency(k // 4, k % 4) for k, o in enumerate(offsets)]
     if carry:
@@ -75,7 +77,7 @@ def record(config, kind, rank, repeat, latency, *, workers=1, waves=5, period=3.
     samples = {"t_s": t.tolist(), "workers": [workers] * t.size, "asked": [workers] * t.size}
     samples |= {"queued": [0] * t.size, "processing": [0] * t.size}
     keys = {"config": config, "kind": kind, "rank": rank, "repeat": repeat, "position": rank, "t0": 0.0}
-    return keys | {"end_s": max(ends), "load": 1.0, "tasks": tasks, "samples": samples}
+    return keys | {"end_s": max(ends), "load": 1.0, "tasks": tasks, "samples": samples} | extra
 
 
 def test_units_and_claims_follow_the_data():
@@ -101,6 +103,53 @@ def test_units_and_claims_follow_the_data():
     table = an.comparisons(tasks, samples, runs)
     assert (table["direction"] == "unknown").all()  # 3 runs: no interval, no direction
     assert "interval not available: 3 independent runs" in an.describe_autoscaling(tasks, samples, runs)
+
+
+def test_loaded_runs_carry_no_direction_and_the_answer_says_they_were_left_out():
+    # fixed-2 answers faster than fixed-1 in its clean run; its one loaded run is so slow that,
+    # pooled with it, its p95 latency would be higher than fixed-1's: the answer must not say so.
+    rng = np.random.default_rng(1)
+    one = [record("fixed-1", "fixed", 0, r, lambda w, i: 1.0 + 0.3 * i + 0.05 * rng.random(), under_load=u)
+           for r, u in ((0, False), (1, None))]  # fmt: skip
+    fast, slow = (lambda w, i: 0.5 + 0.1 * i + 0.05 * rng.random()), (lambda w, i: 2.5 + 0.05 * rng.random())
+    two = [record("fixed-2", "fixed", 2, r, f, workers=2, under_load=r == 1) for r, f in ((0, fast), (1, slow))]
+    frames = an.run_frames(one + two)
+    pooled = frames[2].assign(under_load=False)  # the same runs, none flagged: what the old answer claimed
+    assert "fixed-2's p95 latency was" in an.describe_autoscaling(frames[0], frames[1], pooled)
+    assert an.comparisons(frames[0], frames[1], pooled).set_index("measure").loc["p95 latency", "direction"] == "up"
+    table = an.comparisons(*frames).set_index("measure")
+    assert table.loc["p95 latency", "direction"] == "down"  # from the clean runs only
+    words = an.describe_autoscaling(*frames)
+    lines = words.splitlines()
+    assert any(ln.startswith("fixed-2's p95 latency was") and ln.endswith("×): lower") for ln in lines)
+    assert "): higher" not in words
+    assert lines[-1].startswith("Trials: left out 1 of 4 trials that ran under outside load")
+    assert "outside load not measured for 1" in lines[-1]  # fixed-1's run 1: kept, and said
+    unadjusted = "Each interval is at 95%, not adjusted for the 3 comparisons in this answer."  # the latency ratios
+    assert lines[-1].endswith(unadjusted)
+    # Every run of a configuration under load: it is in no comparison, and the answer says so.
+    frames = an.run_frames([*one, {**two[0], "under_load": True}, two[1]])
+    words = an.describe_autoscaling(*frames)
+    assert "fixed-2: every run ran under outside load" in words and "fixed-2's" not in words
+    assert an.comparisons(*frames).empty
+    nothing = an.run_frames([two[1]])
+    assert an.describe_autoscaling(*nothing).startswith("No trial is left to claim from: left out 1")
+    assert an.comparisons(*nothing).empty
+
+
+def test_no_interval_prints_with_ends_that_read_the_same():
+    # Latencies 3.19 s give or take 1e-4 s, run after run: intervals far narrower than 3 digits show.
+    rng = np.random.default_rng(2)
+    runs = [
+        record(c, "fixed", k, r, lambda w, i, k=k: 3.19 * (k + 1) + 1e-4 * rng.random(), period=8.0, load=1.0 + r / 1e4)
+        for k, c in enumerate(("fixed-1", "fixed-2"))
+        for r in range(5)
+    ]
+    words = an.describe_autoscaling(*an.run_frames(runs))
+    spans = re.findall(r"(\d[\d.,]*)(?: s|×)?–(\d[\d.,]*)", words)
+    assert len(spans) >= 10, words  # the percentiles', worker-seconds', ratios' intervals, the load range
+    assert all(a != b for a, b in spans), words
+    assert "p50 3.19 s (3.19" in words and "load average of this machine at the runs' starts: 1" in words
 
 
 BAD = [
@@ -204,7 +253,11 @@ def test_a_fixed_cluster_costs_its_size_times_the_run(measured):
 def test_the_large_cluster_answers_faster_with_an_interval_that_shows_it(measured):
     result = measured[0]
     table = an.comparisons(result.tasks, result.samples, result.runs)
-    row = table[(table["a"] == "fixed-3") & (table["b"] == "fixed-1") & (table["measure"] == "p95 latency")].iloc[0]
+    row = table[(table["a"] == "fixed-3") & (table["b"] == "fixed-1") & (table["measure"] == "p95 latency")]
+    if result.runs.loc[result.runs["config"].isin(["fixed-1", "fixed-3"]), "under_load"].eq(True).any():
+        assert row.empty and "under outside load" in result.describe()  # a busy machine: no claim from those
+        return
+    row = row.iloc[0]
     assert row["direction"] == "down" and row["lo"] < row["ratio"] < row["hi"] < 1
     assert any(
         ln.startswith("fixed-3's p95 latency was") and "× fixed-1's (95% interval" in ln and ln.endswith("×): lower")
@@ -318,5 +371,6 @@ def test_notebook_prints_its_answer_from_the_store(tmp_path):
     assert an.describe_cold_start(cold) in printed
     # Two waves and one run each: no interval, so no direction may be claimed.
     assert "): higher" not in printed and "): lower" not in printed
-    assert "an estimate: interval not available: 2 independent waves" in printed
+    if runs[2]["under_load"].eq(True).sum() < 2:  # two clean configurations: a comparison, as an estimate
+        assert "an estimate: interval not available: 2 independent waves" in printed
     assert result.html.read_text().count("<img") >= 3

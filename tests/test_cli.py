@@ -77,3 +77,56 @@ def test_a_scheduler_that_does_not_answer_is_a_clear_error() -> None:
         labkit.ClusterError, match=r"no Dask scheduler answered at address='tcp://127.0.0.1:1' within 2 s"
     ):
         labkit.Lab(address="tcp://127.0.0.1:1", connect_timeout=2)
+
+
+def test_ctrl_c_on_labkit_run_ends_with_one_line_and_exit_130(tmp_path: Path) -> None:
+    """A terminal's Ctrl-C (SIGINT to the whole process group) once trials are stored: one
+    line saying what was kept and how to resume, exit status 130, no traceback."""
+    import os
+    import signal
+    import sqlite3
+    import subprocess
+    import time
+
+    import nbformat
+
+    store = tmp_path / "ctrlc.db"
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    params = nbformat.v4.new_code_cell(f"store = {str(store)!r}")
+    params.metadata["tags"] = ["parameters"]
+    sweep = (
+        "import labkit\n"
+        "with labkit.Lab(workers=1, threads_per_worker=1, dashboard=False) as lab:\n"
+        "    labkit.Sweep('synthetic', grid={'work_s': [0.3]}, repeats=40, warmup=0, store=store).run(lab, live=False)"
+    )
+    nb.cells = [params, nbformat.v4.new_code_cell(sweep)]
+    path = tmp_path / "long.ipynb"
+    nbformat.write(nb, path)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "labkit", "run", str(path), "--out", str(tmp_path / "out")],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 240
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                with sqlite3.connect(store, timeout=5) as conn:
+                    if conn.execute("SELECT COUNT(*) FROM trials WHERE status = 'ok'").fetchone()[0] >= 2:
+                        break
+            except sqlite3.Error:
+                pass
+            time.sleep(0.2)
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, (out, err[-2000:])
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("interrupted: ") and "trials kept in" in last and "run the same command to resume" in last
+    assert "Traceback" not in err, err[-2000:]

@@ -137,8 +137,9 @@ def test_a_lost_worker_ends_its_trial_as_degraded_whatever_the_workload(
         took = time.monotonic() - t0
     finally:
         timer.cancel()
-    statuses = [r[1] for r in _trials(store)]
-    assert statuses.count("degraded") >= 1 and statuses.count("ok") == 6, statuses
+    rows = _trials(store)
+    statuses = [r[1] for r in rows]
+    assert statuses.count("degraded") >= 1 and statuses.count("ok") == 6, rows
     assert victim in results.degraded["error"].iloc[0]
     assert took < 300  # not a timing claim: the run ended at all, long before any default limit of 600 s
     assert flab.workers == 2

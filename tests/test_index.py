@@ -24,7 +24,8 @@ import pytest
 
 import labkit
 from labkit.report import run_notebook, write_index
-from labkit.report.index import THUMBNAIL_SIZE, collect
+from labkit.report.entries import THUMBNAIL_SIZE
+from labkit.report.index import collect, history
 
 try:  # tests/ is a plain folder today; keep working if it becomes a package
     from . import browser as b  # type: ignore[no-redef]
@@ -151,7 +152,7 @@ def test_the_index_lists_the_executed_notebooks_and_nothing_else(folder) -> None
     assert "notes.txt" not in page and "index.html" not in page
     assert "Not listed (not executed by papermill): never-run.ipynb." in page
     entries, skipped = collect(folder["out"])
-    assert [e.name for e in entries][:2] == ["beta.ipynb", "alpha.ipynb"]  # newest run first
+    assert [e.name for e in entries][:2] == ["alpha.ipynb", "beta.ipynb"]  # the latest good run first
     assert skipped == ["never-run.ipynb"]
 
 
@@ -260,3 +261,24 @@ def test_the_index_opens_offline_with_every_image_decoded(folder) -> None:
         asked, images = open_offline(browser, index)
     assert asked == [], f"the index asked the network for {asked}"
     assert sorted(images) == [["main figure of alpha.ipynb", True], ["main figure of beta.ipynb", True]]
+
+
+def test_a_failed_run_never_destroys_the_last_good_report(tmp_path: Path) -> None:
+    """The same notebook run twice into one folder, first passing, then failing: the good
+    report stays where it was, the failed one is written beside it, both are kept by date,
+    and the index shows the history with the latest good run first."""
+    good_src, bad_src, out = tmp_path / "good", tmp_path / "bad", tmp_path / "reports"
+    good_src.mkdir(), bad_src.mkdir()
+    good = run_notebook(notebook(good_src / "gamma.ipynb", "Gamma works"), {}, out, cwd=tmp_path)
+    bad = run_notebook(notebook(bad_src / "gamma.ipynb", "Gamma breaks", fail=True), {}, out, cwd=tmp_path)
+    assert good.ok and not bad.ok
+    assert good.html == out / "gamma.html" and "Gamma works" in good.html.read_text()
+    assert bad.html == out / "gamma.failed.html" and "Gamma breaks" in bad.html.read_text()
+    assert "Gamma works" in (out / "gamma.html").read_text()  # untouched by the failure
+    kept = history(out)
+    assert [e.status for e in kept] == ["passed", "failed"] and all(e.name.startswith("history/gamma-") for e in kept)
+    page = (out / "index.html").read_text()
+    assert page.index("<h2>History</h2>") < page.index(kept[0].name) < page.index(kept[1].name)
+    again = run_notebook(notebook(good_src / "gamma.ipynb", "Gamma works again"), {}, out, cwd=tmp_path)
+    assert again.ok and "Gamma works again" in (out / "gamma.html").read_text()
+    assert not (out / "gamma.failed.html").exists() and len(history(out)) == 3  # the failure stays in the history

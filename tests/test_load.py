@@ -198,3 +198,125 @@ def test_a_sweep_flags_the_trials_run_under_outside_load(llab: labkit.Lab, tmp_p
             before["under_load"].astype(bool).iloc[-3:].all()  # an episode already running when the hog began
         )
     ), load_alerts
+
+
+# -- the lab's own processes (issue 20): not outside load, reported apart as lab overhead -----------
+
+#: Run on the workers: at its exit, a worker process burns CPU for up to 1.5 s while ``flag`` exists.
+EXIT_BURN = (
+    "import atexit, os, time\n"
+    "def _burn(flag={flag!r}):\n"
+    "    t = time.time() + 1.5\n"
+    "    while os.path.exists(flag) and time.time() < t: pass\n"
+    "atexit.register(_burn)\n"
+)
+
+
+def _spy_readings(monitor: Monitor) -> list[dict[str, Any]]:
+    """Every raw reading of the client's machine the monitor takes from now on."""
+    readings: list[dict[str, Any]] = []
+    read = monitor._load._read
+
+    def spy(*args: Any) -> dict[str, Any]:
+        readings.append(reading := read(*args))
+        return reading
+
+    monitor._load._read = spy
+    return readings
+
+
+def test_a_worker_exiting_after_a_scale_down_is_the_labs_not_outside_load(llab: labkit.Lab, tmp_path: Path) -> None:
+    flag = tmp_path / "burn"
+    flag.touch()
+    llab.client.run(exec, EXIT_BURN.format(flag=str(flag)), {})
+    before = set(llab.client.run(os.getpid).values())
+    monitor = Monitor(llab, interval=0.1)
+    readings = _spy_readings(monitor)
+    try:
+        with monitor, monitor.scaling():
+            time.sleep(0.6)
+            note = llab.scale(1)  # the retiring worker burns CPU while it exits
+            time.sleep(0.3)
+        (retired,) = before - set(llab.client.run(os.getpid).values())
+        # the scale waited until the retired process had exited (it burns 1.5 s at most, the bound is 10 s)
+        assert note is None and not psutil.pid_exists(retired)
+    finally:
+        flag.unlink()
+        llab.scale(2)
+    exiting = [r for r in readings if r["pids"] is not None and retired not in r["pids"] and retired in r["lab_pids"]]
+    # readings came at once (every 0.25 s) while it exited: it was counted as the lab's, never as the cluster's gone
+    assert len(exiting) >= 2, [(r["pids"], r["lab_pids"]) for r in readings]
+    seen = [load_rates(a, b) for a, b in zip(exiting, exiting[1:])]
+    assert all(not math.isnan(x["outside_cpu_percent"]) for x in seen)  # still measured meanwhile
+    assert sum(x["lab_cpu_percent"] for x in seen) > 0  # it burned, and that is lab overhead
+    # outside is what the machine was busy with beyond the cluster's and the lab's processes
+    for a, b in zip(exiting, exiting[1:]):
+        rates = load_rates({**a, "lab_cpu_s": 0.0, "lab_pids": []}, {**b, "lab_cpu_s": 0.0, "lab_pids": []})
+        as_outside = rates["outside_cpu_percent"]  # had the exiting worker been someone else's
+        counted = load_rates(a, b)
+        assert counted["outside_cpu_percent"] <= as_outside + 1e-6
+        assert counted["outside_cpu_percent"] == pytest.approx(
+            max(0.0, as_outside - counted["lab_cpu_percent"]), abs=1e-6
+        )
+
+
+def test_a_cpu_hog_the_client_starts_is_outside_load(llab: labkit.Lab) -> None:
+    baseline = outside_now(llab)
+    monitor = Monitor(llab)
+    readings = _spy_readings(monitor)
+    with cpu_hog(20) as hog:
+        time.sleep(0.3)
+        monitor.sample_once()
+        time.sleep(1.5)
+        monitor.sample_once()
+        # a child of the client process (where the nannies run), but not a worker's: not the lab's
+        assert psutil.Process(hog.pid).ppid() == os.getpid()
+        assert all(hog.pid not in r["pids"] and hog.pid not in r["lab_pids"] for r in readings)
+        reading = monitor.latest_load
+        assert reading is not None and reading.outside_cpu_percent is not None
+        assert reading.under_load is True
+        if _room(baseline):
+            assert reading.outside_cpu_percent >= baseline + 25
+
+
+def test_an_outside_load_alert_names_the_top_outside_processes(llab: labkit.Lab) -> None:
+    from labkit.measure.alerts import load_alert
+
+    rules = AlertRules()
+    baseline = outside_now(llab)
+    monitor = Monitor(llab)
+    with cpu_hog(20) as hog:
+        time.sleep(0.3)
+        for _ in range(4):  # near the threshold from the second reading on: then read with a process snapshot
+            monitor.sample_once()
+            time.sleep(0.4)
+        reading = monitor._load.latest["client"]
+    assert reading.top is not None and reading.under_load is True
+    pids = [pid for _, pid, _ in reading.top]
+    assert hog.pid in pids and os.getpid() not in pids  # the cluster's own are never in it
+    assert [share for *_, share in reading.top] == sorted((share for *_, share in reading.top), reverse=True)
+    holds, message = load_alert(rules, reading, active=False)
+    assert holds and "other processes used" in message()
+    if pids.index(hog.pid) < 5 or _room(baseline):  # the alert names the top five
+        assert f"(pid {hog.pid})" in message()
+
+
+def test_the_lab_overhead_is_reported_apart(llab: labkit.Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    from labkit.cluster import retire
+    from labkit.experiment.lifecycle import LoadWindow
+
+    with Monitor(llab, interval=0.25) as monitor:
+        with monitor.trial("t") as window:
+            time.sleep(1.2)
+        monitor.summary(window)
+        overhead = monitor.lab_overhead(window)
+    frame = monitor.to_pandas()
+    lab = frame[(frame["metric"] == "lab_cpu_percent") & (frame["worker"] == "client")]["value"].dropna()
+    assert len(lab) >= 2 and (lab >= 0).all()
+    assert overhead is not None and overhead >= 0
+    with LoadWindow(llab) as metrics:
+        time.sleep(0.5)
+    assert metrics["lab_cpu_percent"] is not None and metrics["lab_cpu_percent"] >= 0
+    # a kernel that a Jupyter server started: the server (its parent, at least) is the lab's
+    monkeypatch.setenv("JPY_SESSION_NAME", "demo.ipynb")
+    assert retire.lab_parents()[:1] == [os.getppid()]

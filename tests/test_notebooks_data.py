@@ -20,9 +20,9 @@ from labkit.report import run_notebook
 from labkit.studies import compression, memory, stream, variety
 
 try:
-    from .nbtext import printed_text
+    from .nbtext import NOTHING_LEFT, all_loaded, printed_text
 except ImportError:
-    from nbtext import printed_text  # type: ignore[no-redef]
+    from nbtext import NOTHING_LEFT, all_loaded, printed_text  # type: ignore[no-redef]
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 NAMES = ("03_data_variety", "04_batch_vs_stream", "05_compression_io")
@@ -129,6 +129,8 @@ def test_batch_vs_stream_prints_its_answer_from_the_store(nb04: tuple[object, Pa
     assert len(frame) == 3 * 5 and (frame["status"] == "ok").all()
     assert frame["latency_p95_s"].notna().all() and (frame["latency_p99_s"] >= frame["latency_p50_s"]).all()
     assert stream.describe_latency_target(frame, 0.2, 400.0) in printed
+    if all_loaded(frame):  # a busy machine: no trial may carry a claim, and the answer says so
+        assert NOTHING_LEFT in printed
     table = stream.latency_table(frame).set_index("batch")
     # One batch of all 200 records arriving over 0.5 s: the first records wait ~0.5 s for the last.
     assert 0.4 < table.loc[200, "p95_s"] < 2.0
@@ -191,12 +193,14 @@ def test_latency_target_verdicts_follow_the_intervals() -> None:
     assert "batch 1 on 2 worker(s)" in text and "batch 100" in text
     lines = {int(line.split()[1]): line for line in text.splitlines() if line.startswith("batch ")}
     assert "meets it" in lines[1] and "misses it" in lines[10] and "misses it" in lines[100]
-    answer = text.splitlines()[-1]
+    answer = next(line for line in text.splitlines() if line.startswith("Answer:"))
+    assert text.splitlines()[-1].startswith("Trials: ")  # what the claims left out, said last
     assert answer.startswith("Answer: batch size(s) 1 met the target; batch 1 had the lowest p95 (0.0")
     assert answer.endswith(" s; met by its interval).")
     straddles = stream.describe_latency_target(_frame(rows[6:12]), 0.15)  # batch 10, centred on it
-    assert straddles.endswith(
+    assert (
         "Answer: no batch size measured was shown to meet the target; for batch size(s) 10 the runs cannot tell."
+        in straddles.splitlines()
     )
     few = stream.describe_latency_target(_frame(rows[:3]), 0.1)
     assert "met in each of 3 runs (too few runs for an interval)" in few

@@ -230,6 +230,30 @@ def test_one_worker_with_two_threads() -> None:
     assert p.node is None and "1 worker probed" in p.missing["node/memory"]
 
 
+def test_the_cores_ceiling_is_probed_and_the_load_said(probe: HardwareProbe) -> None:
+    from labkit.probes.concurrency import usable_cores
+
+    c = probe.concurrency
+    assert c is not None and c.ks == list(range(1, usable_cores() + 1)) and c.rounds == 7
+    assert all(len(c.rates[k]) == 7 for k in c.ks)
+    # Without a watch (run_probes called directly) the load is not measured, and said so.
+    assert probe.under_load is None and "outside load not measured" in probe.notes["load"]
+    assert "2 matmuls at once" in probe.table() or usable_cores() == 1
+
+
+def test_a_watched_probe_is_flagged_by_the_rule(client: Client) -> None:
+    from labkit.cli import probe_load_watch
+    from labkit.measure.alerts import AlertRules
+
+    small = {"array_mb": 4, "matmul_n": 128, "repeats": 2, "task_counts": (1, 2, 4), "network_duration": 0.2}
+    p = run_probes(client, **small, watch=probe_load_watch())
+    assert p.under_load in (True, False) and p.load["loadavg_1m"] is not None, p.load
+    assert p.concurrency is not None and p.concurrency.under_load in (True, False)
+    # The flag is AlertRules' rule on the figures stored with it, and the table says what it means.
+    assert p.under_load == AlertRules().under_load(p.load["outside_cpu_percent"], p.load["steal_percent"])
+    assert ("not this machine's ceiling; not cached" in p.table()) == p.under_load
+
+
 def test_probe_functions_directly(client: Client) -> None:
     s = stream_bandwidth(np, 2**20, repeats=2)
     assert s.nbytes == 2**20 and s.repeats == 2 and s.triad_best > 0
@@ -311,7 +335,8 @@ def test_probe_command_prints_the_table(tmp_path) -> None:
     assert "network bandwidth       not measured" in done.stdout  # one worker: no pair to measure
     assert re.search(r"^node +memory bandwidth +not measured: 1 worker probed", done.stdout, re.MULTILINE)
     assert "cached:" not in done.stdout and "worker 1" in done.stdout and "tcp://" not in done.stdout
+    assert "cores' own ceiling (single-thread matmuls against 1 alone): " in done.stdout  # with its interval
     again = subprocess.run(done.args, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr[-2000:]
-    assert again.stdout.startswith("cached: these figures were measured 20")
-    assert again.stdout.splitlines()[1:] == done.stdout.splitlines()  # the same figures, said to be old
+    assert again.stdout.startswith("cached: these figures were measured 20") or "; not cached" in done.stdout
+    assert again.stdout.splitlines()[1:] == done.stdout.splitlines() or "; not cached" in done.stdout  # under load

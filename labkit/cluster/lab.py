@@ -27,7 +27,7 @@ from typing import Any
 from labkit.common.errors import ClusterError, ParameterError, ParameterTypeError
 from labkit.common.scheduler import run_on_scheduler, running_tasks, scheduler_workers
 
-from . import launch
+from . import launch, retire
 from .capacity import Capacity, cluster_capacity
 
 
@@ -219,27 +219,28 @@ class Lab:
 
     # -- changing it -------------------------------------------------------------------
 
-    def scale(self, n: int, *, timeout: float = 120.0) -> None:
-        """Set the number of workers to ``n`` and wait until the scheduler has exactly ``n``."""
+    def scale(self, n: int, *, timeout: float = 120.0) -> str | None:
+        """Set the number of workers to ``n``; wait until the scheduler has exactly ``n``, then (bounded) until
+        retired worker processes have exited and every worker is idle: None, or what was not (:mod:`.retire`)."""
         launch.check_count("n", n, allow_none=False)
         if self.workers == n:
-            return
+            return None
         if self.cluster is None:
             raise ClusterError(
-                f"cannot scale to {n} workers: this Lab is connected to a scheduler by address and "
-                "has no cluster object to scale. Scale that cluster where it was started, or pass "
-                "Lab(cluster=...) so labkit can scale it."
+                f"cannot scale to {n} workers: this Lab is connected to a scheduler by address and has no cluster object "
+                "to scale. Scale that cluster where it was started, or pass Lab(cluster=...) so labkit can scale it."
             )
+        before = retire.workers_now(self.client)
         self.cluster.scale(n)
         deadline = time.monotonic() + timeout
-        # wait_for_workers returns at once on scale-down while the scheduler still lists
-        # the retiring workers, so poll the count both ways.
+        # wait_for_workers returns at once on scale-down while the scheduler still lists the retiring ones
         while self.workers != n:
             if time.monotonic() > deadline:
                 raise ClusterError(
                     f"scale({n}) did not settle within {timeout:.0f} s: the scheduler has {self.workers} workers"
                 )
             time.sleep(0.05)
+        return retire.settle(self.client, before)
 
     def adapt(self, minimum: int = 1, maximum: int | None = None, **kwargs: Any) -> Any:
         """Turn on Dask's adaptive scaling between ``minimum`` and ``maximum`` workers."""

@@ -7,7 +7,9 @@ next while two things hold:
 - the lab has not been rescaled since the setup: scaling moves or drops persisted data and
   changes where it lives, so every kept input is torn down before the lab scales (which
   also spares the scale-down from moving that data), and each point is set up again, with
-  its warm-ups, at its next visit;
+  its warm-ups, at its next visit. The rescale waits (``Lab.scale``, at most 10 s) until
+  the retired worker processes have exited and the new workers are idle, so no trial is
+  timed beside them; where that bound was hit, ``inputs_reason`` and a note say so;
 - the inputs kept for other points fit in ``share`` of the cluster's memory limit (Dask
   starts spilling at 60% of it: a quarter leaves the point being timed the room it would
   have alone). Before a visit, the least recently used other inputs are torn down until
@@ -48,9 +50,14 @@ class Inputs:
             ctx.refresh()
         if runner.workers is not None and runner.workers != ctx.workers:
             self.release_all(RESCALED)
-            with ctx.settler.scaling():
-                ctx.lab.scale(runner.workers)
+            with ctx.settler.scaling():  # waits for retired workers to exit and new ones to be idle
+                unsettled = ctx.lab.scale(runner.workers)
             ctx.refresh()
+            if isinstance(unsettled, str):  # the wait's bound was hit: the next trials say so
+                runner.next_reason = f"{RESCALED}; {unsettled}"
+                note = getattr(ctx.view, "note", None)
+                if callable(note):
+                    note(unsettled)
         self._make_room(runner)
         if runner.has_inputs:
             self.kept.remove(runner)

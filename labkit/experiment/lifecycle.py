@@ -208,9 +208,11 @@ class LoadWindow:
     """Outside load on this machine over a block of work, as a sweep's trials carry it.
 
     Reads the machine's CPU counters and the CPU time of the cluster's processes on it (the
-    client process, the local workers and their nannies) on entry and on exit; ``metrics``
-    then holds ``outside_cpu_percent``, ``steal_percent``, ``loadavg_1m``, ``cpu_percent``
-    (None: not measured, e.g. when the cluster's processes changed in between) and
+    client process, the local workers and their nannies) and of the lab's other processes
+    (see :func:`local_processes`) on entry and on exit; ``metrics`` then holds
+    ``outside_cpu_percent``, ``steal_percent``, ``loadavg_1m``, ``cpu_percent``,
+    ``lab_cpu_percent`` (lab overhead, not outside load; None: not measured, e.g. when the
+    cluster's or the lab's processes changed in between) and
     ``under_load`` (above :class:`~labkit.measure.alerts.AlertRules`' thresholds; None: not
     measured). Workers on other machines are not read.
     """
@@ -225,8 +227,7 @@ class LoadWindow:
 
     def _reading(self) -> dict[str, Any] | None:
         try:
-            pids, nannied = local_processes(self.lab)
-            return self.read(pids, nannied)
+            return self.read(*local_processes(self.lab))
         except Exception:  # noqa: BLE001 - e.g. /proc unreadable: not measured
             return None
 
@@ -259,14 +260,21 @@ def load_flags(rates: dict[str, float], rules: AlertRules | None = None) -> dict
     return out
 
 
-def local_processes(lab: Lab) -> tuple[list[int], tuple[int, ...]]:
+def local_processes(lab: Lab) -> tuple[list[int], tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
     """The cluster's processes on this machine: this one and the local workers' (``pids``),
-    and the workers among them (``nannied``: their nanny's process counts too)."""
+    and the workers among them (``nannied``: their nanny's process counts too); then the
+    lab's own processes besides, which are not outside load: those above this one that run
+    the lab (``lab``: ``labkit run``, papermill, the Jupyter server) and every worker process
+    seen here since the lab started that still runs, retiring or starting ones included
+    (``trees``: with their children), as :func:`labkit.measure.load.host_reader` takes them."""
     from distributed.comm import get_address_host
 
+    from labkit.cluster import retire
     from labkit.measure.power import local_hosts
 
     here = local_hosts()
     workers = lab.client.run(os.getpid)
+    retire.remember(lab.client, [(get_address_host(a), p) for a, p in workers.items()], here)
     mine = sorted({pid for addr, pid in workers.items() if get_address_host(addr) in here} - {os.getpid()})
-    return [os.getpid(), *mine], tuple(mine)
+    seen = {p for h, p in retire.known(lab.client, here) if h in here} | set(retire.spawned(lab.client))
+    return [os.getpid(), *mine], tuple(mine), tuple(retire.lab_parents()), tuple(sorted(seen | set(mine)))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from typing import TYPE_CHECKING, Any
 
 UNSTABLE_REL = 0.10  # a point whose median is known only to worse than ±10% "may be unstable"
@@ -85,10 +86,12 @@ def _unstable(ok: pd.DataFrame) -> list[str]:
 
 
 def caveats(frame: pd.DataFrame, env: dict[str, Any]) -> list[str]:
-    """Sentences a conclusion drawn from ``frame`` must carry: outside load, oversubscription,
-    points whose runs spread too much to resolve small effects."""
+    """Sentences a conclusion drawn from ``frame`` must carry: the speedup against the cores' own
+    ceiling (:func:`ceiling_sentences`), outside load, oversubscription, points whose runs
+    spread too much to resolve small effects."""
     out = []
     ok = frame[frame["status"] == "ok"] if len(frame) else frame
+    out += ceiling_sentences(frame, env)
     out += _unstable(ok)
     if "under_load" in ok and ok["under_load"].notna().any():
         loaded = ok[ok["under_load"].fillna(False).astype(bool)]
@@ -107,3 +110,89 @@ def caveats(frame: pd.DataFrame, env: dict[str, Any]) -> list[str]:
                 "those threads shared cores, so their speedup measures time-slicing, not more hardware."
             )
     return out
+
+
+NOT_PROBED = "Against the cores: their own ceiling was not measured (labkit probe measures it)."
+
+
+def ceiling_sentences(frame: pd.DataFrame, env: dict[str, Any], store: Any = None) -> list[str]:
+    """The speedup of the most workers over the fewest set against what the machine's cores allow.
+
+    The ceiling is the one ``labkit probe`` cached for the machine and software of ``env``
+    (the run's environment) in ``store`` (default: the project's store, ``$LABKIT_STORE`` or
+    ``results/labkit.db``; :func:`labkit.probes.cached_ceiling` never serves one taken under
+    outside load): ``k`` single-thread matmuls at once against ``k0``, for the threads of the
+    two worker counts. Only the trials :func:`labkit.analysis.trust.admit` keeps are used.
+    The sentence says "the rest is Dask's overhead and data movement" only where the
+    speedup's 95% interval lies wholly below the ceiling's; one sentence per configuration,
+    none with fewer than two worker counts.
+    """
+    from labkit.analysis.frames import config_keys, describe_config, varying
+    from labkit.analysis.trust import admit
+
+    ok = admit(frame).frame if len(frame) and "status" in frame else frame
+    if ok.empty or "workers" not in ok or ok["workers"].nunique() < 2:
+        return []
+    ceiling = _machine_ceiling(env, store)
+    if ceiling is None:
+        return [NOT_PROBED]
+    names, out = varying(ok), []
+    for config, g in ok.groupby(config_keys(ok), sort=False):
+        where = f"for {describe_config(config, names)}, " if names else ""
+        said = _against(g, ceiling)
+        if said:
+            out.append(f"Against the cores: {where}{said}.")
+    return out
+
+
+def _machine_ceiling(env: dict[str, Any], store: Any) -> Any:
+    from labkit.probes import cached_ceiling
+    from labkit.store import default_path, resolve_store_path
+
+    path = resolve_store_path(default_path()) if store is None else store
+    if not env or (isinstance(path, (str, os.PathLike)) and not os.path.exists(path)):
+        return None  # the run's machine unknown, or no store (none is created here): not measured
+    try:
+        return cached_ceiling(path, env)
+    except Exception:  # noqa: BLE001 - an unreadable store: the ceiling is not known
+        return None
+
+
+def _against(g: pd.DataFrame, ceiling: Any) -> str:
+    """One configuration's speedup (most workers over fewest) against the ceiling at their threads."""
+    import numpy as np
+
+    from labkit.analysis.intervals import ratio_estimate, show
+
+    g = g[np.isfinite(g["throughput"].astype(float)) & (g["throughput"].astype(float) > 0)]
+    by_w = {int(w): gw for w, gw in g.groupby("workers")}
+    if len(by_w) < 2:
+        return ""
+    w0, w = min(by_w), max(by_w)  # as describe_scaling compares them
+    k0, k = (_threads(by_w[x], x) for x in (w0, w))
+    if k not in ceiling.rates or k0 not in ceiling.rates:
+        top = max(ceiling.ks)
+        return f"the cores' own ceiling at {k} at once was not measured (the probe went up to {top})"
+    s = ratio_estimate(by_w[w]["throughput"].to_numpy(float), by_w[w0]["throughput"].to_numpy(float))
+    c = ratio_estimate(list(ceiling.rates[k]), list(ceiling.rates[k0]))
+    allow = f"the {show(c.value, c.lo, c.hi, suffix='×')} these cores allow at {k} at once"
+    allow += (f" against {k0}" if k0 != 1 else "") + (
+        " (outside load not read then)" if ceiling.under_load is None else ""
+    )
+    speed = show(s.value, s.lo, s.hi, suffix="×")
+    if not all(math.isfinite(x) for x in (s.lo, s.hi, c.lo, c.hi)):
+        return f"{speed} set against {allow}: without both intervals no share is claimed"
+    if s.hi < c.lo:
+        return f"{speed} of {allow}: the rest is Dask's overhead and data movement"
+    if s.lo > c.hi:
+        return f"{speed}, above {allow} for compute: more than the cores alone explain (caches or memory)"
+    return (
+        f"{speed} against {allow}: the intervals overlap, so the runs cannot tell Dask's overhead from the cores' limit"
+    )
+
+
+def _threads(g: pd.DataFrame, workers: int) -> int:
+    """Threads the cluster ran at this worker count (one per worker where not recorded)."""
+    if "threads" in g and g["threads"].notna().any():
+        return int(g["threads"].dropna().iloc[0])
+    return workers

@@ -99,6 +99,7 @@ class Settler:
             self.count += 1
             tid = w.trial.trial_id
             metrics: dict[str, Any] = self.monitor.summary(w.window).to_metrics()
+            metrics["lab_cpu_percent"] = self.monitor.lab_overhead(w.window)  # lab overhead, not outside load
             try:
                 split = w.span.read()
                 metrics.update(split.to_metrics())

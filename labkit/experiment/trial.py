@@ -319,6 +319,8 @@ class PointRunner:
                 return self._degraded(watch, repeat, started, extra, watched)
             except Exception as e:  # noqa: BLE001 - recorded as the trial's error
                 lost, now, restarts = watch.check()
+                if lost and not restarts:  # the run failed because a worker left: degraded, run again
+                    return self._degraded(watch, repeat, started, extra, watched)
                 error = failure_reason(describe_error(e), restarts)
                 watched.trial = self.record(repeat, "error", error=error, started=started, extra=extra)
                 if lost:

@@ -246,3 +246,47 @@ def worker_conditions(
             )
         )
     return out
+
+
+def top_processes(prev: dict[str, Any] | None, now: dict[str, Any]) -> tuple[tuple[str, int, float], ...] | None:
+    """``(name, pid, percent of a core)`` of the outside processes that used at least 1% of a
+    core between two readings, most first (None: a reading has no process snapshot)."""
+    if prev is None or prev.get("procs") is None or now.get("procs") is None or not now["time"] > prev["time"]:
+        return None
+    dt, mine = now["time"] - prev["time"], {*(now.get("pids") or ()), *(now.get("lab_pids") or ())}
+    out = []
+    for pid, (name, cpu_s, started) in now["procs"].items():
+        before = prev["procs"].get(pid)
+        if pid not in mine and before is not None and before[2] == started:
+            out.append((name, pid, 100.0 * max(0.0, cpu_s - before[1]) / dt))
+    return tuple(sorted((x for x in out if x[2] >= 1.0), key=lambda x: -x[2]))
+
+
+def load_alert(rules: AlertRules, reading: Any, active: bool) -> tuple[bool, Callable[[], str]]:
+    """Whether an "outside-load" episode holds at this reading (it starts above a threshold and
+    ends once below half of each), and its message: what was seen, the top outside processes
+    (name, pid, share of a core) and the lab's own overhead, which is not counted."""
+    holds = rules.under_load(reading.outside_cpu_percent, reading.steal_percent, scale=0.5 if active else 1.0)
+
+    def message() -> str:
+        where = "the client's machine" if reading.source == "client" else reading.source.removeprefix("host:")
+        top = [f"{name} (pid {pid}) {pct / 100:.2f} cores" for name, pid, pct in (reading.top or ())[:5]]
+        seen = [
+            f"other processes used {reading.outside_cpu_percent / 100:.2f} cores"
+            + (f" ({', '.join(top)})" if top else "")
+            if reading.outside_cpu_percent is not None
+            else None,
+            f"steal {reading.steal_percent:.1f}%" if reading.steal_percent is not None else None,
+            f"load average {reading.loadavg_1m:.2f}" if reading.loadavg_1m is not None else None,
+            f"lab overhead {reading.lab_cpu_percent / 100:.2f} cores, not counted" if reading.lab_cpu_percent else None,
+        ]
+        limits = [
+            f"{rules.outside_cpu_percent:g}% of a core outside" if rules.outside_cpu_percent is not None else None,
+            f"{rules.steal_percent:g}% steal" if rules.steal_percent is not None else None,
+        ]
+        return (
+            f"outside load on {where}: {', '.join(x for x in seen if x)} (threshold "
+            f"{' or '.join(x for x in limits if x)}); trials meanwhile are flagged under_load"
+        )
+
+    return holds, message

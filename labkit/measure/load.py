@@ -3,23 +3,33 @@
 A reading is a set of cumulative counters taken on one machine: the machine's CPU times
 (``psutil.cpu_times()``, from ``/proc/stat`` on Linux), the CPU seconds used so far by the
 cluster's own processes there (the client process, the Dask scheduler, nannies and
-workers) and the 1-minute load average. Two readings give the load in between:
+workers), those used by the lab's other processes (``lab_cpu_s``, see below) and the 1-minute
+load average. Two readings give the load in between:
 
 >>> cpu = lambda user, idle, steal: {"user": user, "system": 0.0, "idle": idle, "steal": steal}
 >>> a = {"time": 0.0, "cpu": cpu(10.0, 100.0, 1.0), "loadavg": 1.5, "cluster_cpu_s": 4.0, "pids": [7]}
 >>> b = {"time": 2.0, "cpu": cpu(14.0, 104.0, 1.0), "loadavg": 1.7, "cluster_cpu_s": 6.0, "pids": [7]}
 >>> load_rates(a, b)     # 4 s busy, 2 of them the cluster's, over 2 s: one core's worth outside
-{'outside_cpu_percent': 100.0, 'steal_percent': 0.0, 'loadavg_1m': 1.7, 'cpu_percent': 50.0}
+{'outside_cpu_percent': 100.0, 'steal_percent': 0.0, 'loadavg_1m': 1.7, 'cpu_percent': 50.0, 'lab_cpu_percent': 0.0}
 
 - ``outside_cpu_percent``: CPU used by every other process, in percent of one core (100 = a
   whole core), over the interval. NaN when the cluster's processes are not known, or
-  changed in between (a worker that starts uses CPU before labkit knows its process).
+  they or the lab's changed in between (a process that exited took its last CPU time along).
 - ``steal_percent``: the share of the machine's CPU time the hypervisor gave to others
   (``top``'s ``%st``); NaN where the system does not report steal.
 - ``loadavg_1m``: the 1-minute load average at the second reading; it counts the
   cluster's own runnable threads too, so it is context, not outside load.
 - ``cpu_percent``: the machine's CPU in use by every process, cluster's included (100 =
   all its CPUs busy, as ``psutil.cpu_percent`` but without steal).
+- ``lab_cpu_percent``: lab overhead, CPU of the lab's own processes besides the cluster's
+  (% of one core), never outside load: every worker process seen since the lab started
+  (:mod:`labkit.cluster.retire`; retiring or starting ones too) and its children, and the
+  processes above the client that run the lab (``labkit run``, papermill, the Jupyter
+  server: :func:`~labkit.cluster.retire.lab_parents`). Told by the pids the lab knew and by
+  ancestry, not by name: a user's other Python process, or one the client starts, is outside
+  load. The dashboard and live view are in the client process. A machine near its threshold
+  is read with a snapshot of every process's CPU (``procs``): two give the top outside
+  processes an alert names (:func:`~labkit.measure.alerts.top_processes`).
 
 :class:`LoadWatcher` reads the client's machine itself and every other machine with
 workers through one of its workers (one ``client.run`` to those workers per tick; none for
@@ -33,19 +43,21 @@ import logging
 import math
 import os
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from labkit.cluster import retire
 from labkit.common.scheduler import run_on_scheduler, run_on_workers
 
-from .alerts import AlertRules
+from .alerts import AlertRules, load_alert, top_processes
 from .resources import Sample
 
 logger = logging.getLogger("labkit.monitor")
 
 #: The load metrics, as samples name them.
-LOAD_METRICS = ("outside_cpu_percent", "steal_percent", "loadavg_1m", "cpu_percent")
+LOAD_METRICS = ("outside_cpu_percent", "steal_percent", "loadavg_1m", "cpu_percent", "lab_cpu_percent")
 NOT_BUSY = ("idle", "iowait", "steal", "guest", "guest_nice")  # guest time is counted in user and nice
 
 
@@ -59,6 +71,8 @@ class LoadReading:
     steal_percent: float | None
     loadavg_1m: float | None
     under_load: bool | None  # None: outside CPU not measured and steal not above its threshold
+    lab_cpu_percent: float | None = None  # lab overhead: the lab's own processes besides the cluster's
+    top: tuple[tuple[str, int, float], ...] | None = None  # (name, pid, % of a core) outside; None: not read
 
 
 def load_rates(prev: dict[str, Any] | None, now: dict[str, Any]) -> dict[str, float]:
@@ -79,25 +93,81 @@ def load_rates(prev: dict[str, Any] | None, now: dict[str, Any]) -> dict[str, fl
     if "steal" in delta and total > 0:
         out["steal_percent"] = 100.0 * max(0.0, delta["steal"]) / total
     own_prev, own_now = prev.get("cluster_cpu_s"), now.get("cluster_cpu_s")
+    lab_prev, lab_now = prev.get("lab_cpu_s", 0.0), now.get("lab_cpu_s", 0.0)
+    if lab_prev is None or lab_now is None or prev.get("lab_pids", []) != now.get("lab_pids", []):
+        return out  # a lab process started or exited in between: its CPU meanwhile is not known
+    # CPU times tick at 10 ms, a machine's and a process's apart: a little below zero is zero
+    lab = max(0.0, lab_now - lab_prev)
+    out["lab_cpu_percent"] = 100.0 * lab / dt
     if own_prev is not None and own_now is not None and prev.get("pids") == now.get("pids"):
-        # CPU times tick at 10 ms, a machine's and a process's apart: a little below zero is zero
-        out["outside_cpu_percent"] = 100.0 * max(0.0, busy - (own_now - own_prev)) / dt
+        out["outside_cpu_percent"] = 100.0 * max(0.0, busy - (own_now - own_prev) - lab) / dt
     return out
 
 
-def host_reader() -> Callable[..., dict[str, Any]]:
-    """A function ``read(pids, nannied)`` that takes a reading of the machine it runs on.
+def _scanner() -> Callable[[tuple[int, ...], bool], tuple[set[int], dict[int, Any] | None]]:
+    """``scan(roots, top)`` for :func:`host_reader`: the descendants of ``roots`` and, with
+    ``top``, every process's ``(name, CPU s, start time)`` (a closure: cloudpickle sends it by value)."""
 
-    ``pids`` are the cluster's processes there (None: not known), ``nannied`` those of them
-    whose parent process (their nanny) is the cluster's too. It keeps the processes it has
-    seen, so that a reading costs one read of the machine's counters and one per process.
-    Built here so that cloudpickle sends it by value: a worker on another machine runs it
-    without needing labkit.
+    def scan(roots: tuple[int, ...], top: bool) -> tuple[set[int], dict[int, Any] | None]:
+        import psutil
+
+        kids: dict[int, list[int]] = {}
+        snap: dict[int, Any] | None = {} if top else None
+        attrs = ["ppid", "name", "cpu_times", "create_time"] if top else ["ppid"]
+        for p in psutil.process_iter(attrs) if roots or top else ():  # one pass over the machine's processes
+            kids.setdefault(p.info["ppid"], []).append(p.pid)
+            if snap is not None and (t := p.info["cpu_times"]) is not None:
+                snap[p.pid] = (p.info["name"] or "?", t.user + t.system, p.info["create_time"])
+        out, todo = set(), list(roots)
+        while todo:
+            new = set(kids.get(todo.pop(), ())) - out
+            out |= new
+            todo += new
+        return out, snap
+
+    return scan
+
+
+def host_reader() -> Callable[..., dict[str, Any]]:
+    """A function ``read(pids, nannied, lab, trees, top)`` that takes a reading of the machine it runs on.
+
+    ``pids`` are the cluster's processes there (None: not known), ``nannied`` those whose parent
+    (their nanny) is the cluster's too; ``lab`` the lab's other processes and ``trees`` those
+    that are the lab's with their descendants (``lab_cpu_s``, less the cluster's); ``top``: take
+    a snapshot of every process's CPU (``procs``). A reading costs one read of the machine's
+    counters, one per process counted and (with ``trees`` or ``top``) one pass over the rest.
+    Built here so that cloudpickle sends it by value: a worker elsewhere runs it without labkit.
     """
     procs: dict[int, Any] = {}  # pid -> psutil.Process
     parents: dict[int, int] = {}  # pid -> its parent's pid
+    scan = _scanner()
 
-    def read(pids: list[int] | None = None, nannied: tuple[int, ...] = ()) -> dict[str, Any]:
+    def cpu_of(pids: set[int]) -> tuple[float, list[int]]:
+        import os
+
+        import psutil
+
+        total, found = 0.0, []
+        for pid in sorted(pids):
+            try:
+                if pid == os.getpid():
+                    t: Any = os.times()
+                else:
+                    t = (procs.get(pid) or procs.setdefault(pid, psutil.Process(pid))).cpu_times()
+            except psutil.Error:
+                procs.pop(pid, None)
+                continue
+            total += t.user + t.system
+            found.append(pid)
+        return total, found
+
+    def read(
+        pids: list[int] | None = None,
+        nannied: tuple[int, ...] = (),
+        lab: tuple[int, ...] = (),
+        trees: tuple[int, ...] = (),
+        top: bool = False,
+    ) -> dict[str, Any]:
         import os
         import time
 
@@ -108,8 +178,10 @@ def host_reader() -> Callable[..., dict[str, Any]]:
             loadavg: float | None = os.getloadavg()[0]
         except (OSError, AttributeError):
             loadavg = None
+        out = {"time": now, "cpu": cpu, "loadavg": loadavg, "cluster_cpu_s": None, "pids": None}
+        out |= {"lab_cpu_s": None, "lab_pids": None, "procs": None}
         if pids is None:
-            return {"time": now, "cpu": cpu, "loadavg": loadavg, "cluster_cpu_s": None, "pids": None}
+            return out
         wanted = set(pids)
         for pid in nannied:
             if pid not in parents:
@@ -119,21 +191,13 @@ def host_reader() -> Callable[..., dict[str, Any]]:
                     continue
             if parents[pid] > 1:
                 wanted.add(parents[pid])
-        own, found = 0.0, []
-        for pid in sorted(wanted):
-            try:
-                if pid == os.getpid():
-                    t: Any = os.times()
-                else:
-                    t = (procs.get(pid) or procs.setdefault(pid, psutil.Process(pid))).cpu_times()
-            except psutil.Error:
-                procs.pop(pid, None)
-                continue
-            own += t.user + t.system
-            found.append(pid)
-        for pid in set(procs) - wanted:
+        children, out["procs"] = scan(trees, top)
+        mine = (set(lab) | set(trees) | children) - wanted
+        out["cluster_cpu_s"], out["pids"] = cpu_of(wanted)
+        out["lab_cpu_s"], out["lab_pids"] = cpu_of(mine)
+        for pid in set(procs) - wanted - mine:
             del procs[pid]
-        return {"time": now, "cpu": cpu, "loadavg": loadavg, "cluster_cpu_s": own, "pids": found}
+        return out
 
     return read
 
@@ -159,7 +223,7 @@ def _hosts(workers: dict[str, Any]) -> set[str]:
 def _on_worker() -> Any:
     read = host_reader()
 
-    def on_worker(dask_worker: Any, plan: dict[str, tuple[list[int] | None, tuple[int, ...]]]) -> dict[str, Any]:
+    def on_worker(dask_worker: Any, plan: dict[str, tuple]) -> dict[str, Any]:
         return read(*plan[dask_worker.address])
 
     return on_worker
@@ -195,6 +259,10 @@ class LoadWatcher:
         self._workers: frozenset[str] = frozenset()
         self._retry_at = 0.0
         self._last: dict[str, dict[str, Any]] = {}
+        self._parents = tuple(retire.lab_parents())  # above the client: labkit run, papermill, Jupyter
+        self._scan: set[str] = set()  # machines near their threshold: read with a process snapshot
+        self._waited: dict[str, set[float]] = {}  # readings an alert waited for the top processes
+        self._lab: deque[tuple[float, float, str, float]] = deque(maxlen=20_000)  # (from, to, source, lab %)
 
     def _refresh(self, workers: dict[str, Any]) -> None:
         self._workers, self._procs = frozenset(workers), None
@@ -203,15 +271,19 @@ class LoadWatcher:
         except Exception as e:  # noqa: BLE001 - e.g. run_on_scheduler forbidden: outside CPU not measured
             logger.debug("cannot learn the cluster's processes: %s", e)
             self._retry_at = time.monotonic() + 10.0
+            return
+        retire.remember(self.client, [(h, p) for h, p, _ in self._procs["workers"].values()], self.local_hosts)
 
-    def _plan(self, workers: dict[str, Any]) -> dict[str, tuple[list[int] | None, tuple[int, ...]]]:
-        """``machine -> (pids, nannied)``: the cluster's processes on each machine with workers
-        and on the client's (``"client"``); pids None where they are not known."""
+    def _plan(self, workers: dict[str, Any]) -> dict[str, tuple]:
+        """``machine -> (pids, nannied, lab, trees)``: the cluster's processes on each machine with
+        workers and on the client's (``"client"``; pids None where they are not known), and the
+        lab's other processes there (see :func:`host_reader`)."""
         machines = {"client"} | {"client" if h in self.local_hosts else h for h in _hosts(workers)}
         if self._procs is None:
-            return dict.fromkeys(machines, (None, ()))
+            return dict.fromkeys(machines, (None, (), (), ()))
         pids: dict[str, list[int]] = {m: [] for m in machines}
         nannied: dict[str, list[int]] = {m: [] for m in machines}
+        trees: dict[str, set[int]] = {m: set() for m in machines}
         pids["client"].append(os.getpid())
         hosts = [(self._procs["host"], self._procs["pid"], False), *self._procs["workers"].values()]
         for host, pid, nanny in hosts:
@@ -220,7 +292,11 @@ class LoadWatcher:
                 pids[m].append(pid)
                 if nanny:
                     nannied[m].append(pid)
-        return {m: (pids[m], tuple(nannied[m])) for m in machines}
+        for host, pid in retire.known(self.client, self.local_hosts):  # workers seen, current or not
+            trees.setdefault("client" if host in self.local_hosts else host, set()).add(pid)
+        trees["client"].update(retire.spawned(self.client))  # an in-process cluster's, starting ones too
+        lab = {m: self._parents if m == "client" else () for m in machines}
+        return {m: (pids[m], tuple(nannied[m]), lab[m], tuple(sorted(trees[m]))) for m in machines}
 
     def sample(self, workers: dict[str, Any]) -> list[Sample]:
         """Read every machine once; the load since the previous reading, as samples. Never
@@ -234,35 +310,44 @@ class LoadWatcher:
             logger.debug("cannot read the load: %s", e)
             return []
 
+    def _read_others(self, workers: dict[str, Any], plan: dict[str, tuple]) -> dict[str, dict[str, Any]]:
+        """Readings of the machines other than the client's, each through one of its workers."""
+        by_host: dict[str, str] = {}
+        for addr in sorted(workers):
+            by_host.setdefault(workers[addr].get("host", addr), addr)
+        ask = {by_host[h]: h for h in plan if h in by_host}
+        there = {a: (*plan[h], h in self._scan) for a, h in ask.items()}  # with a snapshot where near
+        try:
+            got = run_on_workers(self.client, self._on_worker, list(ask), timeout=self.timeout, plan=there)
+        except Exception as e:  # noqa: BLE001 - a slow or lost worker: those machines not read this tick
+            logger.debug("cannot read the load of %s: %s", sorted(plan), e)
+            got = {}
+        out = {f"host:{ask[a]}": r for a, r in got.items() if isinstance(r, dict)}
+        for source, r in out.items():  # a worker process seen there and not found has exited
+            if r.get("pids") is not None:
+                retire.prune(self.client, source.removeprefix("host:"), [*r["pids"], *(r.get("lab_pids") or ())])
+        return out
+
     def _sample(self, workers: dict[str, Any]) -> list[Sample]:
         if frozenset(workers) != self._workers or (self._procs is None and time.monotonic() >= self._retry_at):
             self._refresh(workers)
         plan = self._plan(workers)
-        readings = {"client": self._read(*plan.pop("client"))}
+        readings = {"client": self._read(*plan.pop("client"), "client" in self._scan)}
         self.read_at = readings["client"]["time"]
         if plan:
-            by_host: dict[str, str] = {}
-            for addr in sorted(workers):
-                by_host.setdefault(workers[addr].get("host", addr), addr)
-            ask = {by_host[h]: h for h in plan if h in by_host}
-            try:
-                got = run_on_workers(
-                    self.client,
-                    self._on_worker,
-                    list(ask),
-                    timeout=self.timeout,
-                    plan={a: plan[h] for a, h in ask.items()},
-                )
-            except Exception as e:  # noqa: BLE001 - a slow or lost worker: those machines not read this tick
-                logger.debug("cannot read the load of %s: %s", sorted(plan), e)
-                got = {}
-            readings.update({f"host:{ask[a]}": r for a, r in got.items() if isinstance(r, dict)})
+            readings.update(self._read_others(workers, plan))
         out, latest = [], {}
         for source, reading in readings.items():
             prev, self._last[source] = self._last.get(source), reading
             rates = load_rates(prev, reading)
             out += [Sample(reading["time"], source, k, v) for k, v in rates.items()]
-            latest[source] = self.reading(source, reading["time"], rates)
+            latest[source] = self.reading(source, reading["time"], rates, top_processes(prev, reading))
+            if prev is not None and not math.isnan(rates["lab_cpu_percent"]):
+                self._lab.append((prev["time"], reading["time"], source, rates["lab_cpu_percent"]))
+            near = self.rules.outside_cpu_percent is not None and not rates["outside_cpu_percent"] < (
+                self.rules.outside_cpu_percent / 2
+            )
+            (self._scan.add if near else self._scan.discard)(source.removeprefix("host:"))
         for source in set(self._last) - set(readings):  # a machine no longer read: start again when it is
             del self._last[source]
         self.latest = latest  # replaced whole: other threads read it
@@ -277,47 +362,39 @@ class LoadWatcher:
             default=None,
         )
 
+    def lab_overhead(self, start: float, end: float) -> float | None:
+        """Lab overhead (``lab_cpu_percent``) over ``start..end`` on the machine where it was
+        highest, time-weighted over the readings' intervals (None: not measured)."""
+        per: dict[str, tuple[float, float]] = {}
+        for t0, t1, source, v in list(self._lab):
+            if (w := max(min(t1, end) - max(t0, start), 0.0)) > 0 or t0 <= start == end <= t1:
+                total, weight = per.get(source, (0.0, 0.0))
+                per[source] = (total + v * max(w, 1e-9), weight + max(w, 1e-9))
+        return max((total / weight for total, weight in per.values()), default=None)
+
     def alert_conditions(self, active: set[tuple[str, Any]], window_at: Callable[[float], Any]) -> list[tuple]:
         """``(kind, source, holds, message, time, window)`` of the "outside-load" condition of
         each machine at its latest reading; ``active`` are the alert episodes in progress,
         ``window_at(t)`` the trial window at time ``t``. A reading without the outside CPU
-        that does not hold says nothing: it neither starts nor ends an episode."""
+        that does not hold says nothing: it neither starts nor ends an episode. An episode
+        that would start without the top outside processes known waits for them (at most two
+        readings: the machine is read with a process snapshot from the next reading on)."""
         out = []
         for r in self.latest.values():
-            holds, message = load_alert(self.rules, r, ("outside-load", r.source) in active)
+            on = ("outside-load", r.source) in active
+            holds, message = load_alert(self.rules, r, on)
+            outside = self.rules.under_load(r.outside_cpu_percent, None)
+            if holds and not on and outside and r.top is None and len(self._waited.get(r.source, ())) < 2:
+                self._waited.setdefault(r.source, set()).add(r.time)  # the same reading counts once
+                continue
+            self._waited.pop(r.source, None)
             if holds or r.outside_cpu_percent is not None:
                 out.append(("outside-load", r.source, holds, message, r.time, window_at(r.time)))
         return out
 
-    def reading(self, source: str, t: float, rates: dict[str, float]) -> LoadReading:
-        """A :class:`LoadReading` of the rates (NaN becomes None)."""
+    def reading(self, source: str, t: float, rates: dict[str, float], top: Any = None) -> LoadReading:
+        """A :class:`LoadReading` of the rates (NaN becomes None) and the top outside processes."""
         v = {k: (None if math.isnan(x) else x) for k, x in rates.items()}
         outside, steal = v["outside_cpu_percent"], v["steal_percent"]
         under = self.rules.under_load(outside, steal) or (None if outside is None else False)
-        return LoadReading(t, source, outside, steal, v["loadavg_1m"], under)
-
-
-def load_alert(rules: AlertRules, reading: LoadReading, active: bool) -> tuple[bool, Callable[[], str]]:
-    """Whether an "outside-load" episode holds at this reading (it starts above a threshold and
-    ends once below half of each), and its message."""
-    holds = rules.under_load(reading.outside_cpu_percent, reading.steal_percent, scale=0.5 if active else 1.0)
-
-    def message() -> str:
-        where = "the client's machine" if reading.source == "client" else reading.source.removeprefix("host:")
-        seen = [
-            f"other processes used {reading.outside_cpu_percent / 100:.2f} cores"
-            if reading.outside_cpu_percent is not None
-            else None,
-            f"steal {reading.steal_percent:.1f}%" if reading.steal_percent is not None else None,
-            f"load average {reading.loadavg_1m:.2f}" if reading.loadavg_1m is not None else None,
-        ]
-        limits = [
-            f"{rules.outside_cpu_percent:g}% of a core outside" if rules.outside_cpu_percent is not None else None,
-            f"{rules.steal_percent:g}% steal" if rules.steal_percent is not None else None,
-        ]
-        return (
-            f"outside load on {where}: {', '.join(x for x in seen if x)} (threshold "
-            f"{' or '.join(x for x in limits if x)}); trials meanwhile are flagged under_load"
-        )
-
-    return holds, message
+        return LoadReading(t, source, outside, steal, v["loadavg_1m"], under, v.get("lab_cpu_percent"), top)

@@ -37,13 +37,7 @@ from labkit.common.scheduler import scheduler_workers
 
 from .alerts import Alert, AlertLog, AlertRules, worker_conditions
 from .load import LoadReading, LoadWatcher
-from .resources import (
-    ResourceSummary,
-    Sample,
-    client_samples,
-    fresh_samples,
-    resource_summary,
-)
+from .resources import ResourceSummary, Sample, client_samples, fresh_samples, resource_summary
 from .windows import SampleRouter, StoreRow, TrialWindow
 
 if TYPE_CHECKING:
@@ -366,6 +360,11 @@ class Monitor:
     def latest_load(self) -> LoadReading | None:
         """The latest :class:`~labkit.measure.load.LoadReading` of the most loaded machine, or None."""
         return self._load.most_loaded()
+
+    def lab_overhead(self, window: TrialWindow) -> float | None:
+        """CPU of the lab's own processes besides the cluster's over a trial (``lab_cpu_percent``,
+        % of a core, never outside load; see :mod:`labkit.measure.load`), or None."""
+        return self._load.lab_overhead(window.start, window.end or time.time())
 
     def check_stragglers(self, split: TimeSplit, window: TrialWindow | None = None) -> list[Alert]:
         """Raise (once per episode) a straggler alert for each worker a trial's

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -15,8 +16,8 @@ from labkit.common.format import format_probe_value
 if TYPE_CHECKING:
     import pandas as pd
 
-SCHEMA_VERSION = 2  # 2: triad credited with the 5 arrays its two passes move; threads; the node ceiling
-_NOT_WORKERS = ("client", "gpu", "cluster", "workers", "node")
+SCHEMA_VERSION = 3  # 2: triad credited with 5 arrays; threads; the node ceiling. 3: outside load; concurrency
+_NOT_WORKERS = ("client", "gpu", "cluster", "workers", "node", "load")
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,46 @@ class NodeCeiling:
 
 
 @dataclass(frozen=True)
+class ConcurrencyCeiling:
+    """The cores' own scaling ceiling: ``k`` single-thread ``n x n`` matmuls at once against one alone.
+
+    ``rates[k]`` holds, per interleaved round, the flop/s of all ``k`` products together
+    (everything computed over the slowest one's time; median of the round's timed
+    iterations). ``ratio(k)`` is the median ratio to one alone; its interval comes from these
+    repeats (``labkit.analysis.intervals.ratio_estimate``). ``load`` is the outside load over
+    the probe (:func:`labkit.measure.load.load_rates`'s metrics, None: not measured);
+    ``under_load`` True means the figures measured that load too: never a ceiling.
+    """
+
+    n: int
+    rounds: int
+    rates: dict[int, tuple[float, ...]]
+    host: str = ""
+    load: dict[str, float | None] = field(default_factory=dict)
+    under_load: bool | None = None
+    created: str = ""
+
+    @property
+    def ks(self) -> list[int]:
+        """The numbers of products run at once, 1 first."""
+        return sorted(self.rates)
+
+    def ratio(self, k: int, k0: int = 1) -> float | None:
+        """Median flop/s of ``k`` at once over that of ``k0`` at once (None: ``k`` or ``k0`` not probed)."""
+        if k not in self.rates or k0 not in self.rates:
+            return None
+        return statistics.median(self.rates[k]) / statistics.median(self.rates[k0])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "rates": {str(k): list(v) for k, v in self.rates.items()}}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ConcurrencyCeiling:
+        rates = {int(k): tuple(float(x) for x in v) for k, v in data["rates"].items()}
+        return cls(**{**data, "rates": rates, "load": dict(data.get("load") or {})})
+
+
+@dataclass(frozen=True)
 class TaskOverhead:
     """Least-squares fit of wall time ``T = fixed_s + per_task_s * tasks``.
 
@@ -107,7 +148,10 @@ class HardwareProbe:
     worker at once, when all workers share one host. ``missing`` maps ``"<location>/<probe>"``
     (location also ``"workers"``, ``"node"``, ``"cluster"``; probe: memory, matmul,
     task_overhead, network) to the reason that figure is absent; ``notes`` maps a location
-    to caveats on its figures.
+    to caveats on its figures. ``concurrency`` is the cores' own scaling ceiling
+    (:class:`ConcurrencyCeiling`); ``load`` the outside load over the whole probe and
+    ``under_load`` whether it was above :class:`labkit.measure.alerts.AlertRules`' thresholds
+    (None: not measured): a probe under load is not the machine's ceiling and is never cached.
     """
 
     params: dict[str, Any]
@@ -120,6 +164,9 @@ class HardwareProbe:
     notes: dict[str, str] = field(default_factory=dict)
     created: str = ""
     duration_s: float = 0.0
+    concurrency: ConcurrencyCeiling | None = None
+    load: dict[str, float | None] = field(default_factory=dict)
+    under_load: bool | None = None
 
     @property
     def workers(self) -> list[str]:
@@ -147,6 +194,8 @@ class HardwareProbe:
         if self.task_overhead is not None:
             for key in ("task_counts", "times_s"):
                 out["task_overhead"][key] = list(out["task_overhead"][key])
+        if self.concurrency is not None:
+            out["concurrency"] = self.concurrency.to_dict()
         out["version"] = SCHEMA_VERSION
         return out
 
@@ -177,6 +226,9 @@ class HardwareProbe:
             notes=dict(data["notes"]),
             created=data["created"],
             duration_s=data["duration_s"],
+            concurrency=None if data.get("concurrency") is None else ConcurrencyCeiling.from_dict(data["concurrency"]),
+            load=dict(data.get("load") or {}),
+            under_load=data.get("under_load"),
         )
 
     def rows(self) -> list[tuple[str, str, float | None, str, str]]:
@@ -191,7 +243,7 @@ class HardwareProbe:
         rows += _memory_rows("node", None if node is None else node.memory, self.missing, node)
         rows += _matmul_rows("node", None if node is None else {"float64": node.matmul}, self.missing, node)
         rows += _cluster_rows(self.task_overhead, self.network, self.missing)
-        return rows
+        return rows + _concurrency_rows(self.concurrency, self.missing)
 
     def to_frame(self) -> pd.DataFrame:
         """A tidy DataFrame, one row per figure: location, metric, value, unit, note.
@@ -310,3 +362,22 @@ def _cluster_rows(over: TaskOverhead | None, net: NetworkResult | None, missing:
             )
         )
     return rows
+
+
+def _concurrency_rows(c: ConcurrencyCeiling | None, missing: dict[str, str]) -> list[tuple]:
+    """The flop/s of ``k`` single-thread matmuls at once (all of them together), each ``k``'s ratio to one alone in its note."""
+    if c is None:
+        why = missing.get("cores/concurrency")
+        return [] if why is None else [("cores", "matmuls at once", None, "flop/s", why)]
+    load = "" if c.under_load is not True else "; taken under outside load: not this machine's ceiling"
+    how = f"median of {c.rounds} interleaved rounds, n={c.n}, 1 BLAS thread each{load}"
+    return [
+        (
+            "cores",
+            "1 matmul alone" if k == 1 else f"{k} matmuls at once",
+            statistics.median(c.rates[k]),
+            "flop/s",
+            how if k == 1 else f"{c.ratio(k):.2f}× 1 alone, {how}",
+        )
+        for k in c.ks
+    ]

@@ -10,7 +10,13 @@ and on a CUDA GPU when there is one:
 - Dask's task overhead, split by a least-squares fit ``T = a + b * tasks`` into a fixed cost
   per ``compute`` (``a``) and a cost per task (``b``);
 - network bandwidth between pairs of workers, with the echo benchmark behind
-  :meth:`distributed.Client.benchmark_hardware`.
+  :meth:`distributed.Client.benchmark_hardware`;
+- the cores' own scaling ceiling, ``k`` single-thread matmuls at once against one alone
+  (:mod:`labkit.probes.concurrency`).
+
+Given a ``watch`` (``labkit probe`` gives one), the outside load over the whole probe is
+read too: a probe taken while other processes loaded the machine is flagged ``under_load``,
+said so in its table, and never cached.
 
 Each worker is probed on its own (the others idle), with as many threads running the kernel
 at once as it has: that is its per-worker limit. When every worker shares one host, all of
@@ -58,6 +64,7 @@ from .records import HardwareProbe, NodeCeiling
 if TYPE_CHECKING:
     from distributed import Client
 
+from .concurrency import DEFAULT_ROUNDS, LoadWatch, cluster_pids, concurrency_ceiling, load_words, start_watch
 from .dask_costs import DEFAULT_TASK_COUNTS, check_int, check_task_counts, network_bandwidth, task_overhead
 from .kernels import COPY_ARRAYS, matmul_flops, stream_bandwidth
 from .node import node_ceiling
@@ -76,6 +83,7 @@ def run_probes(
     repeats: int = 5,
     task_counts: tuple[int, ...] = DEFAULT_TASK_COUNTS,
     network_duration: float = 0.5,
+    watch: LoadWatch | None = None,
 ) -> HardwareProbe:
     """Measure memory bandwidth, matmul FLOP/s, task overhead and network bandwidth.
 
@@ -97,6 +105,9 @@ def run_probes(
         Task counts for the task-overhead fit.
     network_duration : float, default 0.5
         Seconds per message size for the network probe.
+    watch : LoadWatch, optional
+        Reads the outside load over the probe (``labkit probe`` passes one): a probe under
+        load is flagged ``under_load`` and never cached. Without it the load is not measured.
 
     Returns
     -------
@@ -106,6 +117,8 @@ def run_probes(
 
     nbytes = _check_args(client, array_mb, matmul_n, repeats, task_counts, network_duration)
     start = time.perf_counter()
+    pids = None if watch is None else cluster_pids(client)
+    finish = start_watch(watch, pids)
     # The probe's dicts are filled as figures arrive; the finished record is made by replace().
     probe = HardwareProbe(
         params={"array_mb": array_mb, "matmul_n": matmul_n, "repeats": repeats},
@@ -132,7 +145,23 @@ def run_probes(
             _note_node(probe, node, max((llc or 0 for _, llc in found.values()), default=0))
         over = _attempt(probe.missing, "cluster/task_overhead", lambda: task_overhead(client, task_counts))
         net = _attempt(probe.missing, "cluster/network", lambda: network_bandwidth(client, duration=network_duration))
-    return replace(probe, task_overhead=over, network=net, node=node, duration_s=time.perf_counter() - start)
+    rounds = max(repeats, DEFAULT_ROUNDS)
+    measure = lambda: concurrency_ceiling(rounds=rounds, pids=pids, watch=watch)  # noqa: E731
+    cores = _attempt(probe.missing, "cores/concurrency", measure)
+    load, under = finish()
+    if under or not load:
+        end = "these figures are not this machine's ceiling; not cached" if under else "pass watch= to read it"
+        probe.notes["load"] = f"{load_words(load, under)}: {end}"
+    return replace(
+        probe,
+        task_overhead=over,
+        network=net,
+        node=node,
+        concurrency=cores,
+        load=load,
+        under_load=under,
+        duration_s=time.perf_counter() - start,
+    )
 
 
 def _probe_process(xp: ModuleType, nbytes: int, matmul_n: int, repeats: int, threads: int = 1) -> dict[str, Any]:

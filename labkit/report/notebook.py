@@ -5,7 +5,10 @@
 (True, PosixPath('reports/00_quickstart.html'))
 
 The executed notebook and its HTML are written even when a cell fails, so the report shows
-the error; ``ok`` says whether every cell ran. Everything is checked (the notebook can be
+the error; ``ok`` says whether every cell ran. No run destroys an earlier report: every run
+is kept by date in ``OUT/history/NAME-YYYYmmdd-HHMMSS.{ipynb,html}``; ``OUT/NAME.html`` is the
+latest run that passed (a stable link to share), and a failed run is written beside it as
+``OUT/NAME.failed.html`` rather than over it. Everything is checked (the notebook can be
 read, its kernel exists, the output folder can be made) before any cell runs. Neither the
 executed notebook nor the HTML keeps a secret: tokens, passwords and keys (the values of
 such environment variables and parameters, ``token=`` in URLs, private keys) are replaced
@@ -18,6 +21,7 @@ import ast
 import html as html_text
 import math
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -235,12 +239,10 @@ def run_notebook(
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise ParameterError("out", str(out_dir), f"a folder that can be created ({e.strerror or e})") from None
-    executed = out / src.name
-    for stale in (executed, executed.with_suffix(".html")):  # a report of an earlier run must not pass for this one
-        stale.unlink(missing_ok=True)
     parameters = parameters or {}
     error = None
     started = time.time()
+    executed = _dated(out, src, started)
     try:
         papermill.execute_notebook(
             str(src),
@@ -264,6 +266,40 @@ def run_notebook(
     redact_notebook(executed, parameters)
     store = None if parameters.get("store") else default_store(src)  # the header counts the trials it stored
     add_header(executed, summarize_run(parameters, started, store=store))
-    html = export_html(executed, executed.with_suffix(".html"), no_input=no_input)
+    export_html(executed, executed.with_suffix(".html"), no_input=no_input)
+    shown = publish(executed, out / src.name, passed=error is None)
     index = write_index(out)
-    return ReportResult(executed, html, error is None, None if error is None else redact_text(error), index)
+    return ReportResult(
+        shown, shown.with_suffix(".html"), error is None, None if error is None else redact_text(error), index
+    )
+
+
+def _dated(out: Path, src: Path, started: float) -> Path:
+    """Where this run's executed notebook goes: ``OUT/history/NAME-<UTC start>.ipynb`` (a new name)."""
+    history = out / "history"
+    history.mkdir(exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(started))
+    path, n = history / f"{src.stem}-{stamp}.ipynb", 1
+    while path.exists():
+        n += 1
+        path = history / f"{src.stem}-{stamp}-{n}.ipynb"
+    return path
+
+
+def publish(run: Path, latest: Path, *, passed: bool) -> Path:
+    """Copy a dated run (notebook and HTML) to where a reader looks: ``latest`` when it passed
+    or when there is no passed run there to keep, else ``NAME.failed`` beside it. Each file
+    is replaced whole (a copy, then a rename), so no reader sees half of one."""
+    from .index import read_entry
+
+    kept = latest.is_file() and getattr(read_entry(latest), "status", None) == "passed"
+    target = latest if passed or not kept else latest.with_name(f"{latest.stem}.failed.ipynb")
+    for suffix in (".ipynb", ".html"):
+        part = target.with_suffix(suffix)
+        tmp = part.with_name(f".{part.name}.tmp")
+        shutil.copyfile(run.with_suffix(suffix), tmp)
+        os.replace(tmp, part)
+    if passed:  # an older failure is in the history; beside a newer good run it would mislead
+        for suffix in (".ipynb", ".html"):
+            latest.with_name(f"{latest.stem}.failed{suffix}").unlink(missing_ok=True)
+    return target

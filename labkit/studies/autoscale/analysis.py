@@ -17,6 +17,9 @@ sampled over the run (workers, and tasks not finished). From those:
   called higher or lower only when its 95% interval excludes 1; where the interval holds 1
   the runs cannot tell, and where there is no interval (fewer than
   :data:`~labkit.analysis.intervals.MIN_REPEATS` units) the figure is labelled an estimate.
+- Runs that ran under outside load (``under_load``) are left out of the comparisons and of
+  the answer (:func:`~labkit.analysis.trust.admit`, :func:`admitted_runs`), which says how
+  many were; a run whose load was not measured is kept, and the answer says so.
 
 >>> worker_seconds([0.0, 1.0, 2.0], [1, 3, 1], 0.0, 2.5)
 4.5
@@ -30,9 +33,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from labkit.analysis import intervals as iv
-from labkit.analysis.claims import ratio_words
+from labkit.analysis.claims import _figures, ratio_words
+from labkit.analysis.trust import Admitted, _nothing_left, admit, footer
 from labkit.common.errors import DataError, ParameterError
 from labkit.common.format import format_number
+
+from .percentiles import percentile_estimate, percentile_ratio
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -121,7 +127,8 @@ def run_frames(records: list[dict[str, Any]]) -> tuple[pd.DataFrame, pd.DataFram
     A record holds ``config``, ``kind`` (``"fixed"`` or ``"adaptive"``), ``rank`` (the
     configuration's place in tables), ``repeat``, ``position`` (its place in its round),
     ``t0`` (epoch seconds of the schedule's zero), ``end_s`` (the last task's end),
-    ``load`` (the 1-minute load average at its start), ``tasks`` (lists of
+    ``load`` (the 1-minute load average at its start), optionally ``under_load`` (outside
+    load over the run: True, False, or None or absent where not measured), ``tasks`` (lists of
     ``task, wave, offset_s, submit_s, start_s, end_s, worker``, times in seconds after
     ``t0``) and ``samples`` (lists of ``t_s, workers, asked, queued, processing``).
     """
@@ -141,6 +148,7 @@ def run_frames(records: list[dict[str, Any]]) -> tuple[pd.DataFrame, pd.DataFram
             {
                 **keys,
                 **{k: rec[k] for k in ("kind", "rank", "position", "t0", "load")},
+                "under_load": rec.get("under_load"),
                 "duration_s": float(rec["end_s"]),
                 "worker_seconds": worker_seconds(sf["t_s"], sf["workers"], 0.0, rec["end_s"]),
                 "asked_worker_seconds": worker_seconds(sf["t_s"], sf["asked"], 0.0, rec["end_s"]),
@@ -160,6 +168,20 @@ def run_frames(records: list[dict[str, Any]]) -> tuple[pd.DataFrame, pd.DataFram
 
 def _configs(runs: pd.DataFrame) -> list[str]:
     return list(dict.fromkeys(runs.sort_values(["rank", "repeat"])["config"]))
+
+
+def admitted_runs(
+    tasks: pd.DataFrame, samples: pd.DataFrame, runs: pd.DataFrame
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, Admitted]:
+    """The frames less the runs that ran under outside load (:func:`~labkit.analysis.trust.admit`),
+    and what was left out: every claimed direction comes from these runs."""
+    a = admit(runs)
+    keys = set(zip(a.frame["config"], a.frame["repeat"]))
+
+    def keep(f: pd.DataFrame) -> pd.DataFrame:
+        return f[[k in keys for k in zip(f["config"], f["repeat"])]]
+
+    return keep(tasks), keep(samples), a.frame, a
 
 
 def units_table(tasks: pd.DataFrame, samples: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
@@ -204,65 +226,6 @@ def _blocks(tasks: pd.DataFrame, config: str, unit: str) -> list[np.ndarray]:
     return [b["latency_s"].to_numpy(float) for _, b in g.groupby(keys)]
 
 
-def _pooled(blocks: list[np.ndarray], q: float) -> Any:
-    """A bootstrap statistic: the ``q``-th percentile of the tasks of the resampled blocks (indices)."""
-    matrix = np.full((len(blocks), max(b.size for b in blocks)), np.nan)
-    for i, b in enumerate(blocks):
-        matrix[i, : b.size] = b
-    percentile = np.nanpercentile if np.isnan(matrix).any() else np.percentile  # unequal blocks: padded
-
-    def statistic(idx: np.ndarray, axis: int = -1) -> np.ndarray:
-        idx = np.asarray(idx).astype(int)
-        return percentile(matrix[idx].reshape(*idx.shape[:-1], -1), q, axis=-1)
-
-    return statistic
-
-
-def _too_few(n: int, unit: str) -> str:
-    return f"interval not available: {n} independent {unit}{'s' * (n != 1)}; more waves or repeats (>= {iv.MIN_REPEATS}) give one"
-
-
-def percentile_estimate(blocks: list[np.ndarray], q: float, unit: str = "wave", seed: int = 0) -> iv.Estimate:
-    """The ``q``-th percentile of the pooled latencies and its bootstrap interval over blocks.
-
-    Parameters
-    ----------
-    blocks : list of arrays
-        Latencies, one array per independent unit (a wave or a run).
-    q : float
-        Percentile, 0–100.
-    unit : str
-        What a block is, for the note.
-    seed : int
-
-    Returns
-    -------
-    iv.Estimate
-        NaN bounds, and why, with fewer than :data:`~labkit.analysis.intervals.MIN_REPEATS` blocks.
-
-    >>> percentile_estimate([np.array([1.0, 2.0])] * 3, 50).note
-    'interval not available: 3 independent waves; more waves or repeats (>= 5) give one'
-    """
-    value = float(np.percentile(np.concatenate(blocks), q))
-    if len(blocks) < iv.MIN_REPEATS:
-        return iv.Estimate(value, math.nan, math.nan, _too_few(len(blocks), unit))
-    return iv._bootstrap((np.arange(len(blocks)),), _pooled(blocks, q), iv.CONFIDENCE, iv.N_RESAMPLES, seed)
-
-
-def percentile_ratio(a: list[np.ndarray], b: list[np.ndarray], q: float, units: tuple[str, str]) -> iv.Estimate:
-    """Ratio of the ``q``-th latency percentiles of ``a`` and ``b``, bootstrapped over each side's blocks."""
-    pa, pb = _pooled(a, q), _pooled(b, q)
-    value = float(np.percentile(np.concatenate(a), q) / np.percentile(np.concatenate(b), q))
-    few = [(len(x), u) for x, u in zip((a, b), units) if len(x) < iv.MIN_REPEATS]
-    if few:
-        return iv.Estimate(value, math.nan, math.nan, _too_few(*min(few)))
-
-    def ratio(ia: np.ndarray, ib: np.ndarray, axis: int = -1) -> np.ndarray:
-        return pa(ia) / pb(ib)
-
-    return iv._bootstrap((np.arange(len(a)), np.arange(len(b))), ratio, iv.CONFIDENCE, iv.N_RESAMPLES, 0)
-
-
 def latency_table(tasks: pd.DataFrame, samples: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
     """One row per configuration and percentile: latency (s) with its 95% interval, the unit and count resampled."""
     import pandas as pd
@@ -302,10 +265,15 @@ def comparisons(tasks: pd.DataFrame, samples: pd.DataFrame, runs: pd.DataFrame) 
     The ratio ``a / b`` of each latency percentile and of median worker-seconds, for the
     adaptive configuration ``a`` against each fixed one ``b``, and the largest fixed one
     against the smallest; ``direction`` is ``'up'`` or ``'down'`` only where the interval
-    excludes 1.
+    excludes 1. Runs that ran under outside load are left out (:func:`admitted_runs`); a
+    configuration with no run left is in no row.
     """
     import pandas as pd
 
+    tasks, samples, runs, _ = admitted_runs(tasks, samples, runs)
+    columns = ["a", "b", "measure", "value", "lo", "hi", "note"]
+    if runs.empty:
+        return pd.DataFrame(columns=[*columns, "direction"]).rename(columns={"value": "ratio"})
     units = units_table(tasks, samples, runs).set_index("config")
     configs = _configs(runs)
     kinds = runs.groupby("config")["kind"].first()
@@ -320,9 +288,7 @@ def comparisons(tasks: pd.DataFrame, samples: pd.DataFrame, runs: pd.DataFrame) 
             rows.append({"a": a, "b": b, "measure": f"{name} latency", **e._asdict()})
         wa, wb = (runs.loc[runs["config"] == c, "worker_seconds"].to_numpy(float) for c in (a, b))
         rows.append({"a": a, "b": b, "measure": "worker-seconds", **iv.ratio_estimate(wa, wb)._asdict()})
-    out = pd.DataFrame(rows, columns=["a", "b", "measure", "value", "lo", "hi", "note"]).rename(
-        columns={"value": "ratio"}
-    )
+    out = pd.DataFrame(rows, columns=columns).rename(columns={"value": "ratio"})
     out["direction"] = [iv.direction(lo, hi) for lo, hi in zip(out["lo"], out["hi"])]
     return out
 
@@ -342,20 +308,23 @@ def claim(row: Any) -> str:
 
 
 def _figure(value: float, lo: float, hi: float, note: str, suffix: str = "") -> str:
-    """A figure with its interval, or with why it has none."""
-    return f"{format_number(value)}{suffix} ({note})" if note else iv.show(value, lo, hi, suffix=suffix)
+    """A figure with its interval, whose ends get the digits it takes to differ, or with why it has none.
+
+    >>> _figure(3.19, 3.1899, 3.1902, "", " s"), _figure(3.19, math.nan, math.nan, "one run")
+    ('3.19 s (3.1899–3.1902 s)', '3.19 (one run)')
+    """
+    if note or math.isnan(lo) or math.isnan(hi):
+        return f"{format_number(value)}{suffix} ({note or 'interval not available'})"
+    v, a, b = _figures(value, lo, hi, "")
+    return f"{v}{suffix} ({a}–{b}{suffix})"
 
 
-def describe_autoscaling(tasks: pd.DataFrame, samples: pd.DataFrame, runs: pd.DataFrame) -> str:
-    """The answer in words: each configuration's figures, then every comparison, then what to trust."""
+def _config_lines(tasks: pd.DataFrame, samples: pd.DataFrame, runs: pd.DataFrame) -> list[str]:
+    """Each configuration's latency percentiles and worker-seconds, and the unit its intervals resample."""
     lat = latency_table(tasks, samples, runs)
     ws = worker_seconds_table(runs).set_index("config")
     units = units_table(tasks, samples, runs).set_index("config")
-    step, waves = float(runs["sample_step_s"].median()), int(tasks["wave"].nunique())
-    lines = [
-        f"{runs['repeat'].nunique()} round(s) of {len(ws)} clusters, {waves} waves of {len(tasks) // len(runs) // waves} "
-        f"tasks a run; workers sampled every {format_number(step)} s, so worker-seconds place each change within one step.",
-    ]
+    lines = []
     for config, g in lat.groupby("config", sort=False):
         one = g["note"].iloc[0] if g["note"].nunique() == 1 else ""  # one reason for every percentile
         each = [_figure(r.latency_s, r.lo_s, r.hi_s, r.note, " s") for r in g.itertuples()]
@@ -366,15 +335,42 @@ def describe_autoscaling(tasks: pd.DataFrame, samples: pd.DataFrame, runs: pd.Da
             f"{config}: latency {figures}; worker-seconds {_figure(w['worker_seconds'], w['lo'], w['hi'], w['note'])}; "
             f"latency intervals resample {u['units']} {u['unit']}{'s' * int(u['units'] != 1)} ({u['reason']})."
         )
-    lines += [claim(r) for r in comparisons(tasks, samples, runs).to_dict("records")]
-    for r in runs[(runs["kind"] == "fixed") & (runs["fewest_workers"] != runs["peak_workers"])].itertuples():
+    return lines
+
+
+def _span(lo: float, hi: float) -> str:
+    """A range of figures, its ends in the digits it takes to differ; one figure where they are equal."""
+    return format_number(lo) if lo == hi else "–".join(_figures(lo, lo, hi, "")[1:])
+
+
+def describe_autoscaling(tasks: pd.DataFrame, samples: pd.DataFrame, runs: pd.DataFrame) -> str:
+    """The answer in words: each configuration's figures, then every comparison, then what to trust.
+
+    Only runs that did not run under outside load (:func:`admitted_runs`) give figures and
+    comparisons; the answer ends with what was left out, and where it gives several 95%
+    intervals, that they are not adjusted for their number (:func:`~labkit.analysis.trust.footer`).
+    """
+    step, waves = float(runs["sample_step_s"].median()), int(tasks["wave"].nunique())
+    lines = [
+        f"{runs['repeat'].nunique()} round(s) of {runs['config'].nunique()} clusters, {waves} waves of "
+        f"{len(tasks) // len(runs) // waves} tasks a run; workers sampled every {format_number(step)} s, "
+        "so worker-seconds place each change within one step.",
+    ]
+    kept_tasks, kept_samples, kept, a = admitted_runs(tasks, samples, runs)
+    if a.empty:
+        return _nothing_left(a)
+    lines += _config_lines(kept_tasks, kept_samples, kept)
+    for config in [c for c in _configs(runs) if c not in set(kept["config"])]:
+        lines.append(f"{config}: every run ran under outside load; left out, and in no comparison.")
+    lines += [claim(r) for r in comparisons(kept_tasks, kept_samples, kept).to_dict("records")]
+    for r in kept[(kept["kind"] == "fixed") & (kept["fewest_workers"] != kept["peak_workers"])].itertuples():
         lines.append(f"{r.config} run {r.repeat} had {r.fewest_workers}–{r.peak_workers} workers: not one count.")
-    if (late := float(runs["late_s"].max())) > LATE_S:
+    if (late := float(kept["late_s"].max())) > LATE_S:
         lines.append(f"Submissions ran up to {format_number(late)} s late; latency counts from each one.")
     lo, hi = runs["load"].min(), runs["load"].max()
     if np.isfinite([lo, hi]).all():
-        lines.append(f"1-minute load average of this machine at the runs' starts: {lo:.2f}–{hi:.2f}.")
-    return "\n".join(lines)
+        lines.append(f"1-minute load average of this machine at the runs' starts: {_span(lo, hi)}.")
+    return footer("\n".join(lines), a)
 
 
 def describe_cold_start(frame: pd.DataFrame) -> str:

@@ -258,6 +258,7 @@ class BurstyComparison:
                 for position, c in enumerate(rng.permutation(len(self.configs))):
                     with recorded.load_window() as load:
                         records.append(self._one(lab, int(c), repeat, position))
+                    records[-1]["under_load"] = load.get("under_load")  # None: not measured
                     _add(recorded, records[-1], records[-1]["end_s"], load)
         run_id = recorded.run_id
         return ScalingResult(*an.run_frames(records), run_id=run_id)

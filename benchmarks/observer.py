@@ -1,0 +1,400 @@
+"""The observer effect, measured: does watching the quickstart's sweep change its trial times?
+
+    .venv/bin/python benchmarks/observer.py [--rounds 3] [--repeats 10] [--quick]
+
+The quickstart's sweep (notebooks/00_quickstart.ipynb: a blocked ``matmul``, 1 against the
+most single-thread workers this machine's cores allow) with the same fixed parameters
+(worker counts, ``n``, ``chunk``, ``repeats``, one warm-up, no time budget), run four ways,
+interleaved in rounds (each round runs every way once, the ways' order rotated by a place
+each round):
+
+- ``plain``: Dask without labkit, a ``distributed.LocalCluster(n_workers=k,
+  threads_per_worker=1)`` per worker count and a ``Client``; what ``matmul``'s setup and run
+  do (two random n×n float64 arrays in ``chunk``-sided blocks, persisted; then ``a @ b``
+  persisted and waited for, not gathered), each run timed with ``time.perf_counter``;
+- ``sweep``: ``Sweep.run(lab, live=False)`` in this process, the Sweep built by the
+  notebook's own parameters cell and the cell after it (as benchmarks/consistency.py does);
+- ``cli``: ``labkit run notebooks/00_quickstart.ipynb -p ...`` in a subprocess (papermill;
+  the live view on, frozen at the end);
+- ``browser``: the quickstart in a real JupyterLab in Debian's Chromium (tests/browser.py's
+  helpers; never a downloaded browser), Run All, the Dask dashboard opened in a second tab
+  from the link the notebook shows, until the kernel is idle again. Skipped, with the
+  reason printed, without /usr/bin/chromium or Playwright.
+
+The labkit ways' trials are read back from the stores they wrote. Per way, worker count and
+size, over the trials of every round: the median trial time relative to plain's with its
+95% interval (``ratio_estimate``), and the width of the median's 95% interval
+(``median_estimate``) relative to plain's, with a percentile bootstrap interval (each
+side's trials resampled, the width computed again). Also printed: the load average at the
+start and the end, and how many trials each way flagged ``under_load``. The last two lines
+are ``worst time ratio R`` and ``worst width ratio W``, the largest over the labkit ways and
+the points. Target on a quiet 2-core machine: R <= 1.05 and W <= 1.25.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import numpy as np
+
+import labkit
+from labkit.analysis.intervals import Estimate, median_estimate, ratio_estimate
+
+ROOT = Path(__file__).resolve().parents[1]
+QUICKSTART = ROOT / "notebooks" / "00_quickstart.ipynb"
+CHROMIUM = Path("/usr/bin/chromium")
+WAYS = ("plain", "sweep", "cli", "browser")
+TARGET_TIME, TARGET_WIDTH = 1.05, 1.25
+
+Key = tuple[int, int]  # (workers, n)
+Times = dict[Key, list[float]]
+
+# A link to the Dask dashboard in the notebook's output (the Lab's HTML repr).
+DASHBOARD_HREF_JS = r"""
+() => {
+  const a = Array.from(document.querySelectorAll(".jp-OutputArea-output a"))
+    .find((e) => /\/status$/.test(e.getAttribute("href") || ""));
+  return a ? a.getAttribute("href") : null;
+}
+"""
+
+
+class Way:
+    """One way's trials, pooled over rounds, and what went wrong."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.times: Times = {}
+        self.under_load: int | None = None  # None: not measured (plain Dask)
+        self.notes: list[str] = []
+        self.skipped = ""
+
+    def add(self, times: Times, under_load: int | None = None) -> None:
+        for key, values in times.items():
+            self.times.setdefault(key, []).extend(values)
+        if under_load is not None:
+            self.under_load = (self.under_load or 0) + under_load
+
+
+# --- the four ways ------------------------------------------------------------------------
+
+
+def quickstart_sweep(params: dict[str, Any]) -> labkit.Sweep:
+    """The Sweep the quickstart's parameters cell and the cell after it build, with ``params``
+    in place of that cell's values (the way benchmarks/consistency.py builds it)."""
+    code = [c.source for c in nbformat.read(QUICKSTART, as_version=4).cells if c.cell_type == "code"]
+    scope: dict[str, Any] = {}
+    exec(code[0], scope)
+    unknown = set(params) - set(scope)
+    assert not unknown, f"the quickstart has no parameters {sorted(unknown)}"
+    scope.update(params)
+    exec(code[1], scope)
+    return scope["sweep"]
+
+
+def stored_trials(store: Path, experiment: str) -> tuple[Times, int, int]:
+    """The ok trials' times of an experiment by (workers, n); how many were flagged
+    ``under_load``; how many were not ok."""
+    with labkit.ResultStore(store) as s:
+        df = s.trials_frame(experiment)
+    if df.empty:
+        return {}, 0, 0
+    ok = df[df["status"] == "ok"]
+    times: Times = {}
+    for (workers, n), g in ok.groupby(["workers", "n"]):
+        times[(int(workers), int(n))] = [float(v) for v in g["wall_s"]]
+    loaded = int(ok["under_load"].eq(True).sum()) if "under_load" in ok else 0
+    return times, loaded, len(df) - len(ok)
+
+
+def _holds(keys: list[Any], dask_scheduler: Any = None) -> bool:
+    return any(k in dask_scheduler.tasks for k in keys)
+
+
+def forget(client: Any, keys: list[Any], timeout_s: float = 30.0) -> None:
+    """Wait until the scheduler has forgotten ``keys``, released by the caller (untimed): the
+    next run's graph has the same keys, and a release still on its way would make it a cache hit."""
+    deadline = time.monotonic() + timeout_s
+    while client.run_on_scheduler(_holds, keys) and time.monotonic() < deadline:
+        time.sleep(0.005)
+
+
+def run_plain(params: dict[str, Any], order: list[int]) -> Times:
+    """Plain Dask: per worker count a LocalCluster and a Client; matmul's setup, warm-ups and
+    timed runs, each timed with perf_counter."""
+    import dask.array as da
+    from distributed import Client, LocalCluster, futures_of, wait
+
+    times: Times = {}
+    for k in order:
+        with (
+            LocalCluster(
+                n_workers=k, threads_per_worker=1, host="127.0.0.1", dashboard_address="127.0.0.1:0"
+            ) as cluster,
+            Client(cluster) as client,
+        ):
+            for n in params["n"]:
+                chunk = min(params["chunk"], n)
+                a = da.random.default_rng(3).random((n, n), chunks=(chunk, chunk))
+                b = da.random.default_rng(4).random((n, n), chunks=(chunk, chunk))
+                a, b = client.persist([a, b])
+                wait([a, b])
+                for i in range(params["warmup"] + params["repeats"]):
+                    t0 = time.perf_counter()
+                    c = client.persist(a @ b)
+                    wait(c)
+                    if i >= params["warmup"]:
+                        times.setdefault((k, n), []).append(time.perf_counter() - t0)
+                    keys = [f.key for f in futures_of(c)]
+                    del c
+                    forget(client, keys)
+                del a, b
+    return times
+
+
+def run_sweep(params: dict[str, Any], store: Path, experiment: str) -> None:
+    sweep = quickstart_sweep({**params, "store": str(store), "experiment": experiment})
+    with labkit.Lab(workers=max(params["workers"]), threads_per_worker=1, dashboard=False) as lab:
+        sweep.run(lab, live=False)
+
+
+def run_cli(params: dict[str, Any], store: Path, experiment: str, out: Path, timeout_s: float) -> None:
+    values = {**params, "store": str(store), "experiment": experiment}
+    cmd = [str(Path(sys.executable).parent / "labkit"), "run", str(QUICKSTART)]
+    for name, value in values.items():
+        cmd += ["-p", name, value if isinstance(value, str) else repr(value)]
+    cmd += ["--out", str(out)]
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout_s)
+    if done.returncode != 0:
+        raise RuntimeError(f"labkit run exited with {done.returncode}:\n{(done.stdout + done.stderr)[-2000:]}")
+
+
+def run_way(
+    name: str, r: int, params: dict[str, Any], tmp: Path, timeout_s: float
+) -> tuple[Times, int | None, list[str]]:
+    """Round ``r`` of one way: its trial times, how many it flagged ``under_load`` (None:
+    not measured), and notes."""
+    if name == "plain":
+        workers = params["workers"]
+        return run_plain(params, workers if r % 2 == 0 else workers[::-1]), None, []
+    experiment, store = f"observer-{name}-{r}", tmp / f"{name}.db"
+    notes = []
+    if name == "sweep":
+        run_sweep(params, store, experiment)
+    elif name == "cli":
+        run_cli(params, store, experiment, tmp / f"reports-{r}", timeout_s)
+    else:
+        notes.append(run_browser(params, store, experiment, tmp / "browser", timeout_s))
+    times, loaded, not_ok = stored_trials(store, experiment)
+    return times, loaded, notes + ([f"{not_ok} trial(s) not ok"] if not_ok else [])
+
+
+def browser_missing() -> str:
+    """Why the browser way cannot run here, or ``""``."""
+    if not CHROMIUM.exists():
+        return f"{CHROMIUM} is missing (apt-get install chromium; never a downloaded browser)"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "the playwright package is missing: pip install -e '.[dev]'"
+    return ""
+
+
+def run_browser(params: dict[str, Any], store: Path, experiment: str, tmp: Path, timeout_s: float) -> str:
+    """Run All of the quickstart in JupyterLab in Chromium, the dashboard open in a second tab,
+    until the kernel is idle again; a note on the dashboard."""
+    if str(ROOT / "tests") not in sys.path:
+        sys.path.insert(0, str(ROOT / "tests"))
+    import browser as b
+
+    root = tmp / "notebooks"
+    nb = b.set_parameters(
+        QUICKSTART, root / f"{experiment}.ipynb", {**params, "store": str(store), "experiment": experiment}
+    )
+    note = "dashboard not opened: the notebook showed no link"
+    with b.jupyter_lab(root, tmp / f"jupyter-{experiment}") as server, b.chromium() as chrome:
+        page = chrome.new_page(viewport={"width": 1400, "height": 1000})
+        dash = None
+        try:
+            b.block_network(page, allow=f"{server.base}/")
+            page.goto(server.notebook_url(nb.name))
+            page.wait_for_selector(".jp-Notebook .jp-CodeCell", state="attached", timeout=60_000)
+            b.wait_kernel_idle(page, 120)
+            b.run_all_cells(page)
+            start, state = time.monotonic(), {}
+            while time.monotonic() - start < timeout_s:
+                state = page.evaluate(b.STATE_JS)
+                if dash is None and (href := page.evaluate(DASHBOARD_HREF_JS)):
+                    url = f"{server.base}{href}?token={server.token}" if href.startswith("/") else href
+                    dash = chrome.new_page(viewport={"width": 1280, "height": 900})
+                    try:
+                        dash.goto(url, wait_until="load", timeout=60_000)
+                        note = f"dashboard open at {href}"
+                    except Exception as e:  # noqa: BLE001 - say so and go on: the sweep is running
+                        note = f"dashboard did not load ({type(e).__name__}: {str(e)[:200]})"
+                if state["ran"] and not state["busy"]:
+                    break
+                time.sleep(0.5)
+            else:
+                raise TimeoutError(f"the notebook did not finish within {timeout_s:.0f} s")
+            if state["errors"]:
+                raise RuntimeError(f"a cell failed:\n{state['errors'][0][-1500:]}")
+            b.wait_kernel_idle(page, 120)
+        except Exception as e:
+            raise RuntimeError(f"{type(e).__name__}: {e}\nJupyterLab log:\n{server.log_tail(15)}") from e
+        finally:
+            if dash is not None:
+                dash.close()
+            page.close()
+    return note
+
+
+# --- the figures ----------------------------------------------------------------------------
+
+
+def width(values: np.ndarray) -> float:
+    m = median_estimate(values)
+    return m.hi - m.lo
+
+
+def width_ratio(way: list[float], plain: list[float], boot: int, seed: int = 0) -> Estimate:
+    """Width of the median's 95% interval, ``way`` over ``plain``, with a percentile bootstrap
+    interval over ``boot`` resamples of both sides (NaN bounds, and a note, without one)."""
+    x, y = np.asarray(way, float), np.asarray(plain, float)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        value = width(x) / width(y)
+        if not math.isfinite(value):
+            return Estimate(value, math.nan, math.nan, "an interval is not available (fewer than 5 trials?)")
+        if boot <= 0:
+            return Estimate(value, math.nan, math.nan, "estimate")
+        rng = np.random.default_rng(seed)
+        draws = np.array([width(rng.choice(x, x.size)) / width(rng.choice(y, y.size)) for _ in range(boot)])
+    draws = draws[np.isfinite(draws)]
+    if draws.size < boot // 2:
+        return Estimate(value, math.nan, math.nan, "estimate (bootstrap degenerate)")
+    lo, hi = np.percentile(draws, [2.5, 97.5])
+    return Estimate(value, float(lo), float(hi), "")
+
+
+def show(e: Estimate) -> str:
+    if math.isnan(e.lo):
+        return f"{e.value:.3f} ({e.note or 'no interval'})"
+    return f"{e.value:.3f} [{e.lo:.3f}, {e.hi:.3f}]"
+
+
+def loadavg() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"{one:.2f} {five:.2f} {fifteen:.2f} (1, 5, 15 min; {os.cpu_count()} cores)"
+
+
+def report(ways: dict[str, Way], boot: int) -> tuple[float, float]:
+    """Print the table; return the worst time and width ratios."""
+    plain = ways["plain"]
+    worst_r, worst_w = math.nan, math.nan
+    header = f"{'way':<8} {'workers':>7} {'n':>5} {'trials':>6} {'min':>9} {'median':>9}  {'time / plain [95%]':<30} {'width / plain [95%]':<30}"
+    print(header)
+    print("-" * len(header))
+    for name, way in ways.items():
+        if way.skipped:
+            continue
+        for key in sorted(plain.times.keys() | way.times.keys()):
+            mine, base = way.times.get(key, []), plain.times.get(key, [])
+            if not mine:
+                print(f"{name:<8} {key[0]:>7} {key[1]:>5} {0:>6} {'-':>9} {'-':>9}  no trials")
+                continue
+            median = f"{min(mine) * 1e3:>6.0f} ms {np.median(mine) * 1e3:>6.0f} ms"
+            if name == "plain" or not base:
+                m = median_estimate(mine)
+                print(
+                    f"{name:<8} {key[0]:>7} {key[1]:>5} {len(mine):>6} {median}  (reference: its median's interval is {m.hi - m.lo:.4f} s wide)"
+                )
+                continue
+            r = ratio_estimate(mine, base)
+            w = width_ratio(mine, base, boot)
+            worst_r = r.value if math.isnan(worst_r) else max(worst_r, r.value)
+            if math.isfinite(w.value):
+                worst_w = w.value if math.isnan(worst_w) else max(worst_w, w.value)
+            print(f"{name:<8} {key[0]:>7} {key[1]:>5} {len(mine):>6} {median}  {show(r):<30} {show(w):<30}")
+    print()
+    for name, way in ways.items():
+        flagged = "not measured" if way.under_load is None else str(way.under_load)
+        state = f"skipped: {way.skipped}" if way.skipped else f"trials under_load {flagged}"
+        print(f"{name:<8} {state}" + "".join(f"\n         {n}" for n in way.notes))
+    return worst_r, worst_w
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=10, help="timed runs per point and round (fixed)")
+    parser.add_argument("--n", type=int, nargs="+", default=[2048], help="matrix sides (the quickstart's n)")
+    parser.add_argument("--chunk", type=int, default=512, help="block side (the quickstart's chunk)")
+    parser.add_argument("--workers", type=int, nargs="+", default=None, help="default: 1, 2, ... up to the cores")
+    parser.add_argument("--boot", type=int, default=300, help="bootstrap resamples of the width ratio (0: none)")
+    parser.add_argument("--timeout-s", type=float, default=900.0, help="longest one notebook run may take")
+    parser.add_argument("--no-browser", action="store_true", help="skip the JupyterLab-in-Chromium way")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: 1 round, 5 repeats")
+    args = parser.parse_args()
+    if args.quick:
+        args.rounds, args.repeats, args.boot = 1, 5, min(args.boot, 100)
+
+    workers = labkit.worker_counts(args.workers)
+    params = {
+        "workers": workers,
+        "n": args.n,
+        "chunk": args.chunk,
+        "repeats": args.repeats,
+        "warmup": 1,
+        "budget_s": None,
+    }
+    print(f"load average at start {loadavg()}")
+    print(f"the quickstart's sweep with {params}, {args.rounds} round(s), ways {', '.join(WAYS)}")
+    print(f"target on a quiet 2-core machine: time ratio <= {TARGET_TIME}, width ratio <= {TARGET_WIDTH}")
+    ways = {name: Way(name) for name in WAYS}
+    if args.no_browser:
+        ways["browser"].skipped = "--no-browser"
+    elif reason := browser_missing():
+        ways["browser"].skipped = reason
+    if ways["browser"].skipped:
+        print(f"browser way skipped: {ways['browser'].skipped}")
+
+    with tempfile.TemporaryDirectory(prefix="labkit-observer-") as tmp_dir:
+        tmp = Path(tmp_dir)
+        for r in range(args.rounds):
+            order = list(WAYS[r % len(WAYS) :] + WAYS[: r % len(WAYS)])
+            for name in order:
+                way = ways[name]
+                if way.skipped:
+                    continue
+                t0 = time.perf_counter()
+                try:
+                    times, loaded, notes = run_way(name, r, params, tmp, args.timeout_s)
+                except Exception as e:  # noqa: BLE001 - one failed way must not lose the others' figures
+                    way.notes.append(f"round {r}: failed: {type(e).__name__}: {str(e)[:1500]}")
+                    print(f"round {r} {name}: FAILED after {time.perf_counter() - t0:.0f} s: {type(e).__name__}")
+                    continue
+                way.add(times, loaded)
+                way.notes += [f"round {r}: {n}" for n in notes]
+                count = sum(len(v) for v in times.values())
+                print(f"round {r} {name}: {count} trials in {time.perf_counter() - t0:.0f} s; load {loadavg()}")
+
+    print()
+    worst_r, worst_w = report(ways, args.boot)
+    print(f"load average at end {loadavg()}")
+    print(f"worst time ratio {worst_r:.3f}")
+    print(f"worst width ratio {worst_w:.3f}")
+
+
+if __name__ == "__main__":
+    main()
