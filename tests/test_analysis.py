@@ -6,7 +6,6 @@ sweep's trials do; only the wall times are made up, from a model with known para
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from typing import Any
@@ -16,41 +15,13 @@ import pytest
 
 from labkit import DataError, ParameterError, analysis, fits, plots, recommend, roofline
 from labkit.analysis.fits import amdahl_throughput, usl_throughput
-from labkit.store import ResultStore, Trial
+
+try:
+    from .trials import trials_frame as _frame
+except ImportError:
+    from trials import trials_frame as _frame  # type: ignore[no-redef]
 
 MiB = 2**20
-
-
-def _frame(rows: list[dict[str, Any]], workload: str = "synthetic") -> Any:
-    """Trials from ``{"workers", "wall_s": [...], "amount", "unit", **params}`` dicts."""
-    with ResultStore(":memory:") as store:
-        run_id = store.start_run("test", workload, env={}, config={})
-        for row in rows:
-            row = dict(row)
-            walls, workers = row.pop("wall_s"), row.pop("workers")
-            amount, unit = row.pop("amount"), row.pop("unit")
-            name = row.pop("workload", workload)
-            point = json.dumps({"workload": name, "workers": workers, **row}, sort_keys=True)
-            for r, wall in enumerate(walls):
-                ok = wall is not None and not (isinstance(wall, float) and math.isnan(wall))
-                store.add_trial(
-                    Trial(
-                        run_id=run_id,
-                        experiment="test",
-                        workload=name,
-                        point=point,
-                        params=row,
-                        repeat=r,
-                        workers=workers,
-                        threads=workers,
-                        backend=None,
-                        status="ok",
-                        wall_s=wall if ok else None,
-                        amount=amount,
-                        unit=unit,
-                    )
-                )
-        return store.trials_frame("test")
 
 
 def _usl_frame(

@@ -6,10 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import numpy as np
 import pandas as pd
@@ -29,18 +25,10 @@ from labkit.probes import (
 from labkit.probes.cache import ceiling_key
 from labkit.store import ResultStore
 
-HOG = "import time\nt = time.time() + {seconds}\nwhile time.time() < t: pass"
-
-
-@contextmanager
-def cpu_hog(seconds: float = 60.0) -> Iterator[subprocess.Popen]:
-    """One core kept busy by another process (at most ``seconds``), as in tests/test_load.py."""
-    proc = subprocess.Popen([sys.executable, "-c", HOG.format(seconds=seconds)])
-    try:
-        yield proc
-    finally:
-        proc.kill()
-        proc.wait(timeout=10)
+try:
+    from .hog import cpu_hog
+except ImportError:
+    from hog import cpu_hog  # type: ignore[no-redef]
 
 
 def ceiling(under_load: bool | None, one: float = 50e9, two: float = 99e9) -> ConcurrencyCeiling:

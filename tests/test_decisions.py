@@ -7,7 +7,6 @@ only the wall times are made up. No assertion here is about time.
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any
 
@@ -16,38 +15,11 @@ import pandas as pd
 
 from labkit import analysis, recommend, roofline
 from labkit.analysis.overhead import _overhead_from_arrays
-from labkit.store import ResultStore, Trial
 
-
-def _frame(rows: list[dict[str, Any]], workload: str = "synthetic") -> Any:
-    """Trials from ``{"workers", "wall_s": [...], "amount", "unit", **params}`` dicts (as tests/test_analysis.py)."""
-    with ResultStore(":memory:") as store:
-        run_id = store.start_run("test", workload, env={}, config={})
-        for row in rows:
-            row = dict(row)
-            walls, workers = row.pop("wall_s"), row.pop("workers")
-            amount, unit = row.pop("amount"), row.pop("unit")
-            name = row.pop("workload", workload)
-            point = json.dumps({"workload": name, "workers": workers, **row}, sort_keys=True)
-            for r, wall in enumerate(walls):
-                store.add_trial(
-                    Trial(
-                        run_id=run_id,
-                        experiment="test",
-                        workload=name,
-                        point=point,
-                        params=row,
-                        repeat=r,
-                        workers=workers,
-                        threads=workers,
-                        backend=None,
-                        status="ok",
-                        wall_s=wall,
-                        amount=amount,
-                        unit=unit,
-                    )
-                )
-        return store.trials_frame("test")
+try:
+    from .trials import trials_frame as _frame
+except ImportError:
+    from trials import trials_frame as _frame  # type: ignore[no-redef]
 
 
 def _workers(medians: dict[int, tuple[float, float]], repeats: int = 7, seed: int = 0) -> Any:

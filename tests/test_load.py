@@ -17,7 +17,6 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +29,10 @@ from labkit.measure.alerts import Alert, AlertRules
 from labkit.measure.load import host_reader, load_rates
 from labkit.measure.monitor import Monitor
 
-HOG = "import time\nt = time.time() + {seconds}\nwhile time.time() < t: pass"
+try:
+    from .hog import HOG, cpu_hog
+except ImportError:
+    from hog import HOG, cpu_hog  # type: ignore[no-redef]
 
 
 @pytest.fixture(scope="module")
@@ -38,17 +40,6 @@ def llab() -> Iterator[labkit.Lab]:
     """This module's own 2-worker cluster: the load it sees must be only the tests' own."""
     with labkit.Lab(workers=2, threads_per_worker=1, dashboard=False) as lab:
         yield lab
-
-
-@contextmanager
-def cpu_hog(seconds: float = 60.0) -> Iterator[subprocess.Popen]:
-    """One core kept busy by another process (at most ``seconds``)."""
-    proc = subprocess.Popen([sys.executable, "-c", HOG.format(seconds=seconds)])
-    try:
-        yield proc
-    finally:
-        proc.kill()
-        proc.wait(timeout=10)
 
 
 def outside_now(lab: labkit.Lab, seconds: float = 1.5) -> float:
