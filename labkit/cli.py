@@ -78,23 +78,26 @@ def _run(args: argparse.Namespace) -> int:
 def _quiet_kernel(out_dir: str) -> Iterator[None]:
     """While a notebook runs, what the kernel and the libraries write to stderr (tracebacks of an
     interrupt, Tornado's and Dask's logs) goes to ``OUT/labkit-run.log``, kept with the reports;
-    labkit's own lines go to the terminal after. Where the folder cannot be made, nothing moves."""
-    try:
-        Path(out_dir).mkdir(parents=True, exist_ok=True)
-        log = os.open(Path(out_dir) / "labkit-run.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    except OSError:
-        yield
-        return
+    labkit's own lines go to the terminal after. It is gathered in a temporary file first, so a
+    run refused before it starts creates no folder."""
+    import tempfile
+
     sys.stderr.flush()
     saved = os.dup(2)
-    os.dup2(log, 2)
+    log = tempfile.TemporaryFile()
+    os.dup2(log.fileno(), 2)
     try:
         yield
     finally:
         sys.stderr.flush()
         os.dup2(saved, 2)
         os.close(saved)
-        os.close(log)
+        log.seek(0)
+        text = log.read()
+        log.close()
+        if text and Path(out_dir).is_dir():
+            with contextlib.suppress(OSError), open(Path(out_dir) / "labkit-run.log", "ab") as kept:
+                kept.write(text)
 
 
 def _interrupted(notebook: Any, params: dict[str, Any], since: float) -> str:
