@@ -363,6 +363,8 @@ def test_notebook_prints_its_answers_from_the_store(tmp_path):
     assert "): more rounds" not in printed and "): fewer rounds" not in printed
     if all_loaded(frame):
         assert NOTHING_LEFT in printed
+    elif frame["under_load"].eq(True).any():  # some trials left out for outside load: the answer says so
+        assert "trials that ran under outside load" in printed
     else:
         assert "an estimate: interval not available: one run per point" in printed
     assert result.html.read_text().count("<img") >= 4
