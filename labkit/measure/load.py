@@ -52,6 +52,7 @@ from labkit.cluster import retire
 from labkit.common.scheduler import run_on_scheduler, run_on_workers
 
 from .alerts import AlertRules, load_alert, top_processes
+from .proc_cpu import _cpu_counter
 from .resources import Sample
 
 logger = logging.getLogger("labkit.monitor")
@@ -140,26 +141,7 @@ def host_reader() -> Callable[..., dict[str, Any]]:
     """
     procs: dict[int, Any] = {}  # pid -> psutil.Process
     parents: dict[int, int] = {}  # pid -> its parent's pid
-    scan = _scanner()
-
-    def cpu_of(pids: set[int]) -> tuple[float, list[int]]:
-        import os
-
-        import psutil
-
-        total, found = 0.0, []
-        for pid in sorted(pids):
-            try:
-                if pid == os.getpid():
-                    t: Any = os.times()
-                else:
-                    t = (procs.get(pid) or procs.setdefault(pid, psutil.Process(pid))).cpu_times()
-            except psutil.Error:
-                procs.pop(pid, None)
-                continue
-            total += t.user + t.system
-            found.append(pid)
-        return total, found
+    scan, cpu_of = _scanner(), _cpu_counter(procs)
 
     def read(
         pids: list[int] | None = None,
