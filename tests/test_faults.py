@@ -272,12 +272,31 @@ def test_a_trial_past_the_memory_limit_is_recorded_with_that_reason(tmp_path: Pa
         assert lab.client.submit(_hog, 32, pure=False).result() == 1 and lab.workers == 1
 
 
-def test_an_interrupt_sent_to_the_process_group_leaves_the_workers_up(flab: labkit.Lab) -> None:
+def test_an_interrupt_sent_to_the_process_group_leaves_the_workers_up() -> None:
     # Jupyter interrupts a kernel with SIGINT to its process group, local workers included.
-    before = flab.client.run(os.getpid)
-    assert len(before) == 2 and os.getpid() not in before.values()
-    for pid in before.values():
-        os.kill(pid, signal.SIGINT)
-    time.sleep(1.0)  # a worker that took it would be closing by now (a plain LocalCluster's do)
-    assert flab.client.run(os.getpid) == before  # the same processes, still there
-    assert flab.client.submit(sum, [1, 2], pure=False).result(timeout=30) == 3
+    with labkit.Lab(workers=2, threads_per_worker=1, dashboard=False) as lab:
+        before = lab.client.run(os.getpid)
+        assert len(before) == 2 and os.getpid() not in before.values()
+        for pid in before.values():
+            os.kill(pid, signal.SIGINT)
+        time.sleep(1.0)  # a worker that took it would be closing by now (a plain LocalCluster's do)
+        assert lab.client.run(os.getpid) == before  # the same processes, still there
+        assert lab.client.submit(sum, [1, 2], pure=False).result(timeout=30) == 3
+
+
+def test_a_worker_whose_nanny_cannot_bring_it_back_is_replaced(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A nanny that failed to restart its worker keeps its slot with no worker in it; the
+    sweep's recovery starts a new worker in its place instead of waiting on that slot."""
+    from labkit.experiment import faults
+
+    monkeypatch.setattr(faults, "RESTART_WAIT_S", 3.0)
+    with labkit.Lab(workers=2, threads_per_worker=1, dashboard=False) as lab:
+        name, nanny = sorted(lab.cluster.workers.items())[0]
+        lab.cluster.sync(nanny.close, reason="a nanny that gave up")  # its worker gone for good, its slot kept
+        deadline = time.monotonic() + 60
+        while lab.workers != 1 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert lab.workers == 1 and name in lab.cluster.worker_spec
+        assert faults.restore_workers(lab, 2) == ""
+        assert lab.workers == 2 and nanny not in lab.cluster.workers.values()  # a new nanny (its name may be reused)
+        assert lab.client.submit(sum, [1, 2], pure=False).result(timeout=30) == 3

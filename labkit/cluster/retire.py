@@ -137,6 +137,23 @@ def settle(client: Any, before: dict[str, tuple[str, int, int]], bound: float = 
         time.sleep(0.05)
 
 
+def drop_dead_slots(cluster: Any) -> int:
+    """Drop the worker slots of a cluster object (a SpecCluster such as LocalCluster) whose
+    worker the scheduler does not list: a nanny that could not restart its worker process
+    keeps its slot with no worker in it, and ``cluster.scale`` to a count the slots already
+    meet starts none. Scaling to the workers the scheduler lists removes such slots first
+    (Dask drops slots not yet launched before running ones); a later ``scale(n)`` fills new
+    ones. The number of slots dropped (0 where the cluster keeps no slots)."""
+    slots = getattr(cluster, "worker_spec", None)
+    if not slots:
+        return 0
+    listed = {w.get("name") for w in cluster.scheduler_info.get("workers", {}).values()}
+    dead = len([name for name in slots if name not in listed])
+    if dead:
+        cluster.scale(len(slots) - dead)
+    return dead
+
+
 _LAB = ("labkit", "papermill", "jupyter-lab", "jupyter-server", "jupyter-notebook", "jupyterlab", "jupyter_server")
 
 

@@ -27,18 +27,24 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextvars
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
 
-from labkit.common.errors import TrialTimeout
+from labkit.cluster import retire
+from labkit.common.errors import ClusterError, TrialTimeout
 from labkit.common.scheduler import scheduler_workers
+
+logger = logging.getLogger("labkit.faults")
 
 DEGRADED = "degraded"
 POLL_S = 0.5
 """Seconds between two looks at the cluster's workers while a run goes on."""
 FIRST_LIMIT_S = 600.0
 """The limit of a point's first run, before any of its own times are known."""
+RESTART_WAIT_S = 30.0
+"""How long a lost worker's nanny has to bring it back before a new worker takes its place."""
 
 
 class WorkerLost(Exception):
@@ -123,13 +129,25 @@ def failure_reason(error: str, restarts: list[dict[str, Any]]) -> str:
 
 
 def restore_workers(lab: Any, n: int, timeout: float = 120.0) -> str:
-    """Wait until the cluster has ``n`` workers again (asking a cluster the Lab owns to scale);
-    "" when it has, else why not."""
+    """Wait until the cluster has ``n`` workers again: "" when it has, else why not.
+
+    A cluster the Lab owns is asked to scale; where a lost worker's nanny has not brought it
+    back within :data:`RESTART_WAIT_S` (its restart failed), its slot is dropped and a new
+    worker started in its place (:func:`~labkit.cluster.retire.drop_dead_slots`)."""
     try:
-        if getattr(lab, "cluster", None) is not None:
-            lab.scale(n, timeout=timeout)
-        else:
+        if getattr(lab, "cluster", None) is None:
             lab.client.wait_for_workers(n, timeout=timeout)
+            return ""
+        try:
+            lab.scale(n, timeout=RESTART_WAIT_S)
+            return ""
+        except ClusterError:
+            if not retire.drop_dead_slots(lab.cluster):
+                raise
+        logger.warning(
+            "a lost worker did not come back within %g s: a new one was started in its place", RESTART_WAIT_S
+        )
+        lab.scale(n, timeout=timeout)
         return ""
     except Exception as e:  # noqa: BLE001 - said in the results; the sweep goes on with what it has
         return f"the cluster did not regain {n} workers: {type(e).__name__}: {e}"
