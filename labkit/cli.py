@@ -1,6 +1,6 @@
 """The ``labkit`` command: a thin layer over the functions a notebook calls.
 
-labkit run NOTEBOOK [-p NAME VALUE]... [--out DIR] [--no-input]
+labkit run NOTEBOOK [-p NAME VALUE]... [--out DIR] [--no-input] [--fresh]
 labkit report DIR
 labkit compare A B [--ignore NAME] [--alpha A] [--margin M] [--html PATH]
 labkit ls [STORE]
@@ -14,111 +14,11 @@ argument or input, said in one line on stderr before anything runs.
 from __future__ import annotations
 
 import argparse
-import ast
-import contextlib
-import logging
-import os
 import sys
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, NoReturn
-
-
-def parse_value(text: str) -> Any:
-    """A parameter value from the command line: a Python literal if it is one, else a string.
-
-    >>> parse_value("[4.0, 16.0]"), parse_value("auto"), parse_value("[" * 10_000)[:3]
-    ([4.0, 16.0], 'auto', '[[[')
-    """
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-        return text
-
-
-def _run(args: argparse.Namespace) -> int:
-    from labkit.report import run_notebook
-    from labkit.report.notebook import check_notebook
-    from labkit.report.params import check_parameters, load_yaml_parameters
-
-    notebook = check_notebook(args.notebook)
-    params = load_yaml_parameters(args.parameters_file, args.parameters_yaml)
-    params.update({name: parse_value(value) for name, value in args.parameters})
-    check_parameters(notebook, params)
-    started = time.time()
-    try:
-        with _quiet_kernel(args.out):
-            result = run_notebook(
-                notebook,
-                params,
-                args.out,
-                timeout_s=args.timeout,
-                log_output=args.log_output,
-                kernel_name=args.kernel,
-                no_input=args.no_input,
-            )
-    except KeyboardInterrupt:
-        # papermill's cell task ends with the interrupt, which asyncio would report at exit
-        # ("Task exception was never retrieved", with the kernel's traceback): said here in one line.
-        logging.getLogger("asyncio").setLevel(logging.CRITICAL)
-        print(_interrupted(notebook, params, started), file=sys.stderr)
-        return 130
-    print(f"notebook: {result.notebook}")
-    print(f"report: {result.html}")
-    print(f"index: {result.index}")
-    if not result.ok:
-        print(f"FAILED: {result.error}", file=sys.stderr)  # redacted, as the report is
-        return 1
-    return 0
-
-
-@contextlib.contextmanager
-def _quiet_kernel(out_dir: str) -> Iterator[None]:
-    """While a notebook runs, what the kernel and the libraries write to stderr (tracebacks of an
-    interrupt, Tornado's and Dask's logs) goes to ``OUT/labkit-run.log``, kept with the reports;
-    labkit's own lines go to the terminal after. It is gathered in a temporary file first, so a
-    run refused before it starts creates no folder."""
-    import tempfile
-
-    sys.stderr.flush()
-    saved = os.dup(2)
-    log = tempfile.TemporaryFile()
-    os.dup2(log.fileno(), 2)
-    try:
-        yield
-    finally:
-        sys.stderr.flush()
-        os.dup2(saved, 2)
-        os.close(saved)
-        log.seek(0)
-        text = log.read()
-        log.close()
-        if text and Path(out_dir).is_dir():
-            with contextlib.suppress(OSError), open(Path(out_dir) / "labkit-run.log", "ab") as kept:
-                kept.write(text)
-
-
-def _interrupted(notebook: Any, params: dict[str, Any], since: float) -> str:
-    """The one line Ctrl-C on ``labkit run`` ends with: what was kept, and how to go on."""
-    import sqlite3
-
-    from labkit.report.notebook import default_store
-    from labkit.store.schema import resolve_store_path
-
-    store = params.get("store") or default_store(notebook)
-    if not store:
-        return "interrupted: this notebook names no store; nothing to resume"
-    path = resolve_store_path(store)
-    try:
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as conn:
-            (kept,) = conn.execute(
-                "SELECT COUNT(*) FROM trials WHERE status = 'ok' AND started_at >= ?", (since,)
-            ).fetchone()
-    except sqlite3.Error:
-        return f"interrupted: no trial was stored in {path}; run the same command to start again"
-    return f"interrupted: {kept} trials kept in {path}; run the same command to resume"
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -282,7 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="labkit", description="A scaling lab for Dask: run experiments, keep results, write reports.")
     parser.add_argument("--version", action="version", version=f"labkit {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
-    _add_run_parser(sub)
+    from labkit.report.run_command import add_run_parser
+
+    add_run_parser(sub)
     _add_report_parser(sub)
 
     from labkit.report.compare import add_compare_parser
@@ -292,48 +194,6 @@ def build_parser() -> argparse.ArgumentParser:
     _add_export_parser(sub)
     _add_probe_parser(sub)
     return parser
-
-
-def _add_run_parser(sub: Any) -> None:
-    """``labkit run NOTEBOOK [-p NAME VALUE]... [--out DIR] [--no-input]``."""
-    run = sub.add_parser("run", help="execute a notebook with papermill and write an HTML report")
-    run.add_argument("notebook", help="path of the .ipynb to run")
-    run.add_argument(
-        "-p",
-        "--parameter",
-        dest="parameters",
-        nargs=2,
-        action="append",
-        default=[],
-        metavar=("NAME", "VALUE"),
-        help="set a parameter (Python literal or string); repeatable",
-    )
-    run.add_argument(
-        "--out", default="reports", help="folder for the executed notebook and its HTML (default: reports)"
-    )
-    run.add_argument(
-        "-f",
-        "--parameters-file",
-        action="append",
-        default=[],
-        metavar="FILE",
-        help="YAML file of parameters (papermill's -f); repeatable",
-    )
-    run.add_argument(
-        "-y",
-        "--parameters-yaml",
-        action="append",
-        default=[],
-        metavar="YAML",
-        help="YAML string of parameters (papermill's -y); repeatable",
-    )
-    run.add_argument("--kernel", default=None, help="Jupyter kernel to run it with (default: the notebook's)")
-    run.add_argument("--timeout", type=float, default=None, help="longest a cell may run, in seconds")
-    run.add_argument("--log-output", action="store_true", help="echo the notebook's output while it runs")
-    run.add_argument(
-        "--no-input", action="store_true", help="hide the code of code cells in the HTML report (outputs stay)"
-    )
-    run.set_defaults(func=_run)
 
 
 def _add_report_parser(sub: Any) -> None:

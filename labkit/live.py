@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
+from labkit.common import progress
 from labkit.common.format import format_rate
 from labkit.common.jupyter import in_jupyter
 
@@ -65,11 +66,13 @@ class _View:
     def skip(self, n: int) -> None:
         if n > 0:
             self.done += n
+            progress.emit("reused", title=self.title, reused=n, total=self.total)
             self.show(None, skipped=n)
 
     def trial(self, trial: Trial) -> None:
         self.done += 1
         self.failed += trial.status != "ok"
+        progress.emit("trials", title=self.title, done=self.done, total=self.total, failed=self.failed)
         self.show(trial)
 
     def timing(self, active: bool) -> None:
@@ -77,9 +80,19 @@ class _View:
 
     def alert(self, message: str) -> None:
         """An alert from the monitor."""
+        progress.emit("alert", title=self.title, text=message)
+        self.show_alert(message)
 
     def note(self, message: str) -> None:
         """A sentence from the sweep about what it is doing (resumed trials, the time budget)."""
+        progress.emit("note", title=self.title, text=message)
+        self.show_note(message)
+
+    def show_alert(self, message: str) -> None:
+        """Show an alert (nothing here)."""
+
+    def show_note(self, message: str) -> None:
+        """Show a note (nothing here)."""
 
     def metrics(self, trial_id: int, metrics: dict[str, Any]) -> None:
         """Figures of a finished trial that arrived after it (resources, time split)."""
@@ -109,10 +122,10 @@ class TerminalView(_View):
         last = f"resumed {skipped} already done" if trial is None else _trial_text(trial)
         self.bar.set_postfix_str(last[:80], refresh=True)
 
-    def alert(self, message: str) -> None:
+    def show_alert(self, message: str) -> None:
         self.bar.write(f"ALERT {message}", file=sys.stderr)
 
-    def note(self, message: str) -> None:
+    def show_note(self, message: str) -> None:
         self.bar.write(f"{self.title}: {message}", file=sys.stderr)
 
     def close(self, results: FinishedSweep | None) -> None:
@@ -210,11 +223,11 @@ class LiveView(_View):
             # Between two timed runs: draw now, so the figure's newest point is this trial.
             self._draw_quietly()
 
-    def alert(self, message: str) -> None:
+    def show_alert(self, message: str) -> None:
         self.alert_lines.append(f"<div style='color:#b00'>⚠ {html.escape(message)}</div>")
         self.alerts.value = "".join(self.alert_lines[-6:])
 
-    def note(self, message: str) -> None:
+    def show_note(self, message: str) -> None:
         self.alert_lines.append(f"<div style='color:#333'>ℹ {html.escape(message)}</div>")
         self.alerts.value = "".join(self.alert_lines[-6:])
 

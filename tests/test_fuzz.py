@@ -418,7 +418,10 @@ def test_sweep_refuses_bad_seconds(name: str, value: Any, unchanged: Path) -> No
     setting=st.one_of(
         st.tuples(st.just("order"), st.one_of(TEXT.filter(lambda t: t not in ("rounds", "sequential")), OBJECTS)),
         st.tuples(st.just("seed"), st.one_of(st.floats(), TEXT, st.booleans(), OBJECTS)),
-        st.tuples(st.just("reuse"), st.one_of(TEXT.filter(lambda t: t not in ("same", "any")), OBJECTS)),
+        st.tuples(
+            st.just("reuse"),
+            st.one_of(TEXT.filter(lambda t: t not in ("same", "any", "none")), OBJECTS.filter(lambda o: o is not None)),
+        ),
         st.tuples(
             st.just("keep_inputs"),
             st.one_of(st.floats(max_value=0.0, exclude_max=True), st.floats(min_value=1.0), NON_FINITE, TEXT),

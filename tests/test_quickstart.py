@@ -40,6 +40,9 @@ def test_quickstart_runs_headless_and_writes_a_report(tmp_path):
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "without encryption" not in done.stderr  # the kernel logs errors only
+    # Progress on the terminal while it works: papermill's cells, then the sweep's trials
+    assert "00_quickstart" in done.stderr and "cell" in done.stderr, done.stderr[-3000:]
+    assert "quickstart (matmul): 8 of 8 trials" in done.stderr, done.stderr[-3000:]
     html = tmp_path / "reports" / "00_quickstart.html"
     assert f"report: {html}" in done.stdout
 
@@ -71,6 +74,22 @@ def test_quickstart_runs_headless_and_writes_a_report(tmp_path):
     header = (tmp_path / "again" / "00_quickstart.html").read_text()
     assert "0 trials measured in this run, 8 reused from earlier runs" in header
     assert "quickstart: 0 trials measured in this run; 8 reused from earlier runs (20" in header
+    # ... and the terminal says so, with how to measure afresh
+    assert "quickstart (matmul): Resuming: 8 of 8 trials reused from the store." in again.stderr, again.stderr[-3000:]
+    assert "`labkit run --fresh` measures them again" in again.stderr
+
+    # --fresh measures every trial again under a new run; the stored ones stay
+    fresh = labkit_run(
+        str(ROOT / "notebooks" / "00_quickstart.ipynb"),
+        *("-p", "n", "[128, 256]", "-p", "chunk", "64", "-p", "repeats", "2", "-p", "store", str(store)),
+        *("--out", str(tmp_path / "fresh"), "--fresh"),
+        cwd=tmp_path,
+    )
+    assert fresh.returncode == 0, fresh.stderr[-3000:]
+    assert "8 stored trials of these points were not reused (reuse='none')" in fresh.stderr
+    assert "8 trials measured in this run, 0 reused" in (tmp_path / "fresh" / "00_quickstart.html").read_text()
+    with sqlite3.connect(store) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM trials WHERE status = 'ok'").fetchone() == (16,)
 
 
 def test_failed_cell_exits_nonzero_and_still_writes_the_report(tmp_path):
@@ -91,6 +110,11 @@ def test_failed_cell_exits_nonzero_and_still_writes_the_report(tmp_path):
     assert "ValueError: wrong answer 42" in done.stderr
     page = (tmp_path / "out" / "broken.html").read_text()
     assert "wrong answer 42" in page and "before 42" in page
+
+
+def test_a_misspelt_parameter_gets_a_suggestion(tmp_path):
+    done = labkit_run(str(ROOT / "notebooks" / "00_quickstart.ipynb"), "-p", "repeat", "2", cwd=tmp_path)
+    assert done.returncode == 2 and "did you mean 'repeats'?" in done.stderr, done.stderr
 
 
 def test_missing_notebook_is_a_clear_error(tmp_path):

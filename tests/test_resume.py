@@ -84,6 +84,24 @@ def test_a_resume_on_the_same_setup_reuses_and_says_how_many(lab, store_path):
     assert rows(store_path, f"SELECT COUNT(*) FROM trials WHERE run_id = '{second.run_id}'") == [(2,)]
 
 
+def test_reuse_none_measures_everything_again_and_keeps_what_was_stored(lab, store_path, monkeypatch):
+    first = counting(store_path, 2).run(lab, live=False)
+    again = counting(store_path, 2, reuse="none").run(lab, live=False)
+    assert (again.reused, again.measured_now, len(again)) == (0, 4, 4) and set(again.frame["run_id"]) == {again.run_id}
+    assert (
+        again.set_aside_note
+        == "4 stored trials of these points were not reused (reuse='none'): every trial is measured again."
+    )
+    assert rows(store_path, "SELECT COUNT(*) FROM trials") == [(8,)]  # the first run's trials stay
+    # LABKIT_REUSE is the default (labkit run --fresh sets it); a bad value is refused by that name
+    monkeypatch.setenv("LABKIT_REUSE", "none")
+    assert counting(store_path, 2).reuse == "none"
+    monkeypatch.setenv("LABKIT_REUSE", "fresh")
+    with pytest.raises(labkit.ParameterError, match="LABKIT_REUSE='fresh'"):
+        counting(store_path, 2)
+    assert first.run_id != again.run_id
+
+
 def test_a_resume_under_another_thread_count_reruns_and_says_why(tmp_path):
     store = tmp_path / "threads.db"
     with labkit.Lab(workers=1, threads_per_worker=1, processes=False, dashboard=False) as lab:

@@ -210,6 +210,8 @@ def test_a_point_too_spread_to_resolve_effects_is_said_live_and_in_the_conclusio
         ({"grid": {"workers": [0, 1]}}, ParameterError, "grid['workers']=0"),
         ({"grid": {"workers": ["2"]}}, ParameterTypeError, "grid['workers']='2'"),
         ({"grid": {"size": [1.0]}}, ParameterError, "has parameters: backend, chunk_mb, dtype, size_mb"),
+        ({"grid": {"size_mbs": [1.0]}}, ParameterError, "did you mean 'size_mb'? workload 'array-sum' has"),
+        ({"grid": {"workers": [1]}, "params": {"dtype": "float46"}}, ParameterError, "did you mean 'float64'?"),
         ({"grid": {"size_mb": ["big"]}}, ParameterTypeError, "array-sum.size_mb='big'"),
         ({"grid": {"workers": [1]}, "repeats": 0}, ParameterError, "repeats=0"),
         ({"grid": {"workers": [1]}, "warmup": -1}, ParameterError, "warmup=-1"),

@@ -8,6 +8,7 @@ is a :class:`LabkitError`; those caused by a bad argument are also ``ValueError`
 from __future__ import annotations
 
 import reprlib
+from collections.abc import Iterable
 
 #: How values are shown in messages: short enough for one line, whatever was passed.
 _SHOW = reprlib.Repr()
@@ -49,6 +50,20 @@ def _name(name: object) -> str:
 
 class LabkitError(Exception):
     """Base class of every error labkit raises."""
+
+
+def did_you_mean(given: object, names: Iterable[object]) -> str:
+    """``"did you mean 'repeats'? "`` where ``given`` is close to one of ``names`` (difflib's
+    ratio ≥ 0.7), else "": the start of an allowed-values sentence.
+
+    >>> did_you_mean("repeat", ["repeats", "warmup"]), did_you_mean("zzz", ["repeats"])
+    ("did you mean 'repeats'? ", '')
+    """
+    import difflib
+
+    by_text = {str(n): n for n in names}
+    close = difflib.get_close_matches(str(given), list(by_text), n=1, cutoff=0.7)
+    return f"did you mean {by_text[close[0]]!r}? " if close else ""
 
 
 class ParameterError(LabkitError, ValueError):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from labkit import workloads
 from labkit.common.errors import ParameterError, ParameterTypeError
 
 
@@ -61,3 +62,19 @@ def check_backends(workload: Any, grid: dict[str, Any], params: dict[str, Any]) 
         return
     for b in grid.get("backend", [params.get("backend", workload.defaults["backend"])]):
         check_backend(b, parameter=f"{workload.name}.backend")
+
+
+def check_params(workload: Any, grid: dict[str, list[Any]], params: Any) -> dict[str, Any]:
+    """The fixed ``params`` and every value of ``grid``, by the workload's own checks; the
+    fixed parameters as a new dict."""
+    if params is not None and not isinstance(params, dict):
+        raise ParameterTypeError("params", params, "dict of workload parameter -> value")
+    params = dict(params or {})
+    if "workers" in params:
+        raise ParameterError("params['workers']", params["workers"], "not set here: put workers in the grid")
+    workloads.resolve_params(workload, params)
+    for key, values in grid.items():
+        if key != "workers":
+            for v in values:
+                workloads.check_value(workload, key, v)
+    return params

@@ -20,15 +20,34 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from labkit.common.errors import ParameterError
+
 if TYPE_CHECKING:
     from labkit.store import ResultStore
 
-REUSE = ("same", "any")
+REUSE = ("same", "any", "none")
+#: The environment variable that sets the default of ``Sweep(reuse=...)`` (``labkit run --fresh`` sets "none").
+REUSE_ENV = "LABKIT_REUSE"
+
+
+def check_reuse(reuse: Any) -> str:
+    """``reuse`` checked; None takes :data:`REUSE_ENV`'s value, else "same".
+
+    >>> check_reuse(None), check_reuse("none")
+    ('same', 'none')
+    """
+    name = "reuse"
+    if reuse is None:
+        name, reuse = REUSE_ENV, os.environ.get(REUSE_ENV) or "same"
+    if reuse not in REUSE:
+        raise ParameterError(name, reuse, " or ".join(map(repr, REUSE)))
+    return str(reuse)
 
 
 def code_version(workload: Any) -> str:
@@ -141,17 +160,28 @@ class ReusePlan:
     def count(self) -> int:
         return sum(n for n, _ in self.reused.values())
 
+    def first_line(self, total: int) -> str:
+        """The sweep's first line where the store holds trials of its points: what it reuses, and how not to."""
+        if not self.count:
+            return self.set_aside
+        fresh = "Sweep(..., reuse='none') or `labkit run --fresh` measures them again."
+        reused = f"Resuming: {self.count} of {total} trials reused from the store."
+        return " ".join(t for t in (reused, fresh, self.set_aside) if t)
+
 
 def plan_reuse(store: ResultStore, experiment: str, keys: list[str], current: Fingerprint, reuse: str) -> ReusePlan:
     """The stored ok trials a sweep's points may reuse: with ``reuse="same"`` only those
-    measured under the ``current`` fingerprint; with ``"any"`` all of them."""
+    measured under the ``current`` fingerprint; with ``"any"`` all of them; with ``"none"`` none."""
     wanted = set(keys)
     done: dict[str, dict[int, float]] = {}
     source: dict[tuple[str, int], tuple[str, float | None]] = {}
     other: Counter[str | None] = Counter()
-    for point, repeat, wall, fp, run_id, started in store.ok_trials(experiment):
-        if point not in wanted:
-            continue
+    stored = [t for t in store.ok_trials(experiment) if t[0] in wanted]
+    if reuse == "none":
+        n = len(stored)
+        kept = f"{n} stored trial{'s' if n != 1 else ''} of these points {'were' if n != 1 else 'was'} not reused"
+        return ReusePlan({}, {}, f"{kept} (reuse='none'): every trial is measured again." if n else "")
+    for point, repeat, wall, fp, run_id, started in stored:
         if reuse == "any" or fp == current.key:
             done.setdefault(point, {})[repeat] = wall
             source[(point, repeat)] = (run_id, started)

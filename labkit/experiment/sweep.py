@@ -26,11 +26,11 @@ from labkit import workloads
 from labkit.common.errors import ParameterError, ParameterTypeError
 from labkit.store import ResultStore, check_store_path, default_path
 
-from .grid import as_values, check_backends, check_workers, explicit_points
+from .grid import as_values, check_backends, check_params, check_workers, explicit_points
 from .inputs import Inputs
 from .lifecycle import RecordedRun, check_lab
 from .order import Visits, check_order
-from .provenance import REUSE, ReusePlan
+from .provenance import ReusePlan, check_reuse
 from .settle import Settler
 from .timing import Budget, BudgetReport, Repeats, Warmup, check_seconds
 from .trial import PointRunner, RunContext
@@ -85,10 +85,13 @@ class Sweep:
         workers outermost (fewest rescales; drift lands on the last points).
     seed : int, default 0
         Seed of the rounds' shuffles: the same seed and grid give the same order.
-    reuse : "same" or "any", default "same"
+    reuse : "same", "any" or "none", default "same"
         Which stored trials a re-run reuses: ``"same"``, only those measured under this
         run's fingerprint (machine, versions, cluster shape, workload code); ``"any"``, all
-        of them, as older labkit did. Either way the results say what was reused and why
+        of them, as older labkit did; ``"none"``, none: every trial is measured again under
+        a new run (the stored ones stay in the store). The default is the environment's
+        ``LABKIT_REUSE`` where set (``labkit run --fresh`` sets "none"), else "same". The
+        sweep's first line says what it reuses; the results say what was reused and why
         other stored trials were not.
     budget_s : float, optional
         Seconds the sweep may take, shared by the adaptive repeats of all points: once
@@ -117,7 +120,7 @@ class Sweep:
         max_repeats: int = 30,
         order: str = "rounds",
         seed: int = 0,
-        reuse: str = "same",
+        reuse: str | None = None,
         budget_s: float | None = None,
         keep_inputs: float = 0.25,
     ) -> None:
@@ -142,8 +145,7 @@ class Sweep:
         check_seconds("timeout_s", timeout_s)
         check_seconds("budget_s", budget_s)
         check_order(order, seed)
-        if reuse not in REUSE:
-            raise ParameterError("reuse", reuse, " or ".join(map(repr, REUSE)))
+        reuse = check_reuse(reuse)
         if isinstance(keep_inputs, bool) or not isinstance(keep_inputs, (int, float)) or not 0 <= keep_inputs < 1:
             raise ParameterError("keep_inputs", keep_inputs, "a share of the memory limit, >= 0 and < 1")
         self.order, self.seed, self.reuse = order, seed, reuse
@@ -158,17 +160,8 @@ class Sweep:
         self._store_arg: Any = check_store_path(default_path() if store is None else store) if as_path else store
 
     def _check_params(self, params: dict[str, Any] | None) -> None:
-        """The fixed parameters and every grid value, by the workload's own checks."""
-        if params is not None and not isinstance(params, dict):
-            raise ParameterTypeError("params", params, "dict of workload parameter -> value")
-        self.params = dict(params or {})
-        if "workers" in self.params:
-            raise ParameterError("params['workers']", self.params["workers"], "not set here: put workers in the grid")
-        workloads.resolve_params(self.workload, self.params)
-        for key, values in self.grid.items():
-            if key != "workers":
-                for v in values:
-                    workloads.check_value(self.workload, key, v)
+        """The fixed parameters and every grid value, by the workload's own checks, one by one and together."""
+        self.params = check_params(self.workload, self.grid, params)
         together = getattr(self.workload, "check_params", None)
         if callable(together):
             for point in self.points():
@@ -288,8 +281,7 @@ class Sweep:
                 live, total=len(self), title=title, lab=lab, samples=samples, final_figure=lambda r, _s: r.plot()
             )
             settler.monitor, settler.view, ctx.view = mon, view, view
-            if plan.count or plan.set_aside:
-                _note(view, " ".join(t for t in (f"Resuming: {plan.count} stored trials reused.", plan.set_aside) if t))
+            _note(view, plan.first_line(len(self)))
             if mon is not None:
                 mon.start()
             return _Running(
@@ -351,6 +343,8 @@ class Sweep:
         frame = store.trials_frame(self.experiment)
         if self.reuse == "same":
             frame = frame[frame["run_id"].eq(run_id) | frame["fingerprint"].eq(ctx.first.key)]
+        elif self.reuse == "none":
+            frame = frame[frame["run_id"].eq(run_id)]
         runs = store.runs_frame()
         report = BudgetReport(
             seconds=budget.seconds,

@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from threading import TIMEOUT_MAX
-from typing import Any
+from typing import IO, Any
 
 from labkit.common.errors import LabkitError, ParameterError, ParameterTypeError, one_line
 from labkit.store.schema import check_path_text, is_secret_name, redact, redact_text, secret_values
@@ -191,6 +191,7 @@ def run_notebook(
     timeout_s: float | None = None,
     log_output: bool = False,
     no_input: bool = False,
+    progress: IO[str] | None = None,
 ) -> ReportResult:
     """Execute ``notebook`` with papermill into ``out_dir`` and export it to HTML.
 
@@ -214,6 +215,9 @@ def run_notebook(
     no_input : bool, default False
         Hide the code of code cells in the HTML (outputs and markdown stay); the executed
         notebook keeps it.
+    progress : text stream, optional
+        Where papermill's bar of cells done goes (default: no bar); a line per cell where it
+        is not a terminal.
 
     Returns
     -------
@@ -250,7 +254,7 @@ def run_notebook(
             parameters=parameters,
             cwd=str(cwd or os.getcwd()),
             kernel_name=kernel_name,
-            progress_bar=False,
+            progress_bar=_cell_bar(progress, src.stem),
             log_output=log_output,
             execution_timeout=cell_timeout,
             # ipykernel's "running over TCP without encryption" warning on every run says
@@ -272,6 +276,16 @@ def run_notebook(
     return ReportResult(
         shown, shown.with_suffix(".html"), error is None, None if error is None else redact_text(error), index
     )
+
+
+def _cell_bar(stream: IO[str] | None, name: str) -> dict[str, Any] | bool:
+    """papermill's ``progress_bar`` argument: tqdm's settings for a bar on ``stream``, or False."""
+    if stream is None:
+        return False
+    if getattr(stream, "isatty", lambda: False)():
+        return {"file": stream, "desc": name, "leave": True}
+    # a log or a pipe: one plain line per cell begun, no redraws
+    return {"file": stream, "desc": name, "mininterval": 0, "bar_format": "{desc}: {n_fmt} of {total_fmt} cells done\n"}
 
 
 def _dated(out: Path, src: Path, started: float) -> Path:

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from labkit.common.errors import ParameterError, show
+from labkit.common.errors import ParameterError, did_you_mean, show
 
 
 def declared_parameters(notebook: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
@@ -60,7 +60,7 @@ def check_parameters(notebook: str | os.PathLike[str], parameters: dict[str, Any
         raise ParameterError(
             f"parameter {unknown[0]!r}" if len(unknown) == 1 else f"parameters {', '.join(map(repr, unknown))}",
             parameters[unknown[0]],
-            f"a parameter of {Path(notebook).name}: {listing}",
+            f"{did_you_mean(unknown[0], declared)}a parameter of {Path(notebook).name}: {listing}",
         )
 
 

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from labkit.common.errors import LabkitError, ParameterError, ParameterTypeError
+from labkit.common.errors import LabkitError, ParameterError, ParameterTypeError, did_you_mean
 
 UNITS = ("bytes", "flops", "items", "samples", "tasks", "trials", "rows", "tokens")
 
@@ -119,7 +119,8 @@ def check_value(workload: Any, key: str, value: Any) -> None:
     label = f"{workload.name}.{key}"
     if key not in defaults:
         allowed = ", ".join(sorted(defaults)) or "none"
-        raise ParameterError(key, value, f"workload {workload.name!r} has parameters: {allowed}")
+        hint = did_you_mean(key, defaults)
+        raise ParameterError(key, value, f"{hint}workload {workload.name!r} has parameters: {allowed}")
     types = _expected_type(defaults[key])
     ok = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
     if not ok:
@@ -128,7 +129,8 @@ def check_value(workload: Any, key: str, value: Any) -> None:
     _check_representable(label, value)
     choices = getattr(workload, "choices", {}).get(key)
     if choices is not None and value not in choices:
-        raise ParameterError(label, value, f"one of {', '.join(map(repr, choices))}")
+        hint = did_you_mean(value, choices) if isinstance(value, str) else ""
+        raise ParameterError(label, value, f"{hint}one of {', '.join(map(repr, choices))}")
     low = getattr(workload, "minimum", {}).get(key)
     if low is not None and value < low:
         raise ParameterError(label, value, f"a value >= {low}")
