@@ -9,11 +9,18 @@ import nbformat
 
 
 def printed_text(notebook: str | os.PathLike[str]) -> str:
-    """The stdout/stderr text the code cells of an executed notebook wrote, joined by newlines."""
+    """The text the code cells of an executed notebook showed, joined by newlines: what they
+    wrote to stdout/stderr, and the plain text of what they displayed as formatted text (a
+    conclusion, shown as HTML in Jupyter, carries its text too)."""
     nb = nbformat.read(notebook, as_version=4)
-    return "\n".join(
-        o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "stream"
-    )
+    return "\n".join(_text(o) for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+
+
+def _text(output: dict) -> str:
+    if output.get("output_type") == "stream":
+        return output.get("text", "")
+    data = output.get("data", {})
+    return data.get("text/plain", "") if "text/html" in data else ""
 
 
 def all_loaded(frame) -> bool:

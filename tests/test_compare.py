@@ -481,6 +481,21 @@ def test_the_subcommand_parser_runs_the_comparison(stores: tuple[Path, Path], tm
     assert args.func(args) == 0 and (tmp_path / "p.html").is_file()
 
 
+def test_without_html_the_page_goes_next_to_a_store_wherever_it_runs(
+    stores: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    one, _ = stores
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    page = one.parent / "compare.html"
+    page.unlink(missing_ok=True)
+    assert cli_main(["compare", f"{one}::a", f"{one}::b", "--fail-on", "none"]) == 0
+    assert page.is_file() and "Points" in page.read_text(encoding="utf-8")
+    assert f"page: {page}" in capsys.readouterr().out
+    assert list(elsewhere.iterdir()) == []  # nothing written where it ran
+
+
 @pytest.mark.browser
 def test_the_pages_render_offline_with_every_figure(stores: tuple[Path, Path], tmp_path: Path) -> None:
     b.require_chromium()

@@ -137,3 +137,15 @@ def test_the_conclusion_never_uses_a_flagged_ceiling(tmp_path, monkeypatch) -> N
     with ResultStore(store) as db:
         db.cache_put(ceiling_key(), ceiling(True).to_dict())
     assert "their own ceiling was not measured (labkit probe measures it)" in results.conclusion()
+
+
+def test_the_table_prints_every_column_in_a_narrow_terminal(tmp_path, monkeypatch) -> None:
+    table = _results(tmp_path / "qs.db", monkeypatch).table()
+    monkeypatch.setenv("COLUMNS", "60")
+    with pd.option_context("display.max_columns", 0, "display.width", 60):  # pandas' own terminal setting
+        assert "..." in str(pd.DataFrame(table))  # a plain frame hides its middle columns here
+        text = str(table)
+    assert "..." not in text and all(name in text for name in table.columns), text
+    assert "10.0 ms" in text and "127 flop/s" in text, text  # the median time and throughput, not hidden
+    assert max(len(line) for line in text.splitlines()) <= 60, text  # wrapped to the terminal, not cut
+    assert isinstance(table, pd.DataFrame) and table._repr_html_() == pd.DataFrame(table)._repr_html_()

@@ -144,3 +144,16 @@ def test_no_interval_prints_as_if_it_had_zero_width() -> None:
 
     assert percent_apart(0.95, 0.9501, 0.9504) == "95% (95.01–95.04%)"
     assert show_apart(1.0, 0.99991, 1.00004) == "1 (0.9999–1)"
+
+
+def test_the_throughput_figure_marks_the_trials_under_outside_load() -> None:
+    from labkit import plots
+
+    frame = _frame([{"workers": w, "wall_s": [1.0 / w] * 4, "amount": 1.0, "unit": "items"} for w in (1, 2)])
+    plain = plots.scaling_figure(frame)
+    assert "ran under outside load" not in plain.axes[0].get_legend_handles_labels()[1]
+    loaded = plots.scaling_figure(frame.assign(under_load=frame["repeat"].eq(0)))
+    labels = loaded.axes[0].get_legend_handles_labels()[1]
+    assert labels.count("ran under outside load") == 1
+    marks = [c for c in loaded.axes[0].collections if c.get_label() == "ran under outside load"]
+    assert len(marks[0].get_offsets()) == 2  # one circle per loaded trial: repeat 0 at 1 and 2 workers

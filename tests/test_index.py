@@ -24,8 +24,10 @@ import pytest
 
 import labkit
 from labkit.report import run_notebook, write_index
-from labkit.report.entries import THUMBNAIL_SIZE
+from labkit.report.entries import THUMBNAIL_SIZE, read_entry
 from labkit.report.index import collect, history
+from labkit.report.notebook import add_header, export_html
+from labkit.report.summary import ExperimentCounts, ReportSummary
 
 try:  # tests/ is a plain folder today; keep working if it becomes a package
     from . import browser as b  # type: ignore[no-redef]
@@ -197,6 +199,31 @@ def test_run_no_input_hides_code_but_keeps_outputs_and_prose(folder) -> None:
     assert "marker_in_source_only" not in hidden and "value 63" in hidden
     assert "What this notebook asks." in hidden and "data:image/png;base64" in hidden
     assert "marker_in_source_only" in shown and "value 42" in shown
+
+
+def test_the_header_reads_as_prose_in_the_html_and_stays_where_the_index_finds_it(tmp_path: Path) -> None:
+    path = notebook(tmp_path / "tiny.ipynb", "Tiny")
+    nb = nbformat.read(path, as_version=4)
+    nb.metadata["papermill"] = {"parameters": {"scale": 3}, "start_time": "2026-01-02T03:04:05+00:00"}
+    nbformat.write(nb, path)
+    counts = ExperimentCounts("idx", measured=2, reused=6, reused_from=(1.7e9, 1.7e9))
+    summary = ReportSummary({"scale": 3}, {"hostname": "box", "cpu_count": 2}, [counts], store="/tmp/idx.db")
+    add_header(path, summary)
+    add_header(path, summary)  # a second run replaces the header, never adds one
+    nb = nbformat.read(path, as_version=4)
+    tagged = [c for c in nb.cells if "labkit-report-header" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1 and nb.cells[0] == tagged[0] and nb.metadata["labkit"] == summary.to_metadata()
+    entry = read_entry(path)
+    assert entry is not None and entry.title == "Tiny" and entry.labkit == summary.to_metadata()
+    for no_input in (False, True):
+        page = export_html(path, tmp_path / f"tiny-{no_input}.html", no_input=no_input).read_text()
+        first = page.split('<div class="jp-Cell ')[1]  # the first cell, as the page shows it
+        assert first.startswith("jp-MarkdownCell"), first
+        assert "2 trials measured in this run, 6 reused from earlier runs" in first
+        assert "idx: 2 trials measured in this run; 6 reused from earlier runs (2023-11-14" in first
+        assert "In [" not in first and "highlight" not in first  # no prompt, no code
+        assert "added by labkit run" not in page
+        assert ("marker_in_source_only" in page) is not no_input  # the notebook's own code: only with its input
 
 
 def test_labkit_report_writes_the_index_and_refuses_a_bad_dir(folder, tmp_path: Path) -> None:

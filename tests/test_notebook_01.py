@@ -7,11 +7,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import nbformat
 import pytest
 
 from labkit import ResultStore, analysis, recommend
 from labkit.report import run_notebook
+
+try:
+    from .nbtext import printed_text
+except ImportError:
+    from nbtext import printed_text  # type: ignore[no-redef]
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "01_data_parallel_scaling.ipynb"
 MiB = 2**20
@@ -48,15 +52,7 @@ def _run(tmp_path_factory: pytest.TempPathFactory) -> tuple[object, Path]:
     return result, store
 
 
-def _printed(notebook: Path) -> str:
-    nb = nbformat.read(notebook, as_version=4)
-    return "\n".join(
-        o.get("text", "")
-        for c in nb.cells
-        if c.cell_type == "code"
-        for o in c.get("outputs", [])
-        if o.output_type == "stream"
-    )
+_printed = printed_text
 
 
 def test_notebook_runs_and_stores_every_trial(_run: tuple[object, Path]) -> None:

@@ -9,6 +9,11 @@ from pathlib import Path
 
 import nbformat
 
+try:
+    from .nbtext import printed_text
+except ImportError:
+    from nbtext import printed_text  # type: ignore[no-redef]
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -53,8 +58,11 @@ def test_quickstart_runs_headless_and_writes_a_report(tmp_path):
     assert all(t[1] == "ok" and t[2] > 0 and t[3] == "quickstart" for t in trials)
 
     nb = nbformat.read(tmp_path / "reports" / "00_quickstart.ipynb", as_version=4)
-    text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    text = printed_text(tmp_path / "reports" / "00_quickstart.ipynb")
     assert "2 workers ran" in text and "parallel efficiency" in text
+    # the answer renders as formatted text: its answers, caveats and terms, not a printed wall
+    answer = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if "labkit-answer" in str(o.get("data"))]
+    assert len(answer) == 1 and "Terms: <i>parallel efficiency</i>" in answer[0]["data"]["text/html"]
     images = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {})]
     assert images, "the live view must end as a static figure"
     page = html.read_text()

@@ -196,7 +196,11 @@ def test_a_point_too_spread_to_resolve_effects_is_said_live_and_in_the_conclusio
     err = capsys.readouterr().err
     assert "test-jitter, spread=3.0: result may be unstable: over 6 runs the median time is known only to ±" in err
     conclusion = results.conclusion()
-    assert "Caution: at seed=0, spread=3.0, workers=2: result may be unstable" in conclusion, conclusion
+    assert (
+        "Results may be unstable where the runs spread: the median time is known only to seed=0, spread=3.0, workers=2 (±"
+        in conclusion
+    ), conclusion
+    assert conclusion.caveats and conclusion.count("more repeats, a quieter machine") == 1  # the advice once
     ci = results.frame["point_ci_rel"].dropna()
     assert len(ci) == 6 and (ci > 0.10).all()
 

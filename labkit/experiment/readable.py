@@ -73,43 +73,48 @@ def unstable_note(description: str, ci_rel: float | None, runs: int) -> str:
     )
 
 
-def _unstable(ok: pd.DataFrame) -> list[str]:
+def _unstable(ok: pd.DataFrame) -> str:
+    """One caveat naming every point whose median time is known only to worse than ±10% ("" if none)."""
     if "point_ci_rel" not in ok or "point" not in ok:
-        return []
-    out = []
+        return ""
+    spread = []
     for point, rows in ok.groupby("point", sort=False):
         ci = rows["point_ci_rel"].dropna()
-        if len(ci):
+        if len(ci) and math.isfinite(rel := float(ci.iloc[-1])) and rel > UNSTABLE_REL:
             where = ", ".join(f"{k}={v}" for k, v in json.loads(point).items() if k not in ("backend", "workload"))
-            out.append(unstable_note(f"Caution: at {where}", float(ci.iloc[-1]), len(rows)))
-    return [t for t in out if t]
+            spread.append(f"{where} (±{rel:.0%} over {len(rows)} runs)")
+    if not spread:
+        return ""
+    return (
+        f"Results may be unstable where the runs spread: the median time is known only to {'; '.join(spread)} "
+        "(95% intervals), so effects smaller than that cannot be resolved there; more repeats, a quieter machine "
+        "or a bigger problem would."
+    )
 
 
 def caveats(frame: pd.DataFrame, env: dict[str, Any]) -> list[str]:
-    """Sentences a conclusion drawn from ``frame`` must carry: the speedup against the cores' own
-    ceiling (:func:`ceiling_sentences`), outside load, oversubscription, points whose runs
-    spread too much to resolve small effects."""
+    """Sentences a conclusion drawn from ``frame`` must carry, each once: points whose runs
+    spread too much to resolve small effects, outside load, oversubscription."""
     out = []
     ok = frame[frame["status"] == "ok"] if len(frame) else frame
-    out += ceiling_sentences(frame, env)
-    out += _unstable(ok)
+    out.append(_unstable(ok))
     if "under_load" in ok and ok["under_load"].notna().any():
         loaded = ok[ok["under_load"].fillna(False).astype(bool)]
         if len(loaded):
             counts = sorted({int(w) for w in loaded["workers"]})
             out.append(
-                f"Caution: {len(loaded)} of {len(ok)} trials ran while other work loaded this machine "
-                f"(at workers {counts}); their times may be slowed by it, and so may any comparison that uses them."
+                f"{len(loaded)} of {len(ok)} trials ran under outside load (at workers {counts}); an answer above "
+                "leaves them out where enough others remain, and says so where it could not."
             )
     cores = (env.get("cluster") or {}).get("cores") or None
     if cores and "threads" in ok and ok["threads"].notna().any():
         over = sorted({int(w) for w, t in zip(ok["workers"], ok["threads"]) if t == t and t > cores})
         if over:
             out.append(
-                f"Caution: at workers {over} the cluster ran more threads than this machine's {cores} cores: "
+                f"At workers {over} the cluster ran more threads than this machine's {cores} cores: "
                 "those threads shared cores, so their speedup measures time-slicing, not more hardware."
             )
-    return out
+    return [t for t in out if t]
 
 
 NOT_PROBED = "Against the cores: their own ceiling was not measured (labkit probe measures it)."

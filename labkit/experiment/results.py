@@ -20,14 +20,8 @@ if TYPE_CHECKING:
 
     from labkit.store import ResultStore
 
+    from .conclusion import Conclusion
     from .timing import BudgetReport
-
-
-def _load_flags(ok: pd.DataFrame) -> str:
-    """ "no", "yes (k of n trials)" or "not measured": trials taken while other work loaded the machine."""
-    from labkit.analysis.trust import load_words
-
-    return load_words(ok)
 
 
 def latest_trials(frame: pd.DataFrame, points: list[str] | None = None) -> pd.DataFrame:
@@ -184,7 +178,7 @@ class Results:
         text = f"The time budget of {b.seconds:g} s ran out {b.spent_after:.1f} s into the sweep ({b.elapsed:.1f} s in all)"
         short = self.short_of_target
         if short.empty:
-            return text + "; no point was cut short of its interval target."
+            return text + "; " + self._none_cut_short(b.target)
         names = [c for c in short.columns if c not in ("point", "workers", "runs", "median_s", "ci_rel", "target")]
         described = []
         for _, row in short.iterrows():
@@ -200,6 +194,20 @@ class Results:
             f"{text}: {len(short)} of {self.frame['point'].nunique()} points stopped short of {target}: "
             + "; ".join(described)
             + "."
+        )
+
+    def _none_cut_short(self, target: float | None) -> str:
+        """The budget cut no point short: said with the points that still ended above the target."""
+        ok = self.ok
+        above = 0
+        if target and "point_ci_rel" in ok:
+            last = ok.dropna(subset=["point_ci_rel"]).groupby("point")["point_ci_rel"].last()
+            above = int((last > target).sum())
+        if not above:
+            return "no point was cut short of its interval target."
+        return (
+            f"it cut no point short, but {above} point{'s' if above > 1 else ''} ended above ±{target:.0%} after "
+            "the most runs max_repeats allows (see the caveats)."
         )
 
     def notes(self) -> list[str]:
@@ -237,42 +245,14 @@ class Results:
         """One row per grid point, for reading: rates in their units, times in ms, resources.
 
         Figures no reading exists for (energy without RAPL or NVML, say) say "not measured".
+        The frame is a DataFrame (a :class:`~labkit.experiment.table.ReadingTable`) whose text
+        shows every column: ``print(results.table())`` in a terminal wraps the columns to its
+        width instead of hiding the middle ones behind "..."; Jupyter renders its HTML as it
+        renders any DataFrame's.
         """
-        import pandas as pd
-        from dask.utils import format_bytes
+        from .table import reading_table
 
-        from labkit.analysis import point_params, varying
-        from labkit.common.format import format_rate
-
-        names, params = varying(self.frame), point_params(self.frame)
-        rows = []
-        for _, g in self.frame.groupby("point", sort=False):
-            ok = g[g["status"] == "ok"]
-            unit = ok["unit"].iloc[0] if len(ok) else ""
-
-            def measured(column: str, how: str, fmt: Any, ok: pd.DataFrame = ok) -> str:
-                values = ok[column].dropna() if column in ok else ok.iloc[:0, 0]
-                return fmt(getattr(values, how)()) if len(values) else "not measured"
-
-            first = params.loc[g.index[0]]
-            rows.append(
-                {
-                    "workers": int(first["workers"]),
-                    **{n: first[n] for n in names},
-                    "ok": len(ok),
-                    "failed": len(g) - len(ok),
-                    "median time": measured("wall_s", "median", lambda v: f"{v * 1e3:.1f} ms"),
-                    "throughput": measured("throughput", "median", lambda v, unit=unit: format_rate(v, unit)),
-                    "range": f"{format_rate(ok['throughput'].min(), unit)} – {format_rate(ok['throughput'].max(), unit)}"
-                    if len(ok)
-                    else "n/a",
-                    "peak memory": measured("peak_memory_bytes", "max", lambda v: format_bytes(int(v))),
-                    "mean worker CPU (100% = 1 core)": measured("cpu_percent_mean", "mean", lambda v: f"{v:.0f}%"),
-                    "energy": measured("energy_j", "median", lambda v: f"{v:.3g} J"),
-                    "outside load": _load_flags(ok),
-                }
-            )
-        return pd.DataFrame(rows).sort_values([*names, "workers"]).reset_index(drop=True)
+        return reading_table(self.frame)
 
     def scaling(self) -> pd.DataFrame:
         """Speedup and efficiency against the smallest worker count, with 95% intervals."""
@@ -286,15 +266,19 @@ class Results:
 
         return scaling_table(self.scaling())
 
-    def conclusion(self) -> str:
-        """The answer in words, computed from the data, with the caveats that apply to it:
-        trials under outside load, worker counts beyond the machine's cores."""
+    def conclusion(self) -> Conclusion:
+        """The answer in words, computed from the data (a sentence per configuration, and how
+        much of the cores' own ceiling it reached), with the caveats that apply to it, each
+        once: points whose runs spread, trials under outside load, worker counts beyond the
+        machine's cores. A ``str``, shown formatted in Jupyter (see :mod:`.conclusion`)."""
         from labkit.analysis import describe_scaling
 
-        from .readable import caveats
+        from .conclusion import Conclusion
+        from .readable import caveats, ceiling_sentences
 
         env = self._read_env()
-        return "\n".join([describe_scaling(self.frame), *caveats(self.frame, env)])
+        answers = [*describe_scaling(self.frame).split("\n"), *ceiling_sentences(self.frame, env)]
+        return Conclusion(answers, caveats(self.frame, env))
 
     def _read_env(self) -> dict[str, Any]:
         if self.store_path is None or self.run_id is None:

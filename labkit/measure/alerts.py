@@ -276,7 +276,9 @@ def load_alert(rules: AlertRules, reading: Any, active: bool) -> tuple[bool, Cal
             + (f" ({', '.join(top)})" if top else "")
             if reading.outside_cpu_percent is not None
             else None,
-            f"steal {reading.steal_percent:.1f}%" if reading.steal_percent is not None else None,
+            f"steal (CPU time the hypervisor gave to other virtual machines) {reading.steal_percent:.1f}%"
+            if reading.steal_percent is not None
+            else None,
             f"load average {reading.loadavg_1m:.2f}" if reading.loadavg_1m is not None else None,
             f"lab overhead {reading.lab_cpu_percent / 100:.2f} cores, not counted" if reading.lab_cpu_percent else None,
         ]

@@ -66,11 +66,16 @@ def timeline_ax(
     if rows.empty:
         _not_measured(ax, title)
         return
-    # Workers are named by the order they first reported ("worker 1" ...), not by address.
-    order = {w: i + 1 for i, w in enumerate(rows.sort_values("time")["worker"].drop_duplicates())}
-    for worker, g in sorted(rows.groupby("worker"), key=lambda item: order[item[0]]):
+    order = slots(rows)
+    labelled: set[int] = set()
+    for worker, g in sorted(rows.groupby("worker"), key=lambda item: (order[item[0]], item[1]["time"].min())):
         marker = "o" if len(g) == 1 else None
-        line = ax.plot(g["time"] - start, g["value"] / scale, lw=1.2, marker=marker, label=f"worker {order[worker]}")
+        slot = order[worker]
+        label = None if slot in labelled else f"worker {slot}"
+        labelled.add(slot)
+        line = ax.plot(
+            g["time"] - start, g["value"] / scale, lw=1.2, marker=marker, label=label, color=f"C{(slot - 1) % 10}"
+        )
         lim = limits[limits["worker"] == worker]["value"] / scale if limits is not None else []
         # A limit far above the use would flatten the lines: draw it only when it is near.
         if len(lim) and lim.iloc[-1] <= 2 * top:
@@ -78,8 +83,33 @@ def timeline_ax(
             top = max(top, float(lim.iloc[-1]))
     ax.set(xlabel="seconds", ylabel=ylabel, title=title)
     ax.set_ylim(0, top * 1.15 if top > 0 else 1)
-    if rows["worker"].nunique() <= 8:
+    if len(labelled) <= 8:
         ax.legend(fontsize="x-small", loc="upper left")
+
+
+def slots(rows: pd.DataFrame) -> dict[str, int]:
+    """Each worker's slot, numbered from 1: a worker takes the lowest slot whose last worker
+    stopped reporting before it first reported (a worker its nanny restarted, or one started
+    after a scale-down, comes back under a new address into the same slot), so a 2-worker
+    cluster reads as workers 1 and 2 however often its processes were replaced.
+
+    >>> import pandas as pd
+    >>> rows = pd.DataFrame({"worker": ["a", "b", "a", "c", "c"], "time": [0, 0, 1, 3, 4]})
+    >>> slots(rows)
+    {'a': 1, 'b': 2, 'c': 1}
+    """
+    by_time = rows.sort_values("time", kind="stable")
+    spans = by_time.groupby("worker", sort=False)["time"].agg(["min", "max"])
+    ends: list[float] = []  # per slot, when its latest worker last reported
+    out: dict[str, int] = {}
+    for worker, (first, last) in spans.iterrows():
+        free = [i for i, end in enumerate(ends) if end < first]
+        slot = free[0] if free else len(ends)
+        if slot == len(ends):
+            ends.append(last)
+        ends[slot] = last
+        out[str(worker)] = slot + 1
+    return out
 
 
 def cpu_ax(ax: Axes, samples: pd.DataFrame | None, t0: float | None = None) -> None:

@@ -54,11 +54,24 @@ def throughput_ax(ax: Axes, frame: pd.DataFrame) -> None:
             label=label,
         )
         ax.scatter(g["workers"], g["throughput"], s=10, alpha=0.35, color=line[0].get_color())
+    mark_loaded(ax, frame, "workers", "throughput")
     rate_axis(ax, series[0][1]["unit"].iloc[0])
     ax.set(xlabel="workers", ylabel="throughput", title="Throughput (median, min–max)")
     ax.set_ylim(bottom=0)
     worker_ticks(ax, frame)
     ax.legend(fontsize="small")
+
+
+def mark_loaded(ax: Axes, frame: pd.DataFrame, x: str, y: str) -> None:
+    """Circle the ok trials that ran under outside load (answers leave them out where enough
+    others remain), with one legend entry; nothing where none did."""
+    if "under_load" not in frame:
+        return
+    loaded = frame[frame["status"].eq("ok") & frame["under_load"].eq(True)]
+    if len(loaded):
+        ax.scatter(
+            loaded[x], loaded[y], s=60, facecolors="none", edgecolors="C3", lw=1.2, label="ran under outside load"
+        )
 
 
 def speedup_ax(ax: Axes, frame: pd.DataFrame, *, efficiency: bool = False) -> None:

@@ -5,7 +5,8 @@ one experiment (``results/a.db::quickstart``) or one run (``results/a.db::quicks
 ``results/a.db::::3fa2c1d9e0b1``: that run, whatever its experiment). The statistics are
 :mod:`labkit.analysis.compare`'s; this module reads the stores, says whether A and B ran on
 the same setup (their fingerprints; :mod:`.compare_sides`) and, where not, shows both stores' hardware probes side
-by side; it prints a table and writes a self-contained HTML page (PNG data URIs, no script).
+by side; it prints a table and writes a self-contained HTML page (PNG data URIs, no script), by default
+``compare.html`` in the folder of A's store (``results/compare.html`` for ``results/a.db``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from labkit.analysis.compare import ALPHA, MARGIN, NO_DIRECTION, Comparison, check_options, compare_trials
 from labkit.common.errors import ParameterError
+from labkit.store import resolve_store_path
+from labkit.store.schema import check_path_text
 
 from .compare_sides import NOT_MEASURED, Side, open_side, parse_spec, setup_label, setup_rows
 
@@ -29,6 +32,7 @@ __all__ = [
     "check_fail_on",
     "compare",
     "compare_command",
+    "default_page",
     "exit_status",
     "format_report",
     "parse_spec",
@@ -43,7 +47,7 @@ __all__ = [
 if TYPE_CHECKING:
     import pandas as pd
 
-DEFAULT_PAGE = "reports/compare.html"
+DEFAULT_PAGE = "compare.html"  # written in the folder of A's store
 FAIL_ON = {
     "slower": "exit 1 when a point is flagged slower (the default)",
     "any": "exit 1 when a point is flagged slower or faster",
@@ -237,9 +241,16 @@ def check_page(path: str | Path) -> Path:
     return out
 
 
-def write_page(report: CompareReport, path: str | Path = DEFAULT_PAGE) -> Path:
-    """Write :func:`render_page` to ``path`` (its folder is created); return the path."""
-    out = check_page(path)
+def default_page(store: str | Path) -> Path:
+    """The page's path without ``--html``: :data:`DEFAULT_PAGE` in the folder of ``store``
+    (A's store; a relative one is taken from the project's root, as every store path is)."""
+    return resolve_store_path(check_path_text(store, "A")).parent / DEFAULT_PAGE
+
+
+def write_page(report: CompareReport, path: str | Path | None = None) -> Path:
+    """Write :func:`render_page` to ``path`` (its folder is created; default: :func:`default_page`
+    of A's store); return the path."""
+    out = check_page(default_page(report.a.store) if path is None else path)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(render_page(report), encoding="utf-8")
     return out
@@ -262,7 +273,9 @@ def _arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--alpha", type=float, default=ALPHA, help=f"false-alarm rate over all points (default {ALPHA})")
     margin = f"changes within ±margin are never flagged (default {MARGIN}: ±5%%)"
     p.add_argument("--margin", type=float, default=MARGIN, help=margin)
-    p.add_argument("--html", default=DEFAULT_PAGE, help=f"the page to write (default {DEFAULT_PAGE})")
+    p.add_argument(
+        "--html", default=None, help=f"the page to write (default: {DEFAULT_PAGE} in the folder of A's store)"
+    )
     fail = "; ".join(f"{k}: {v}" for k, v in FAIL_ON.items())
     p.add_argument("--fail-on", default="slower", metavar="{slower,any,none}", help=f"the exit status, for CI: {fail}")
 
@@ -287,10 +300,10 @@ def run_compare(args: argparse.Namespace) -> int:
     """Compare, print the table, write the page; the exit status of ``--fail-on`` (1: a flagged
     change it fails on, 0 otherwise; a ParameterError on bad input, before any work)."""
     fail_on = check_fail_on(getattr(args, "fail_on", "slower"))
-    check_page(args.html)
+    page = check_page(default_page(parse_spec(args.a, "A")[0]) if args.html is None else args.html)
     report = compare(args.a, args.b, ignore=args.ignore, alpha=args.alpha, margin=args.margin)
     print(format_report(report))
-    print(f"page: {write_page(report, args.html)}")
+    print(f"page: {write_page(report, page)}")
     status = exit_status(report.comparison, fail_on)
     if status:
         what = "slower" if fail_on == "slower" else "slower or faster"

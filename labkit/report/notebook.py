@@ -165,19 +165,18 @@ def default_store(notebook: Path) -> str | None:
 
 def add_header(executed: Path, summary: ReportSummary) -> None:
     """Put the report's header (trials measured and reused, environment, parameters) first in
-    the executed notebook, as a cell with an HTML output, and the same as data in its metadata
-    (``nb.metadata["labkit"]``, see :meth:`ReportSummary.to_metadata`)."""
+    the executed notebook, as a markdown cell of HTML tagged ``labkit-report-header`` (it reads
+    as the report's opening prose, in Jupyter and in the exported HTML, with or without
+    ``--no-input``), and the same as data in its metadata (``nb.metadata["labkit"]``, see
+    :meth:`ReportSummary.to_metadata`)."""
     import nbformat
 
     nb = nbformat.read(executed, as_version=4)
     nb.metadata["labkit"] = summary.to_metadata()
     nb.cells = [c for c in nb.cells if "labkit-report-header" not in c.get("metadata", {}).get("tags", [])]
-    cell = nbformat.v4.new_code_cell(
-        source="# what this report is made of (added by labkit run)",
-        metadata={"tags": ["labkit-report-header"], "jupyter": {"source_hidden": True}},
-        outputs=[nbformat.v4.new_output("display_data", data={"text/html": summary.to_html(), "text/plain": ""})],
-    )
-    nb.cells.insert(0, cell)
+    # One line: a blank line would end markdown's raw HTML block and leave the rest to be read as markdown.
+    source = " ".join(summary.to_html().splitlines())
+    nb.cells.insert(0, nbformat.v4.new_markdown_cell(source, metadata={"tags": ["labkit-report-header"]}))
     nbformat.write(nb, executed)
 
 
