@@ -25,8 +25,10 @@ import time
 from typing import Any
 
 from labkit.common.errors import ClusterError, ParameterError, ParameterTypeError
+from labkit.common.logs import route_in_kernel
 from labkit.common.scheduler import run_on_scheduler, running_tasks, scheduler_workers
 
+from . import dashboard as dashboards
 from . import launch, retire
 from .capacity import Capacity, cluster_capacity
 
@@ -58,7 +60,8 @@ class Lab:
     dashboard : bool, default True
         Serve Dask's dashboard on ``dashboard_address``.
     dashboard_address : str, default "127.0.0.1:8787"
-        Where the dashboard listens; a busy port falls back to a free one.
+        Where the dashboard listens; for a busy port the Lab picks the next free one and
+        says so where it shows its dashboard link (``dashboard on :8788 (8787 was busy)``).
     connect_timeout : float, default 10
         Seconds to wait for a running scheduler (``address``, ``scheduler_file``) to answer.
     start_timeout : float, default 120
@@ -107,16 +110,13 @@ class Lab:
 
         from distributed import Client
 
+        route_in_kernel()  # in Jupyter, Dask's logs and warnings stay out of the cells
         self.kind = "local"
         self.owns_cluster = False
         self.cluster: Any = None
         self._closed = False
         self._cores: dict[str, int | None] = {}  # host -> cores, asked once per host
-        # Dask's scheduler serves HTTP (metrics, health) even without a dashboard, on 8787
-        # by default: with the dashboard off, let it take any free loopback port instead.
-        dash = dashboard_address if dashboard else f"{launch.LOCALHOST}:0"
-        self._dashboard = dashboard
-        self._dashboard_host = dash.rpartition(":")[0] if dash and not (remote or cluster is not None) else None
+        self._dash = dashboards.Dashboard(dashboard_address if dashboard else None, not (remote or cluster is not None))
         self.client: Any = None
         try:
             if remote:
@@ -129,7 +129,7 @@ class Lab:
                 if security is not None:
                     cluster_kwargs["security"] = security
                 self.cluster = launch.start_cluster(
-                    gpu, workers, threads_per_worker, memory_limit, processes, dash, cluster_kwargs
+                    gpu, workers, threads_per_worker, memory_limit, processes, self._dash.listen(), cluster_kwargs
                 )
                 self.kind, self.owns_cluster = ("gpu" if gpu else "local"), True
                 self.client = Client(self.cluster)
@@ -163,17 +163,13 @@ class Lab:
         JupyterHub's service prefix when there is one), so the link works from the browser
         that shows the notebook, on a laptop or a JupyterHub alike.
         """
-        port = self.client.scheduler_info(n_workers=0).get("services", {}).get("dashboard")
-        if port is None or not self._dashboard:
-            return None
-        if self._dashboard_host:
-            if _behind_jupyter_proxy():
-                prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/")
-                return f"{prefix.rstrip('/')}/proxy/{port}/status"
-            # Dask formats the link with the scheduler's host, which for an in-process
-            # cluster is the machine's public address although we bound to loopback.
-            return f"http://{self._dashboard_host}:{port}/status"
-        return self.client.dashboard_link
+        return self._dash.link(self.client)
+
+    @property
+    def dashboard_note(self) -> str | None:
+        """Where the dashboard went when the port asked for was busy (``"dashboard on :8788 (8787
+        was busy)"``), shown with the Lab; None when it listens where it was asked to."""
+        return self._dash.note(self.client)
 
     def capacity(self) -> Capacity:
         """Worker threads and cores per host now; ``.oversubscribed`` and ``.describe()`` say
@@ -200,7 +196,8 @@ class Lab:
             return "<Lab closed>"
         i = self.info()
         text = f"<Lab {i['kind']}: {i['workers']} workers, {i['threads']} threads, dashboard {i['dashboard']}>"
-        return text + ("\n" + self.capacity().describe() if i["oversubscribed"] else "")
+        notes = (self.dashboard_note, self.capacity().describe() if i["oversubscribed"] else None)
+        return "\n".join([text, *(n for n in notes if n)])
 
     def _repr_html_(self) -> str:
         if self._closed:
@@ -210,11 +207,13 @@ class Lab:
         i = self.info()
         link = f'<a href="{i["dashboard"]}" target="_blank">{i["dashboard"]}</a>' if i["dashboard"] else "off"
         cores = "cores not measured" if i["cores"] is None else f"{i['cores']} cores"
-        note = self.capacity().describe() if i["oversubscribed"] else ""
+        note, moved = self.capacity().describe() if i["oversubscribed"] else "", self.dashboard_note
         return (
             f"<p><b>Lab</b> ({i['kind']}): {i['workers']} workers, {i['threads']} threads on {cores}, "
             f"{format_bytes(i['memory_limit'])} memory; scheduler <code>{i['scheduler']}</code>; "
-            f"dashboard {link}</p>" + (f"<p><b>{html.escape(note)}</b></p>" if note else "")
+            f"dashboard {link}</p>"
+            + (f"<p>{html.escape(moved)}</p>" if moved else "")
+            + (f"<p><b>{html.escape(note)}</b></p>" if note else "")
         )
 
     # -- changing it -------------------------------------------------------------------
@@ -387,14 +386,3 @@ def _vet_kind(
     if cluster is not None and not (hasattr(cluster, "scheduler_address") and hasattr(cluster, "scale")):
         raise ParameterError("cluster", cluster, "a Dask cluster object (with scheduler_address and scale)")
     return remote
-
-
-def _behind_jupyter_proxy() -> bool:
-    """In a kernel a Jupyter server started (it sets ``JPY_SESSION_NAME``; papermill's kernels,
-    which no browser shows, have none) where that server can proxy local ports."""
-    import importlib.util
-
-    from labkit.common.jupyter import in_jupyter
-
-    served = bool(os.environ.get("JPY_SESSION_NAME"))
-    return served and in_jupyter() and importlib.util.find_spec("jupyter_server_proxy") is not None

@@ -14,6 +14,7 @@ import logging
 import os
 from typing import Any
 
+from labkit.common import logs
 from labkit.common.errors import ClusterError, ParameterError, ParameterTypeError
 from labkit.common.scheduler import run_on_scheduler, scheduler_workers
 
@@ -112,7 +113,8 @@ def start_cluster(
 
     Its processes listen on 127.0.0.1 unless ``kwargs`` say otherwise (``host=...``), and
     its worker processes ignore SIGINT (:mod:`.interrupt`), so interrupting the kernel stops
-    the sweep but not the cluster.
+    the sweep but not the cluster, and route their libraries' logs as the kernel does
+    (:mod:`labkit.common.logs`).
     """
     if gpu:
         kwargs.setdefault("host", LOCALHOST)
@@ -125,9 +127,11 @@ def start_cluster(
 
     if processes:  # threads talk in-process; only TCP listens on a host
         kwargs.setdefault("host", LOCALHOST)
-        # A kernel interrupt reaches the whole process group; the workers must outlive it.
+        # A kernel interrupt reaches the whole process group; the workers must outlive it. Where
+        # the kernel keeps Dask's logs out of its cells, the workers' logs stay out too.
         preload = kwargs.get("preload") or []
-        kwargs["preload"] = [*([preload] if isinstance(preload, str) else preload), INTERRUPT_PRELOAD]
+        routed = [logs.PRELOAD] if logs.routed() else []
+        kwargs["preload"] = [*([preload] if isinstance(preload, str) else preload), INTERRUPT_PRELOAD, *routed]
     return LocalCluster(
         n_workers=workers,
         threads_per_worker=threads,

@@ -25,7 +25,11 @@ from pathlib import Path
 from typing import IO, Any
 
 from labkit.common import progress
+from labkit.common.logs import ENV as LOG_ENV
 from labkit.experiment.provenance import REUSE_ENV
+
+#: The log kept beside the reports: the kernel's stderr and the libraries' log lines.
+RUN_LOG = "labkit-run.log"
 
 
 def parse_value(text: str) -> Any:
@@ -53,6 +57,7 @@ def run_command(args: argparse.Namespace) -> int:
     started = time.time()
     try:
         with _quiet_kernel(args.out) as terminal, _followed(terminal) as env:
+            env[LOG_ENV] = str(Path(args.out, RUN_LOG).absolute())  # the libraries' logs, out of the cells
             if args.fresh:
                 env[REUSE_ENV] = "none"
                 print("--fresh: every trial is measured again; stored ones stay in the store", file=terminal)
@@ -120,7 +125,7 @@ def _quiet_kernel(out_dir: str) -> Iterator[IO[str]]:
         text = log.read()
         log.close()
         if text and Path(out_dir).is_dir():
-            with contextlib.suppress(OSError), open(Path(out_dir) / "labkit-run.log", "ab") as kept:
+            with contextlib.suppress(OSError), open(Path(out_dir) / RUN_LOG, "ab") as kept:
                 kept.write(text)
 
 

@@ -2,7 +2,9 @@
 
 A report opens with this header, so a reader knows before any figure how many trials the
 run measured itself, how many it took from earlier runs (and from when), with which
-parameters, on what machine and software.
+parameters, on what machine and software, and where the libraries' log lines went: under
+``labkit run``, Dask's, Tornado's and the kernel's messages are kept out of the cells, in
+``labkit-run.log`` beside the reports, which the header links.
 """
 
 from __future__ import annotations
@@ -10,11 +12,13 @@ from __future__ import annotations
 import html
 import json
 import os
+import urllib.parse
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
 from labkit.common.errors import LabkitError
+from labkit.common.logs import ENV as LOG_ENV
 from labkit.store import ResultStore, default_path, resolve_store_path
 from labkit.store.schema import check_path_text, check_sqlite_file, is_secret_name, redact, secret_values
 
@@ -53,6 +57,7 @@ class ReportSummary:
     environment: dict[str, Any]
     experiments: list[ExperimentCounts] = field(default_factory=list)
     store: str | None = None
+    log: str | None = None  # the library log's file name, beside the report (see run_log)
 
     @property
     def measured(self) -> int:
@@ -142,9 +147,28 @@ class ReportSummary:
             f"<p><b>Environment:</b> {html.escape(machine)}; {html.escape(shape)}; "
             f"{html.escape(versions)}; git {html.escape(str(env.get('git_commit') or 'not recorded'))}</p>"
             f"<p><b>Store:</b> <code>{html.escape(redact(self.store or 'none', secrets))}</code></p>"
+            f"{self._log_html()}"
             f"<details><summary><b>Parameters</b> ({len(self.parameters)})</summary><table>{params}</table></details>"
             "</div>"
         )
+
+    def _log_html(self) -> str:
+        """The line that links the library log, relative to the report; "" without one."""
+        if not self.log:
+            return ""
+        name = html.escape(self.log)
+        href = html.escape(urllib.parse.quote(self.log))
+        return (
+            f'<p><b>Library logs:</b> <a href="{href}">{name}</a> '
+            "(what Dask, Tornado and the kernel logged during the run)</p>"
+        )
+
+
+def run_log() -> str | None:
+    """The file name of the library log this ``labkit run`` appends to (named in
+    :data:`labkit.common.logs.ENV`, beside the reports), when it exists: the header links it."""
+    path = os.environ.get(LOG_ENV)
+    return os.path.basename(path) if path and os.path.isfile(path) else None
 
 
 def _date(t: float) -> str:
@@ -157,8 +181,16 @@ def summarize_run(
     """The header of a report whose notebook ran from ``since`` (epoch seconds) with ``parameters``.
 
     Runs that started in the store after ``since`` are this report's; reused trials are the
-    ok trials of the same experiments, with the same fingerprint, from earlier runs.
+    ok trials of the same experiments, with the same fingerprint, from earlier runs. Under
+    ``labkit run`` the header also links the run's library log (:func:`run_log`).
     """
+    summary = _counted(parameters, since, store)
+    summary.log = run_log()
+    return summary
+
+
+def _counted(parameters: dict[str, Any], since: float, store: str | os.PathLike[str] | None) -> ReportSummary:
+    """The header's trials, environment and store (see :func:`summarize_run`)."""
     from labkit.cluster.env import capture
 
     try:  # the notebook refuses a bad store parameter itself; the header then names none

@@ -1,0 +1,105 @@
+"""Where a Lab's dashboard listens and how it is linked: a free port when the one asked for is busy.
+
+Dask, given a busy dashboard port, moves to another and warns (``UserWarning: Port 8787 is
+already in use ...``) into the cell and the report. A Lab that starts a cluster looks first
+(:func:`free_address`): when the port is taken it asks Dask for the next free one, so Dask
+has nothing to warn about, and the Lab says where its dashboard went (:meth:`Dashboard.note`).
+
+>>> free_address("127.0.0.1:0")
+('127.0.0.1:0', None)
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from .launch import LOCALHOST
+
+#: How many ports after a busy one are tried before the system is asked for any free one.
+TRIES = 20
+
+
+def port_is_busy(host: str, port: int) -> bool:
+    """Whether something listens on ``host:port``, asked by binding it as Dask's web server does
+    (Tornado's ``bind_sockets``, address reuse on). A host that cannot be bound for another
+    reason is not called busy: Dask then says what is wrong with it."""
+    from tornado.netutil import bind_sockets
+
+    try:
+        sockets = bind_sockets(port, host.strip("[]") or None)
+    except OSError as e:
+        return e.errno in (errno.EADDRINUSE, errno.EACCES)
+    for sock in sockets:
+        sock.close()
+    return False
+
+
+def free_address(address: str) -> tuple[str, int | None]:
+    """``address`` (``"host:port"``) when its port is free or 0; else the same host on the next
+    free port (or on port 0, any free one, after :data:`TRIES`), and the busy port."""
+    host, _, text = address.rpartition(":")
+    port = int(text)
+    if port == 0 or not port_is_busy(host, port):
+        return address, None
+    for other in range(port + 1, min(port + TRIES, 65535) + 1):
+        if not port_is_busy(host, other):
+            return f"{host}:{other}", port
+    return f"{host}:0", port
+
+
+@dataclass
+class Dashboard:
+    """Where a Lab's dashboard listens and how it is linked.
+
+    ``address`` is the ``"host:port"`` asked for, or None with the dashboard off (Dask's
+    scheduler serves HTTP, metrics and health, even then: on any free loopback port, not
+    8787). ``local`` says whether the Lab starts the cluster on this machine. ``busy`` is the
+    port :meth:`listen` found taken, if it was.
+    """
+
+    address: str | None
+    local: bool
+    busy: int | None = None
+
+    def listen(self) -> str:
+        """The address to give Dask for a cluster the Lab starts: the one asked for, or the
+        next free port when it is busy (:func:`free_address`)."""
+        if self.address is None:
+            return f"{LOCALHOST}:0"
+        address, self.busy = free_address(self.address)
+        return address
+
+    def link(self, client: Any) -> str | None:
+        """The dashboard's URL (see :attr:`labkit.cluster.lab.Lab.dashboard_link`), or None when it is off."""
+        port = client.scheduler_info(n_workers=0).get("services", {}).get("dashboard")
+        if port is None or self.address is None:
+            return None
+        if self.local:
+            if behind_jupyter_proxy():
+                prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/")
+                return f"{prefix.rstrip('/')}/proxy/{port}/status"
+            # Dask formats the link with the scheduler's host, which for an in-process
+            # cluster is the machine's public address although we bound to loopback.
+            return f"http://{self.address.rpartition(':')[0]}:{port}/status"
+        return client.dashboard_link
+
+    def note(self, client: Any) -> str | None:
+        """``"dashboard on :8788 (8787 was busy)"`` where the port asked for was taken, else None."""
+        if self.busy is None:
+            return None
+        port = client.scheduler_info(n_workers=0).get("services", {}).get("dashboard")
+        return f"dashboard on :{port} ({self.busy} was busy)"
+
+
+def behind_jupyter_proxy() -> bool:
+    """In a kernel a Jupyter server started (it sets ``JPY_SESSION_NAME``; papermill's kernels,
+    which no browser shows, have none) where that server can proxy local ports."""
+    import importlib.util
+
+    from labkit.common.jupyter import in_jupyter
+
+    served = bool(os.environ.get("JPY_SESSION_NAME"))
+    return served and in_jupyter() and importlib.util.find_spec("jupyter_server_proxy") is not None
