@@ -51,8 +51,13 @@ test-gpu: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[gpu,dev]"
 	$(BIN)/python -m pytest -m gpu -rs tests/test_gpu.py
 
-## lab: JupyterLab on 127.0.0.1 with a token (printed in the log)
-lab: $(STAMP)
+# JupyterLab's Dask sidebar pointed at the dashboard of a Lab started in a kernel (labkit.cluster.dashboard).
+SIDEBAR := $(VENV)/share/jupyter/lab/settings/overrides.d/labkit-dask-sidebar.json
+$(SIDEBAR): $(STAMP) labkit/cluster/dashboard.py
+	$(BIN)/python -c 'from labkit.cluster.dashboard import write_sidebar_settings; write_sidebar_settings("$(VENV)/share/jupyter/lab/settings")'
+
+## lab: JupyterLab on 127.0.0.1 with a token (printed in the log); its Dask sidebar follows the Lab's dashboard
+lab: $(STAMP) $(SIDEBAR)
 	$(BIN)/jupyter lab --no-browser --ip=127.0.0.1 --port=$(PORT) $(if $(filter 0,$(shell id -u)),--allow-root) notebooks
 
 ## bench: the performance measurements in benchmarks/

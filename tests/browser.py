@@ -237,11 +237,22 @@ def _stop(server: LabServer) -> None:
 
 @contextmanager
 def jupyter_lab(
-    root: Path, state: Path, *, disabled_extensions: Sequence[str] = (), timeout_s: float = 60
+    root: Path,
+    state: Path,
+    *,
+    disabled_extensions: Sequence[str] = (),
+    timeout_s: float = 60,
+    dashboard_port: int | None = None,
 ) -> Iterator[LabServer]:
-    """JupyterLab serving ``root`` on 127.0.0.1 with a random token; stopped on exit, kernels too."""
+    """JupyterLab serving ``root`` on 127.0.0.1 with a random token; stopped on exit, kernels too.
+
+    Its application settings are labkit's, as ``make lab`` installs them: the Dask sidebar
+    points at a Lab's dashboard on ``dashboard_port`` (default: the port a Lab asks for)."""
+    from labkit.cluster.dashboard import DEFAULT_PORT, write_sidebar_settings
+
     env = jupyter_env(state)
     _write_lab_settings(state, disabled_extensions)
+    write_sidebar_settings(state / "app-settings", dashboard_port or DEFAULT_PORT)
     for attempt in range(3):  # a free port may be taken between the check and the bind
         port, token = free_port(), secrets.token_hex(16)
         log = state / f"jupyterlab-{attempt}.log"
@@ -256,6 +267,7 @@ def jupyter_lab(
             f"--IdentityProvider.token={token}",
             f"--ServerApp.root_dir={root}",
             "--LabApp.news_url=None",
+            f"--LabApp.app_settings_dir={state / 'app-settings'}",
             "--allow-root",
         ]
         with log.open("wb") as out:
@@ -376,6 +388,7 @@ class LiveRun:
     errors: list[str] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)
     finished: bool = False  # every queued cell ran
+    answer: dict[str, Any] | None = None  # the rendered conclusion: its paragraphs, list items and text
     elapsed_s: float = 0.0
     screenshots: list[Path] = field(default_factory=list)
 
@@ -413,6 +426,17 @@ def _screenshot(page: Page, selector: str, path: Path) -> Path | None:
         return path
     except Exception:  # noqa: BLE001 - the element left the page between the check and the shot
         return None
+
+
+# The conclusion as JupyterLab rendered it (its HTML output), or null when it is not in the page.
+ANSWER_JS = r"""
+() => {
+  const a = document.querySelector(".jp-OutputArea-output .labkit-answer");
+  if (!a) return null;
+  return {paragraphs: a.querySelectorAll("p").length, items: a.querySelectorAll("li").length,
+          terms: a.querySelectorAll("i").length, text: a.innerText, width: a.getBoundingClientRect().width};
+}
+"""
 
 
 def watch_live_view(page: Page, url: str, shots: Path, *, timeout_s: float = 120, poll_s: float = 0.2) -> LiveRun:
@@ -454,6 +478,7 @@ def watch_live_view(page: Page, url: str, shots: Path, *, timeout_s: float = 120
         while not (width := page.evaluate(FINAL_FIGURE_JS)) and width is not None and time.monotonic() < deadline:
             time.sleep(poll_s)
         run.final_figure_width = width
+    run.answer = page.evaluate(ANSWER_JS)
     selector = (
         "[data-labkit-live-area] img, [data-labkit-live-area]"
         if run.appeared_s is not None

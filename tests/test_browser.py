@@ -126,6 +126,37 @@ def test_live_view_replaced_by_figure(quickstart: b.LiveRun) -> None:
     assert width > 100, f"no figure took the live view's place (widest image: {width} px)\n{quickstart.describe()}"
 
 
+def test_the_answer_renders_as_formatted_text(quickstart: b.LiveRun) -> None:
+    """The conclusion is HTML in JupyterLab: a paragraph per answer, the terms it uses in italics,
+    its lines wrapped by the page (at words), not a printed block of text."""
+    answer = quickstart.answer
+    assert answer is not None, f"no rendered .labkit-answer in the page\n{quickstart.describe()}"
+    assert answer["paragraphs"] >= 2 and answer["terms"] >= 1, answer
+    assert "workers ran" in answer["text"] and "Terms:" in answer["text"], answer
+
+
+def test_the_dask_sidebar_connects_to_the_labs_dashboard_without_a_click(chromium: b.Browser, tmp_path: Path) -> None:
+    """With labkit's settings (``make lab`` installs them), JupyterLab's Dask sidebar shows the
+    dashboard's panes of a running Lab as soon as it is opened: no search button, no URL typed."""
+    import labkit
+
+    root = tmp_path / "root"
+    root.mkdir()
+    with labkit.Lab(workers=1, threads_per_worker=1, dashboard_address="127.0.0.1:0") as lab:
+        port = lab.client.scheduler_info(n_workers=0)["services"]["dashboard"]
+        with b.jupyter_lab(root, tmp_path / "jupyter", dashboard_port=port) as server:
+            page = chromium.new_page(viewport={"width": 1280, "height": 900})
+            try:
+                b.block_network(page, allow=f"{server.base}/")
+                page.goto(f"{server.base}/lab?token={server.token}", wait_until="load")
+                page.locator(".lm-TabBar-tab[data-id='dask-dashboard-launcher']").click(timeout=60_000)
+                page.wait_for_selector(".dask-DashboardListing-item", timeout=60_000)
+                assert f"proxy/{port}/" in page.input_value(".dask-URLInput input")
+                page.screenshot(path=str(tmp_path / "sidebar.png"))
+            finally:
+                page.close()
+
+
 def test_unrendered_widget_fails(chromium: b.Browser, tmp_path: Path) -> None:
     """Without the ipywidgets extension the page shows text, and the check above says so."""
     run = _live_run(chromium, tmp_path, disabled_extensions=(b.WIDGET_MANAGER,))

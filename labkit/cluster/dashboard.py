@@ -12,14 +12,20 @@ has nothing to warn about, and the Lab says where its dashboard went (:meth:`Das
 from __future__ import annotations
 
 import errno
+import json
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from .launch import LOCALHOST
 
 #: How many ports after a busy one are tried before the system is asked for any free one.
 TRIES = 20
+#: The port a Lab's dashboard asks for (``Lab(dashboard_address="127.0.0.1:8787")``).
+DEFAULT_PORT = 8787
+#: The settings file that points JupyterLab's Dask sidebar at it (:func:`write_sidebar_settings`).
+SIDEBAR_FILE = "labkit-dask-sidebar.json"
 
 
 def port_is_busy(host: str, port: int) -> bool:
@@ -87,11 +93,36 @@ class Dashboard:
         return client.dashboard_link
 
     def note(self, client: Any) -> str | None:
-        """``"dashboard on :8788 (8787 was busy)"`` where the port asked for was taken, else None."""
+        """``"dashboard on :8788 (8787 was busy)"`` where the port asked for was taken, else None;
+        in JupyterLab, with what its Dask sidebar then shows."""
         if self.busy is None:
             return None
         port = client.scheduler_info(n_workers=0).get("services", {}).get("dashboard")
-        return f"dashboard on :{port} ({self.busy} was busy)"
+        text = f"dashboard on :{port} ({self.busy} was busy)"
+        if self.busy == DEFAULT_PORT and behind_jupyter_proxy():
+            text += f"; JupyterLab's Dask sidebar shows :{DEFAULT_PORT}'s: its search button finds this one"
+        return text
+
+
+def sidebar_settings(port: int = DEFAULT_PORT) -> dict[str, Any]:
+    """dask-labextension's settings that point JupyterLab's Dask sidebar at the dashboard a Lab
+    started in one of its kernels serves on ``port``, through the Jupyter server's proxy: the
+    sidebar connects as soon as that dashboard is up, without a click.
+
+    >>> sidebar_settings()
+    {'dask-labextension:plugin': {'defaultURL': 'proxy/8787/status'}}
+    """
+    return {"dask-labextension:plugin": {"defaultURL": f"proxy/{port}/status"}}
+
+
+def write_sidebar_settings(settings_dir: str | os.PathLike[str], port: int = DEFAULT_PORT) -> Path:
+    """Write :func:`sidebar_settings` as an override in JupyterLab's application settings folder
+    (``<prefix>/share/jupyter/lab/settings``; ``make lab`` does it for ``.venv``), in its
+    ``overrides.d`` where each file adds to the others; return the file's path."""
+    path = Path(settings_dir) / "overrides.d" / SIDEBAR_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(sidebar_settings(port), indent=2) + "\n", encoding="utf-8")
+    return path
 
 
 def behind_jupyter_proxy() -> bool:
