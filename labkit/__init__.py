@@ -29,6 +29,7 @@ from .common.errors import (
     TrialTimeout,
 )
 from .experiment import Results, Sweep
+from .experiment.probing import probe_machine
 from .store import ResultStore, Trial
 from .workloads import Work, workload
 
@@ -65,6 +66,7 @@ __all__ = [
     "Work",
     "connection_note",
     "open_lab",
+    "probe_machine",
     "worker_counts",
     "workload",
     "analysis",

@@ -94,39 +94,9 @@ def _check_probe(args: argparse.Namespace) -> None:
     check_store_path(default_path() if args.store is None else args.store)
 
 
-def probe_load_watch(rules: Any = None) -> Any:
-    """The outside-load watch ``labkit probe`` gives the probes (:data:`labkit.probes.concurrency.LoadWatch`).
-
-    Built here, above both layers: the probes may not import :mod:`labkit.measure`. It reads
-    the machine with :func:`~labkit.measure.load.host_reader` before and after, and flags the
-    probe with ``rules.under_load`` (default :class:`~labkit.measure.alerts.AlertRules`, the
-    rule trials are flagged by).
-    """
-    import math
-
-    from labkit.measure.alerts import AlertRules
-    from labkit.measure.load import host_reader, load_rates
-
-    rules = AlertRules() if rules is None else rules
-
-    def watch(pids: tuple[list[int], tuple[int, ...]]) -> Any:
-        read, (own, nannied) = host_reader(), pids
-        before = read(own, nannied)
-
-        def finish() -> tuple[dict[str, float | None], bool | None]:
-            got = load_rates(before, read(own, nannied))
-            rates = {k: (None if math.isnan(v) else float(v)) for k, v in got.items()}
-            outside, steal = rates["outside_cpu_percent"], rates["steal_percent"]
-            return rates, rules.under_load(outside, steal) or (None if outside is None else False)
-
-        return finish
-
-    return watch
-
-
 def _probe(args: argparse.Namespace) -> int:
     from labkit.cluster import Lab
-    from labkit.probes import cached_probes
+    from labkit.experiment.probing import probe_machine
 
     _check_probe(args)
     params = {"array_mb": args.array_mb, "matmul_n": args.matmul_n, "repeats": args.repeats}
@@ -136,7 +106,7 @@ def _probe(args: argparse.Namespace) -> int:
         lab = Lab(workers=args.workers, threads_per_worker=1, dashboard=False)
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     with lab:
-        probe = cached_probes(lab, args.store, refresh=args.refresh, watch=probe_load_watch(), **params)
+        probe = probe_machine(lab, args.store, refresh=args.refresh, **params)
     if probe.created and probe.created < started:
         print(
             f"cached: these figures were measured {probe.created} on this machine, software and cluster "

@@ -20,7 +20,6 @@ import labkit
 from labkit import ResultStore
 from labkit.analysis.intervals import median_estimate
 from labkit.common.errors import ParameterError
-from labkit.report import run_notebook
 from labkit.studies.autoscale import analysis as an
 from labkit.studies.autoscale import run as autoscale
 
@@ -359,9 +358,9 @@ def test_notebook_declares_the_parameters_the_tests_set():
     assert set(SMALL) | {"store", "adapt_interval", "sample_s"} <= set(declared)
 
 
-def test_notebook_prints_its_answer_from_the_store(tmp_path):
-    store = tmp_path / "store.db"
-    result = run_notebook(NOTEBOOK, {**SMALL, "store": str(store)}, tmp_path / "out", cwd=tmp_path)
+def test_notebook_prints_its_answer_from_the_store(tmp_path, notebooks_store):
+    store = notebooks_store.path  # shared with the other notebooks: read by experiment
+    result = notebooks_store.run(NOTEBOOK, SMALL, tmp_path)
     assert result.ok, result.error
     printed = printed_text(result.notebook)
     with ResultStore(store) as s:

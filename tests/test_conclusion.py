@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from labkit.experiment.conclusion import Conclusion
+from labkit.common.conclusion import Conclusion
 
 ANSWER = (
     "2 workers ran at 1.5× the speed of 1 (an estimate: 1 of its 4 trials ran while other work loaded this "
@@ -19,7 +19,7 @@ SPREAD = "Results may be unstable where the runs spread: more repeats, a quieter
 def test_each_caveat_is_said_once_and_the_terms_it_uses_are_explained() -> None:
     c = Conclusion([ANSWER, ""], [SPREAD, "", SPREAD])
     assert c.answers == (ANSWER,) and c.caveats == (SPREAD,)
-    assert c.count("more repeats") == 1 and c.startswith(ANSWER) and "\nCaveats:\n- Results may" in c
+    assert c.count("more repeats") == 1 and c == f"{ANSWER}\n{SPREAD}" and "\nCaveats:\n- Results may" in c.text()
     terms = dict(c.terms())
     assert {"parallel efficiency", "interval", "an estimate"} <= set(terms) and "steal" not in terms
     html = c._repr_html_()
@@ -35,6 +35,6 @@ def test_a_terminal_gets_lines_wrapped_at_words_and_a_pipe_gets_them_whole() -> 
     assert wrapped.split() == c.text().split()
     assert "\n  " in wrapped  # a caveat's continuation lines are indented under its dash
     # print() in a pipe (a log, papermill's kernel) keeps each answer on one line
-    code = "from labkit.experiment.conclusion import Conclusion as C; print(C([" + repr(ANSWER) + "]))"
+    code = "from labkit.common.conclusion import Conclusion as C; print(C([" + repr(ANSWER) + "]))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.splitlines()[0] == ANSWER

@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 
 from labkit.analysis.intervals import ratio_estimate
-from labkit.cli import probe_load_watch
 from labkit.cluster.env import capture, fingerprint
+from labkit.experiment.probing import probe_load_watch
 from labkit.experiment.results import Results
 from labkit.probes import (
     ConcurrencyCeiling,

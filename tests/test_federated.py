@@ -15,7 +15,6 @@ import pytest
 import labkit
 from labkit import ResultStore, workloads
 from labkit.common.errors import ParameterError
-from labkit.report import run_notebook
 from labkit.studies.federated import analysis as fed_analysis
 from labkit.studies.federated import figures as fed_plots
 from labkit.studies.federated import workloads as fed
@@ -343,9 +342,9 @@ def test_notebook_declares_the_parameters_the_tests_set():
     assert set(SMALL) | {"store"} <= set(declared)
 
 
-def test_notebook_prints_its_answers_from_the_store(tmp_path):
-    store = tmp_path / "store.db"
-    result = run_notebook(NOTEBOOK, {**SMALL, "store": str(store)}, tmp_path / "out", cwd=tmp_path)
+def test_notebook_prints_its_answers_from_the_store(tmp_path, notebooks_store):
+    store = notebooks_store.path  # shared with the other notebooks: read by experiment
+    result = notebooks_store.run(NOTEBOOK, SMALL, tmp_path)
     assert result.ok, result.error
     printed = printed_text(result.notebook)
     with ResultStore(store) as s:

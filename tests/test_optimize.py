@@ -14,7 +14,6 @@ import pytest
 import labkit
 from labkit import ResultStore, workloads
 from labkit.common.errors import ParameterError
-from labkit.report import run_notebook
 from labkit.studies.optimize import analysis as analysis
 from labkit.studies.optimize import approx, pruning
 from labkit.studies.training.workloads import torch_available
@@ -319,13 +318,13 @@ SMALL = {
 }
 
 
-def test_notebook_08_runs_headless_and_prints_what_its_store_says(tmp_path):
+def test_notebook_08_runs_headless_and_prints_what_its_store_says(tmp_path, notebooks_store):
     import papermill
 
     declared = papermill.inspect_notebook(str(NOTEBOOK))
     assert set(SMALL) | {"store"} <= set(declared) and all(p["help"] for p in declared.values())
-    store = tmp_path / "store.db"
-    result = run_notebook(NOTEBOOK, {**SMALL, "store": str(store)}, tmp_path / "out", cwd=tmp_path)
+    store = notebooks_store.path  # shared with the other notebooks: read by experiment
+    result = notebooks_store.run(NOTEBOOK, SMALL, tmp_path)
     assert result.ok, result.error
     printed = printed_text(result.notebook)
     with ResultStore(store) as s:

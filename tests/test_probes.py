@@ -242,7 +242,7 @@ def test_the_cores_ceiling_is_probed_and_the_load_said(probe: HardwareProbe) -> 
 
 
 def test_a_watched_probe_is_flagged_by_the_rule(client: Client) -> None:
-    from labkit.cli import probe_load_watch
+    from labkit.experiment.probing import probe_load_watch
     from labkit.measure.alerts import AlertRules
 
     small = {"array_mb": 4, "matmul_n": 128, "repeats": 2, "task_counts": (1, 2, 4), "network_duration": 0.2}

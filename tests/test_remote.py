@@ -33,6 +33,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # The schedulers here cannot import this module: send its functions by value.
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 NOTEBOOK = ROOT / "notebooks" / "13_remote_cluster.ipynb"
+# Notebook 13, small: on the cluster at an address, or (without one) on a local cluster.
+SMALL = {"tasks": [100, 300], "repeats": 2, "warmup": 0, "experiment": "nb13"}
 
 
 @dataclass
@@ -311,15 +313,10 @@ class TestPlainCluster:
             assert scheduler_state(plain) == before
             assert owner.run_on_scheduler(_task_stream_id) == theirs  # the same plugin, now removed by its owner
 
-    def test_notebook_13_runs_against_the_cli_cluster(self, plain, tmp_path):
-        from labkit.report import run_notebook
-
+    def test_notebook_13_runs_against_the_cli_cluster(self, plain, tmp_path, notebooks_store):
         before = scheduler_state(plain)
-        store = tmp_path / "results" / "labkit.db"
-        params = {"address": plain.address, "tasks": [100, 300], "repeats": 2, "warmup": 0}
-        result = run_notebook(
-            NOTEBOOK, {**params, "experiment": "nb13", "store": str(store)}, tmp_path / "reports", cwd=tmp_path
-        )
+        store = notebooks_store.path  # shared with the other notebooks: read by experiment
+        result = notebooks_store.run(NOTEBOOK, {**SMALL, "address": plain.address}, tmp_path)
         assert result.ok, result.error
         html = result.html.read_text()
         assert f"Connected to the Dask scheduler at {plain.address}" in html

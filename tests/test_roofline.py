@@ -102,6 +102,21 @@ def test_limits_come_from_the_workers_and_the_host_never_the_client() -> None:
     assert given["bytes"] == 20 * GB and given.node["bytes"] == 15 * GB
 
 
+def test_limits_from_a_probe_under_outside_load_are_said_to_be_no_ceiling() -> None:
+    import dataclasses
+
+    frame = _frame([{"workers": 1, "rates": [4.9 * GB, 5 * GB, 5.1 * GB, 4.95 * GB, 5.05 * GB]}])
+    quiet = roofline.describe_roofline(roofline.roofline_fraction(frame, roofline.hardware_limits(_probe())))
+    loaded_probe = dataclasses.replace(_probe(), under_load=True)
+    loaded = roofline.describe_roofline(roofline.roofline_fraction(frame, roofline.hardware_limits(loaded_probe)))
+    assert "probe taken under outside load" not in quiet
+    assert (
+        loaded.startswith(quiet)
+        and "probe taken under outside load" in loaded
+        and "not this machine's ceiling" in loaded
+    )
+
+
 def test_n_workers_meet_the_smaller_of_n_times_a_worker_and_the_host() -> None:
     limits = HardwareLimits({"bytes": 10 * GB}, node={"bytes": 15 * GB}, node_workers=2, threads=1)
     frame = _frame([{"workers": w, "rates": [4.9 * GB, 5 * GB, 5.1 * GB, 4.95 * GB, 5.05 * GB]} for w in (1, 2, 4)])

@@ -15,7 +15,6 @@ import pytest
 import labkit
 from labkit import ResultStore, workloads
 from labkit.common.errors import ParameterError, ParameterTypeError
-from labkit.report import run_notebook
 from labkit.studies.search import analysis as search_analysis
 from labkit.studies.search import workloads as search
 
@@ -288,9 +287,9 @@ SMALL = {
 }
 
 
-def test_notebook_06_runs_and_prints_its_answers_from_the_store(tmp_path) -> None:
-    store = tmp_path / "store.db"
-    result = run_notebook(NOTEBOOK, {**SMALL, "store": str(store)}, tmp_path / "out", cwd=tmp_path)
+def test_notebook_06_runs_and_prints_its_answers_from_the_store(tmp_path, notebooks_store) -> None:
+    store = notebooks_store.path  # shared with the other notebooks: read by experiment
+    result = notebooks_store.run(NOTEBOOK, SMALL, tmp_path)
     assert result.ok, result.error
     printed = printed_text(result.notebook)
     with ResultStore(store) as s:

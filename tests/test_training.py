@@ -305,10 +305,10 @@ def test_notebook_has_its_parameters_first_and_stays_thin() -> None:
 
 
 @needs_torch
-def test_notebook_runs_small_and_prints_its_answers_from_the_store(tmp_path: Path) -> None:
-    store = tmp_path / "s.db"
-    params = {**SMALL, "store": str(store), "experiment": "nb07"}
-    result = run_notebook(ROOT / "notebooks" / "07_distributed_training.ipynb", params, tmp_path / "out", cwd=tmp_path)
+def test_notebook_runs_small_and_prints_its_answers_from_the_store(tmp_path: Path, notebooks_store) -> None:
+    store = notebooks_store.path  # shared with the other notebooks: read by experiment
+    notebook = ROOT / "notebooks" / "07_distributed_training.ipynb"
+    result = notebooks_store.run(notebook, {**SMALL, "experiment": "nb07"}, tmp_path)
     assert result.ok, result.error
     printed = printed_text(result.notebook)
     with ResultStore(store) as s:

@@ -71,6 +71,7 @@ class HardwareLimits(dict):
         self.node_workers = node_workers
         self.threads = threads
         self.missing = dict(missing or {})
+        self.under_load = False  # the probe they come from ran under outside load
 
 
 def hardware_limits(probe: Any = None, *, bandwidth: float | None = None, flops: float | None = None) -> HardwareLimits:
@@ -145,6 +146,7 @@ def _from_probe(limits: HardwareLimits, probe: Any) -> None:
             limits.missing[unit] = f"per-worker limit not measured ({why}); the client's figures are not a worker's"
     threads = {probe.memory[w].threads for w in workers}
     limits.threads = threads.pop() if len(threads) == 1 else None
+    limits.under_load = getattr(probe, "under_load", None) is True
     node = getattr(probe, "node", None)
     if node is not None:
         limits.node.update({"bytes": float(node.memory.best), "flops": float(node.matmul.best)})
@@ -234,6 +236,7 @@ def roofline_fraction(
                 "fraction_hi": hi,
                 "limit_spread": spread,
                 "note": note,
+                "limit_under_load": bool(getattr(limits, "under_load", False)),
             }
         )
     return pd.DataFrame(rows)
@@ -307,6 +310,12 @@ def describe_roofline(table: pd.DataFrame) -> str:
             continue
         top = measured.loc[measured["fraction"].idxmax()]
         lines.append(_sentence(workload, top, measured))
+    if "limit_under_load" in table and table["limit_under_load"].eq(True).any():
+        lines.append(
+            "The limits come from a probe taken under outside load: it measured that load too, so they are "
+            "not this machine's ceiling and each fraction may read high; `labkit probe --refresh` on a quiet "
+            "machine measures them again."
+        )
     return "\n".join(lines)
 
 

@@ -38,6 +38,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from labkit.common.conclusion import Conclusion
 from labkit.common.errors import DataError, ParameterError
 
 if TYPE_CHECKING:
@@ -152,15 +153,17 @@ def admitted(frame: pd.DataFrame) -> tuple[pd.DataFrame, Admitted]:
     return frame.drop(ok.difference(a.frame.index)), a
 
 
-def footer(text: str, a: Admitted) -> str:
-    """``text`` and what the claims left out; where it gives several intervals, that they are not adjusted."""
+def footer(text: str, a: Admitted) -> Conclusion:
+    """``text``'s lines as the answers, and as caveats what the claims left out and, where it
+    gives several intervals, that they are not adjusted (a :class:`~labkit.common.conclusion.Conclusion`,
+    formatted in Jupyter)."""
     k = len(re.findall(r"95% interval(?!s)", text))
     unadjusted = f" Each interval is at 95%, not adjusted for the {k} comparisons in this answer." if k > 1 else ""
-    return f"{text}\nTrials: {a.note or 'none ran under outside load'}.{unadjusted}"
+    return Conclusion(text.split("\n"), [f"Trials: {a.note or 'none ran under outside load'}.{unadjusted}"])
 
 
-def _nothing_left(a: Admitted, why: str = "") -> str:
-    return f"No trial is left to claim from: {a.note}; nothing is claimed{f' ({why})' if why else ''}."
+def _nothing_left(a: Admitted, why: str = "") -> Conclusion:
+    return Conclusion([f"No trial is left to claim from: {a.note}; nothing is claimed{f' ({why})' if why else ''}."])
 
 
 def _admit_all(args: tuple[Any, ...]) -> tuple[list[Any], Admitted | None]:
@@ -187,14 +190,15 @@ def _admit_all(args: tuple[Any, ...]) -> tuple[list[Any], Admitted | None]:
     return out, total
 
 
-def trusted(describe: Callable[..., str]) -> Callable[..., str]:
-    """``describe`` given only the admitted trials of each frame it takes, its answer ending with :func:`footer`."""
+def trusted(describe: Callable[..., str]) -> Callable[..., Conclusion]:
+    """``describe`` given only the admitted trials of each frame it takes, its answer ending with
+    :func:`footer`: a :class:`~labkit.common.conclusion.Conclusion`, formatted in Jupyter."""
 
     @functools.wraps(describe)
-    def wrapper(*args: Any, **kwargs: Any) -> str:
+    def wrapper(*args: Any, **kwargs: Any) -> Conclusion:
         args_, a = _admit_all(args)
         if a is None:
-            return describe(*args, **kwargs)
+            return Conclusion.of(describe(*args, **kwargs))
         if a.empty and a.loaded:
             return _nothing_left(a)
         try:

@@ -18,9 +18,9 @@ if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.figure import Figure
 
+    from labkit.common.conclusion import Conclusion
     from labkit.store import ResultStore
 
-    from .conclusion import Conclusion
     from .timing import BudgetReport
 
 
@@ -270,10 +270,10 @@ class Results:
         """The answer in words, computed from the data (a sentence per configuration, and how
         much of the cores' own ceiling it reached), with the caveats that apply to it, each
         once: points whose runs spread, trials under outside load, worker counts beyond the
-        machine's cores. A ``str``, shown formatted in Jupyter (see :mod:`.conclusion`)."""
+        machine's cores. A ``str``, shown formatted in Jupyter (see :mod:`labkit.common.conclusion`)."""
         from labkit.analysis import describe_scaling
+        from labkit.common.conclusion import Conclusion
 
-        from .conclusion import Conclusion
         from .readable import caveats, ceiling_sentences
 
         env = self._read_env()

@@ -4,7 +4,8 @@ One store holds many experiments, and their parameters share columns: ``seed`` m
 integer in one experiment and text in another, and a parameter may hold a list. Parquet
 needs one type per column, so a column whose values are of more than one type, or hold
 lists or dicts, is written as JSON text (``json.loads`` reads each value back; missing
-values stay missing). Columns of one plain type keep it.
+values stay missing). Columns of one plain type keep it. CSV is written the same way, so
+such a column reads back the same from either.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ def export_trials(store: TableSource, path: str | os.PathLike[str], *, experimen
     out = Path(path)
     df = store.trials_frame(experiment)
     if out.suffix == ".csv":
-        df.to_csv(out, index=False)
+        parquet_ready(df).to_csv(out, index=False)
     elif out.suffix == ".parquet":
         parquet_ready(df).to_parquet(out, index=False)
     else:

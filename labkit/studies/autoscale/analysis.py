@@ -35,6 +35,7 @@ import numpy as np
 from labkit.analysis import intervals as iv
 from labkit.analysis.claims import _figures, ratio_words
 from labkit.analysis.trust import Admitted, _nothing_left, admit, footer
+from labkit.common.conclusion import Conclusion
 from labkit.common.errors import DataError, ParameterError
 from labkit.common.format import format_number
 
@@ -383,7 +384,7 @@ def describe_cold_start(frame: pd.DataFrame) -> str:
     if len(frame) == 0:
         raise DataError("no tries", "needs at least one cold-start try")
     first, listed = (iv.median_estimate(frame[c].to_numpy(float)) for c in ("first_task_s", "registered_s"))
-    return (
+    return Conclusion.of(
         f"Cold start, from asking for one more worker (from {', '.join(map(str, sorted(set(frame['from_workers']))))}) "
         f"to its first task starting: median {_figure(*first, ' s')} over {len(frame)} tries; until the scheduler "
         f"listed the new worker: median {_figure(*listed, ' s')}. These are worker processes started on this machine; "

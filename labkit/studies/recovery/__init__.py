@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from .analysis import describe_recovery, describe_resume, recovery_runs
 from .figures import recovery_figure
-from .run import Chain, interrupted_sweep, recomputation, resumable_sweep
+from .interrupt import interrupted_sweep, resumable_sweep
+from .run import Chain, recomputation
 
 __all__ = [
     "Chain",

@@ -26,6 +26,7 @@ from labkit.analysis.claims import ratio_words
 from labkit.analysis.frames import require
 from labkit.analysis.intervals import Estimate, ratio_estimate
 from labkit.analysis.trust import load_flags
+from labkit.common.conclusion import Conclusion
 from labkit.common.errors import DataError
 from labkit.common.format import format_number
 from labkit.measure.alerts import AlertRules
@@ -194,7 +195,7 @@ def describe_recovery(frame: pd.DataFrame) -> str:
         bad = checked[~checked["same_result"].astype(bool)]
         which = f"run{'s' if len(bad) > 1 else ''} {', '.join(map(str, bad['run']))}"
         lines.append(f"Result: {which} gave another sum than the first clean run's.")
-    return "\n".join(lines)
+    return Conclusion(lines)
 
 
 def _load_words(runs: pd.DataFrame) -> str:
@@ -220,7 +221,7 @@ def describe_resume(interrupted: dict[str, Any], reused: int, measured: int) -> 
     Parameters
     ----------
     interrupted : dict
-        What :func:`labkit.studies.recovery.run.interrupted_sweep` returned: ``at_interrupt``,
+        What :func:`labkit.studies.recovery.interrupt.interrupted_sweep` returned: ``at_interrupt``,
         ``after`` and ``lost`` (trial ids), ``status`` (of the interrupted run), ``interrupts``
         (SIGINTs sent), ``planned`` trials.
     reused, measured : int

@@ -25,6 +25,7 @@ from labkit.analysis.claims import ratio_words
 from labkit.analysis.frames import pick_configuration, point_params, require, varying
 from labkit.analysis.intervals import Estimate, _bootstrap, direction, median_estimate, ratio_estimate, runs_note, show
 from labkit.analysis.trust import _nothing_left, admitted, footer
+from labkit.common.conclusion import Conclusion
 from labkit.common.errors import DataError, ParameterError
 from labkit.common.format import format_number
 
@@ -394,4 +395,4 @@ def describe_best(frame: pd.DataFrame) -> str:
             f"{label}: best score {float(top['best_score']):.4g} with {top['best_params']} "
             f"(the best of {int(scores.notna().sum())} runs; their median {float(scores.median()):.4g})."
         )
-    return "\n".join(lines)
+    return Conclusion(lines)

@@ -1,10 +1,10 @@
 """A conclusion for reading: the answers, one compact list of caveats, the terms they use.
 
-:class:`Conclusion` is a ``str`` (its text, for code and tests: the answers, then
-"Caveats:" and one line per caveat, then the terms used), shown formatted in Jupyter
-(``_repr_html_``: a paragraph per answer, a list of caveats, a line of terms), and wrapped at
-words when printed to a terminal. Each caveat is said once, however many sentences
-repeat it.
+:class:`Conclusion` is a ``str`` (its plain lines, for code, logs and tests: one per
+answer, then one per caveat), shown formatted in Jupyter (``_repr_html_``: a paragraph per
+answer, a list of caveats, a line of the terms it uses) and, printed to a terminal, as
+:meth:`Conclusion.text` wrapped at words (the answers, "Caveats:" and a dashed line each,
+the terms). Each caveat is said once, however many sentences repeat it.
 
 >>> c = Conclusion(["2 workers ran 1.6× faster than 1 (1.4–1.8×)."], ["Few runs.", "Few runs."])
 >>> print(c.text())
@@ -12,8 +12,8 @@ repeat it.
 <BLANKLINE>
 Caveats:
 - Few runs.
->>> "1.6× faster" in c, c.caveats
-(True, ('Few runs.',))
+>>> str.__str__(c).splitlines(), c.caveats
+(['2 workers ran 1.6× faster than 1 (1.4–1.8×).', 'Few runs.'], ('Few runs.',))
 """
 
 from __future__ import annotations
@@ -46,9 +46,14 @@ class Conclusion(str):
     def __new__(cls, answers: Iterable[str], caveats: Iterable[str] = ()) -> Conclusion:
         kept = tuple(a for a in answers if a)
         once = tuple(dict.fromkeys(c for c in caveats if c))
-        self = super().__new__(cls, _text(kept, once, None, terms_in([*kept, *once])))
+        self = super().__new__(cls, "\n".join([*kept, *once]))
         self.answers, self.caveats = kept, once
         return self
+
+    @classmethod
+    def of(cls, text: str) -> Conclusion:
+        """``text`` as a conclusion: itself when it is one, else one answer per line."""
+        return text if isinstance(text, Conclusion) else cls(str(text).split("\n"))
 
     def qualified(self, check: Any) -> Conclusion:
         """The same conclusion with each answer passed through ``check.qualify`` (a calibration
@@ -64,11 +69,11 @@ class Conclusion(str):
         return _text(self.answers, self.caveats, width, self.terms())
 
     def __str__(self) -> str:
-        """Wrapped at words to the terminal's width where standard output is a terminal."""
-        width = None
+        """Where standard output is a terminal, :meth:`text` wrapped at words to its width; else
+        (a pipe, a log, a kernel's stream) the plain lines, one per answer and caveat."""
         if getattr(sys.stdout, "isatty", lambda: False)():
-            width = max(40, min(shutil.get_terminal_size((100, 24)).columns, 120))
-        return self.text(width)
+            return self.text(max(40, min(shutil.get_terminal_size((100, 24)).columns, 120)))
+        return str.__str__(self)
 
     def _repr_pretty_(self, p: Any, cycle: bool) -> None:
         p.text(str(self))
