@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import signal
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +19,11 @@ from labkit.analysis.intervals import median_estimate
 from labkit.common.errors import ParameterError
 from labkit.studies.autoscale import analysis as an
 from labkit.studies.autoscale import run as autoscale
+
+try:
+    from .signals import interrupting
+except ImportError:
+    from signals import interrupting  # type: ignore[no-redef]
 
 try:
     from .nbtext import printed_text
@@ -301,14 +303,9 @@ def test_a_failed_and_an_interrupted_study_run_say_so_in_the_store(tmp_path):
         with pytest.raises(labkit.ClusterError, match="no new worker within"):
             autoscale.cold_start(lab, 3, store=store, experiment="fail", timeout_s=1e-4)
         assert lab.workers == 1  # scaled back all the same
-        # A real SIGINT to this process, as Ctrl-C sends, while many tries are still to come.
-        timer = threading.Timer(3.0, os.kill, (os.getpid(), signal.SIGINT))
-        timer.start()
-        try:
-            with pytest.raises(KeyboardInterrupt):
-                autoscale.cold_start(lab, 10_000, store=store, experiment="stop")
-        finally:
-            timer.cancel()
+        # Real SIGINTs to this process, as Ctrl-C sends (again while Dask swallows one), while many tries are still to come.
+        with interrupting(after_s=3.0), pytest.raises(KeyboardInterrupt):
+            autoscale.cold_start(lab, 10_000, store=store, experiment="stop")
     with ResultStore(store) as s:
         runs = s.runs_frame().set_index("experiment")
     assert runs.loc["fail/cold-start", "status"] == "failed"

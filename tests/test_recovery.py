@@ -5,9 +5,7 @@ resumed; bad parameters refused before any cluster work; notebook 11 headless.""
 from __future__ import annotations
 
 import os
-import signal
 import sqlite3
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +18,13 @@ from labkit import ResultStore
 from labkit.common.errors import DataError, ParameterError
 from labkit.studies.recovery import analysis as recovery_analysis
 from labkit.studies.recovery import figures as recovery_plots
-from labkit.studies.recovery import interrupt as interrupting
+from labkit.studies.recovery import interrupt as interrupted
 from labkit.studies.recovery import run as recovery
+
+try:
+    from .signals import interrupting
+except ImportError:
+    from signals import interrupting  # type: ignore[no-redef]
 
 try:
     from .nbtext import printed_text
@@ -84,7 +87,7 @@ def test_bad_interrupt_parameters_are_refused_before_a_process_starts(kwargs, tm
     store = tmp_path / "bad.db"
     args = {"after": 1, "tasks": [10, 20], "repeats": 2, **kwargs}
     with pytest.raises(ParameterError):
-        interrupting.interrupted_sweep(store, **args)
+        interrupted.interrupted_sweep(store, **args)
     assert not store.exists()
 
 
@@ -216,14 +219,9 @@ def test_a_failed_and_an_interrupted_recomputation_say_so_in_the_store(tmp_path)
             recovery.recomputation(
                 lab, runs=1, size_mb=256.0, chunk_mb=16.0, steps=8, store=store, experiment="fail", timeout_s=1.0
             )
-        # A real SIGINT to this process, as Ctrl-C sends, while many runs are still to come.
-        timer = threading.Timer(3.0, os.kill, (os.getpid(), signal.SIGINT))
-        timer.start()
-        try:
-            with pytest.raises(KeyboardInterrupt):
-                recovery.recomputation(lab, runs=1000, size_mb=64.0, steps=8, store=store, experiment="stop")
-        finally:
-            timer.cancel()
+        # Real SIGINTs to this process, as Ctrl-C sends (again while Dask swallows one), while many runs are still to come.
+        with interrupting(after_s=3.0), pytest.raises(KeyboardInterrupt):
+            recovery.recomputation(lab, runs=1000, size_mb=64.0, steps=8, store=store, experiment="stop")
     assert rows(store, "SELECT experiment, status FROM runs ORDER BY started_at") == [
         ("fail", "failed"),
         ("stop", "interrupted"),
@@ -271,7 +269,7 @@ def test_a_worker_lost_in_an_ordinary_sweep_is_degraded_and_left_out(rlab, tmp_p
 def test_an_interrupted_sweep_keeps_its_trials_and_resumes_with_the_rest(rlab, tmp_path):
     store = tmp_path / "sweep.db"
     tasks, repeats = [100, 200, 300], 2
-    done = interrupting.interrupted_sweep(store, "intr", after=2, tasks=tasks, repeats=repeats)
+    done = interrupted.interrupted_sweep(store, "intr", after=2, tasks=tasks, repeats=repeats)
     # Where the signal lands is not up to the test (Dask swallows one that lands in its own
     # callbacks; interrupted_sweep sends it again): what must hold is that the run's status
     # says how the process ended, and that nothing stored was lost.
@@ -282,7 +280,7 @@ def test_an_interrupted_sweep_keeps_its_trials_and_resumes_with_the_rest(rlab, t
     else:  # every interrupt was swallowed and the sweep ran to its end
         assert done["returncode"] == 0 and done["status"] == "finished" and len(done["after"]) == 6, done["log"]
     # The same sweep, here, on a Lab of the same shape: it measures only what is missing.
-    resumed = interrupting.resumable_sweep(done["store"], done["experiment"], tasks=tasks, repeats=repeats).run(
+    resumed = interrupted.resumable_sweep(done["store"], done["experiment"], tasks=tasks, repeats=repeats).run(
         rlab, live=False
     )
     assert resumed.reused == len(done["after"]) and resumed.measured_now == 6 - len(done["after"])

@@ -227,6 +227,10 @@ def test_a_pruner_saves_at_equal_final_quality_only_when_the_score_interval_is_w
         search_analysis.describe_pruners(_frame(base + halves), margin=0)
     with pytest.raises(ParameterError, match="baseline"):
         search_analysis.describe_pruners(_frame(base + halves), baseline="hyperband")
+    # Every run of the baseline under outside load (a busy machine): nothing is claimed, and why
+    loaded = _frame(base + halves).assign(under_load=lambda f: f["point"].str.contains('"pruner": "none"'))
+    said = search_analysis.describe_pruners(loaded, margin=0.01)
+    assert said.startswith("No trial is left to claim from: left out 6 of 12") and "baseline" in said, said
 
 
 def test_trials_under_outside_load_decide_nothing_in_the_search_answers() -> None:

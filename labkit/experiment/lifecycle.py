@@ -21,9 +21,12 @@ says which points are already stored under the same fingerprint.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
-from collections.abc import Callable, Iterable
+import signal
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -186,12 +189,16 @@ class RecordedRun:
         Returns what failed, for the caller to raise when nothing else is on its way.
         """
         failures: list[BaseException] = []
-        for step in cleanup:
-            failures += quietly(step)
-        failures += self.end(status)
-        for step in then:
-            failures += quietly(step)
-        return failures + self.close()
+        with interrupts_held() as came:  # a second Ctrl-C does not cut the bookkeeping short
+            for step in cleanup:
+                failures += quietly(step)
+            failures += self.end(status)
+            for step in then:
+                failures += quietly(step)
+            failures += self.close()
+        if came and status != "interrupted":  # pressed while a finished run was being recorded
+            raise KeyboardInterrupt
+        return failures
 
     def __enter__(self) -> RecordedRun:
         if self.run_id is None:
@@ -202,6 +209,29 @@ class RecordedRun:
         failures = self.finish(status_of(error), self.cleanup)
         if failures and error is None:
             raise failures[0]
+
+
+@contextlib.contextmanager
+def interrupts_held() -> Iterator[list[int]]:
+    """SIGINT held back while the block runs, in the main thread (elsewhere, where Python
+    delivers no signal, nothing changes); yields the list of the interrupts that came meanwhile.
+
+    >>> import os, signal
+    >>> with interrupts_held() as came:
+    ...     os.kill(os.getpid(), signal.SIGINT)
+    >>> came
+    [2]
+    """
+    came: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield came
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, lambda signum, _frame: came.append(signum))
+    try:
+        yield came
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
 
 
 class LoadWindow:

@@ -16,6 +16,7 @@ import ast
 import contextlib
 import logging
 import os
+import signal
 import sys
 import tempfile
 import threading
@@ -46,7 +47,6 @@ def parse_value(text: str) -> Any:
 
 def run_command(args: argparse.Namespace) -> int:
     """``labkit run``: 0 when every cell ran, 1 when one failed (its report is written), 130 on Ctrl-C."""
-    from labkit.report import run_notebook
     from labkit.report.notebook import check_notebook
     from labkit.report.params import check_parameters, load_yaml_parameters
 
@@ -55,29 +55,18 @@ def run_command(args: argparse.Namespace) -> int:
     params.update({name: parse_value(value) for name, value in args.parameters})
     check_parameters(notebook, params)
     started = time.time()
+    previous = signal.signal(signal.SIGINT, _first_interrupt_only)
     try:
-        with _quiet_kernel(args.out) as terminal, _followed(terminal) as env:
-            env[LOG_ENV] = str(Path(args.out, RUN_LOG).absolute())  # the libraries' logs, out of the cells
-            if args.fresh:
-                env[REUSE_ENV] = "none"
-                print("--fresh: every trial is measured again; stored ones stay in the store", file=terminal)
-            with _environ(env):
-                result = run_notebook(
-                    notebook,
-                    params,
-                    args.out,
-                    timeout_s=args.timeout,
-                    log_output=args.log_output,
-                    kernel_name=args.kernel,
-                    no_input=args.no_input,
-                    progress=terminal,
-                )
+        result = _execute(args, notebook, params)
     except KeyboardInterrupt:
         # papermill's cell task ends with the interrupt, which asyncio would report at exit
         # ("Task exception was never retrieved", with the kernel's traceback): said here in one line.
         logging.getLogger("asyncio").setLevel(logging.CRITICAL)
         print(_interrupted(notebook, params, started), file=sys.stderr)
         return 130
+    finally:
+        if signal.getsignal(signal.SIGINT) is _first_interrupt_only:  # no Ctrl-C came: as it was
+            signal.signal(signal.SIGINT, previous)
     print(f"notebook: {result.notebook}")
     print(f"report: {result.html}")
     print(f"index: {result.index}")
@@ -85,6 +74,36 @@ def run_command(args: argparse.Namespace) -> int:
         print(f"FAILED: {result.error}", file=sys.stderr)  # redacted, as the report is
         return 1
     return 0
+
+
+def _execute(args: argparse.Namespace, notebook: Path, params: dict[str, Any]) -> Any:
+    """Run the notebook with the kernel's stderr kept in OUT's log and its progress followed on
+    the terminal; papermill's result (:class:`~labkit.report.notebook.ReportResult`)."""
+    from labkit.report import run_notebook
+
+    with _quiet_kernel(args.out) as terminal, _followed(terminal) as env:
+        env[LOG_ENV] = str(Path(args.out, RUN_LOG).absolute())  # the libraries' logs, out of the cells
+        if args.fresh:
+            env[REUSE_ENV] = "none"
+            print("--fresh: every trial is measured again; stored ones stay in the store", file=terminal)
+        with _environ(env):
+            return run_notebook(
+                notebook,
+                params,
+                args.out,
+                timeout_s=args.timeout,
+                log_output=args.log_output,
+                kernel_name=args.kernel,
+                no_input=args.no_input,
+                progress=terminal,
+            )
+
+
+def _first_interrupt_only(_signum: int, _frame: Any) -> None:
+    """Ctrl-C: a KeyboardInterrupt the first time; pressed again while the run winds down
+    (the terminal given back, the line that says what was kept), ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise KeyboardInterrupt
 
 
 @contextlib.contextmanager

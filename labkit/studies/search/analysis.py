@@ -176,7 +176,12 @@ def describe_search_scaling(
     frame, a = admitted(frame)
     if a.empty and a.loaded:
         return _nothing_left(a)
-    table = search_scaling_table(frame, where)
+    try:
+        table = search_scaling_table(frame, where)
+    except (DataError, ParameterError) as e:  # the loaded trials took every run of a worker count
+        if not a.loaded:
+            raise
+        return _nothing_left(a, str(e))
     lines = [f"Search: {table.attrs['configuration']}; medians of runs with their 95% intervals."]
     for _, r in table.iterrows():
         score = "not measured" if math.isnan(r["best_score"]) else f"{r['best_score']:.4g}"
@@ -333,7 +338,12 @@ def describe_pruners(
     frame, a = admitted(frame)
     if a.empty and a.loaded:
         return _nothing_left(a)
-    table = pruner_table(frame, by, baseline, where)
+    try:
+        table = pruner_table(frame, by, baseline, where)
+    except (DataError, ParameterError) as e:  # the loaded trials took every run of one side
+        if not a.loaded:
+            raise
+        return _nothing_left(a, str(e))
     lines = [
         f"Against {by}={baseline} on {int(table['workers'].iloc[0])} worker(s) ({table.attrs['configuration']}): "
         f"equal final quality means the 95% interval of the difference in median best score lies within ±{margin:g}."
