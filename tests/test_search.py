@@ -16,6 +16,7 @@ import labkit
 from labkit import ResultStore, workloads
 from labkit.common.errors import ParameterError, ParameterTypeError
 from labkit.studies.search import analysis as search_analysis
+from labkit.studies.search import pruners as search_pruners
 from labkit.studies.search import workloads as search
 
 try:
@@ -208,28 +209,28 @@ def test_a_pruner_saves_at_equal_final_quality_only_when_the_score_interval_is_w
     rng = np.random.default_rng(3)
     for r in halves:
         r["metrics"]["trial_seconds"] *= rng.normal(1, 0.03)
-    text = search_analysis.describe_pruners(_frame(base + halves), margin=0.01)
+    text = search_pruners.describe_pruners(_frame(base + halves), margin=0.01)
     assert "at equal final quality (difference" in text
     assert "Answer: median saves the most compute at equal final quality: 50% of the trial-seconds" in text
-    table = search_analysis.pruner_table(_frame(base + halves)).set_index("pruner")
+    table = search_pruners.pruner_table(_frame(base + halves)).set_index("pruner")
     assert table.loc["median", "compute_ratio"] == pytest.approx(0.5, rel=0.06)
     assert table.loc["median", "compute_ratio_hi"] < 1 and table.loc["none", "best_score_diff"] == 0
     worse = [{**r, "metrics": {**r["metrics"], "best_score": r["metrics"]["best_score"] - 0.1}} for r in halves]
-    lower = search_analysis.describe_pruners(_frame(base + worse), margin=0.01)
+    lower = search_pruners.describe_pruners(_frame(base + worse), margin=0.01)
     assert "at lower final quality" in lower and "Answer: no pruner was shown to save compute" in lower
     noisy = [
         {**r, "metrics": {**r["metrics"], "best_score": 0.95 + 0.05 * g}}
         for r, g in zip(halves, rng.standard_normal(6))
     ]
-    unsure = search_analysis.describe_pruners(_frame(base + noisy), margin=0.01)
+    unsure = search_pruners.describe_pruners(_frame(base + noisy), margin=0.01)
     assert "the runs cannot tell whether the final quality is equal" in unsure and "saves the most" not in unsure
     with pytest.raises(ParameterError, match="margin"):
-        search_analysis.describe_pruners(_frame(base + halves), margin=0)
+        search_pruners.describe_pruners(_frame(base + halves), margin=0)
     with pytest.raises(ParameterError, match="baseline"):
-        search_analysis.describe_pruners(_frame(base + halves), baseline="hyperband")
+        search_pruners.describe_pruners(_frame(base + halves), baseline="hyperband")
     # Every run of the baseline under outside load (a busy machine): nothing is claimed, and why
     loaded = _frame(base + halves).assign(under_load=lambda f: f["point"].str.contains('"pruner": "none"'))
-    said = search_analysis.describe_pruners(loaded, margin=0.01)
+    said = search_pruners.describe_pruners(loaded, margin=0.01)
     assert said.startswith("No trial is left to claim from: left out 6 of 12") and "baseline" in said, said
 
 
@@ -249,7 +250,7 @@ def test_trials_under_outside_load_decide_nothing_in_the_search_answers() -> Non
     base = _runs(2, 10.0, 6, 1, pruner="none", metrics={"under_load": False})
     same = _runs(2, 10.0, 6, 4, pruner="median", metrics={"under_load": False})
     cheap = _runs(2, 5.0, 12, 5, pruner="median", metrics={"trial_seconds": 5.0, "under_load": True})
-    pruned = search_analysis.describe_pruners(_frame(base + same + cheap), margin=0.01)
+    pruned = search_pruners.describe_pruners(_frame(base + same + cheap), margin=0.01)
     assert "saves the most" not in pruned and "no pruner was shown to save compute" in pruned
     assert "left out 12 of 24 trials that ran under outside load" in pruned
 
@@ -261,7 +262,7 @@ def test_a_pruner_saves_the_most_only_when_the_intervals_show_it() -> None:
         {**r, "metrics": {**r["metrics"], "trial_seconds": 10.0 * rng.normal(1, 0.03)}}
         for r in _runs(2, 5.0, 6, 2, pruner="median") + _runs(2, 5.0, 6, 3, pruner="hyperband")
     ]
-    text = search_analysis.describe_pruners(_frame(base + close), margin=0.01)
+    text = search_pruners.describe_pruners(_frame(base + close), margin=0.01)
     assert "saves the most compute" not in text and "cannot tell which saves the most" in text
     assert "not adjusted for the" in text
     apart = [
@@ -270,7 +271,7 @@ def test_a_pruner_saves_the_most_only_when_the_intervals_show_it() -> None:
         else r
         for r in close
     ]
-    text = search_analysis.describe_pruners(_frame(base + apart), margin=0.01)
+    text = search_pruners.describe_pruners(_frame(base + apart), margin=0.01)
     assert "Answer: hyperband saves the most compute at equal final quality: 80% of the trial-seconds" in text
 
 
@@ -301,8 +302,8 @@ def test_notebook_06_runs_and_prints_its_answers_from_the_store(tmp_path, notebo
     assert len(scaling) == 1 and len(pruners) == 2 and len(sk) == 2
     assert (pd.concat([scaling, pruners, sk])["status"] == "ok").all()
     assert search_analysis.describe_search_scaling(scaling) in printed
-    assert search_analysis.describe_pruners(pruners, 0.01) in printed
-    assert search_analysis.describe_pruners(sk, 0.01, by="method", baseline="random") in printed
+    assert search_pruners.describe_pruners(pruners, 0.01) in printed
+    assert search_pruners.describe_pruners(sk, 0.01, by="method", baseline="random") in printed
     if scaling["under_load"].eq(True).all():  # a busy machine: the one scaling trial may carry no claim
         assert "No trial is left to claim from: left out 1 of 1 trials that ran under outside load" in printed
     else:

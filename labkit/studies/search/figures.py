@@ -16,6 +16,7 @@ import numpy as np
 from labkit.analysis.frames import pick_configuration, point_params
 from labkit.plots.axes import errors, new_figure, rate_axis
 from labkit.studies.search import analysis as search
+from labkit.studies.search import pruners
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -99,7 +100,7 @@ def best_score_figure(
     frame : pandas.DataFrame
         Trials of a sweep over ``by``.
     by, baseline, where
-        As for :func:`labkit.studies.search.analysis.pruner_table`.
+        As for :func:`labkit.studies.search.pruners.pruner_table`.
     title : str, optional
         The figure's title (default: the configuration and workers).
 
@@ -107,7 +108,7 @@ def best_score_figure(
     -------
     matplotlib.figure.Figure
     """
-    table = search.pruner_table(frame, by, baseline, where)
+    table = pruners.pruner_table(frame, by, baseline, where)
     ok, _ = pick_configuration(frame, where, free=(by,))
     ok = ok[ok["workers"] == ok["workers"].max()]
     kinds = point_params(ok)[by].astype(str)
