@@ -107,3 +107,25 @@ def test_worker_counts_fit_the_machine():
         labkit.worker_counts([0])
     with pytest.raises(TypeError, match="workers"):
         labkit.worker_counts("all")
+
+
+def test_a_starting_worker_is_the_labs_before_the_scheduler_lists_it():
+    """A worker process spends its first second or two importing at a full core before it
+    registers: from its first moment it is the lab's (retire.spawned), not outside load."""
+    import time
+
+    from labkit.cluster import retire
+
+    with labkit.Lab(workers=1, threads_per_worker=1, dashboard=False) as lab:
+        listed = set(lab.client.run(lambda: __import__("os").getpid()).values())
+        lab.cluster.scale(2)  # returns at once; the new worker starts meanwhile
+        seen_first, deadline = None, time.monotonic() + 120
+        while time.monotonic() < deadline and seen_first is None:
+            new = set(retire.spawned(lab.client)) - listed
+            if new:
+                seen_first = new.pop()
+                registered = seen_first in set(lab.client.run(lambda: __import__("os").getpid()).values())
+            time.sleep(0.01)
+        assert seen_first is not None, "the new worker's process never showed"
+        assert not registered, "the starting worker was the lab's only once the scheduler listed it"
+        lab.client.wait_for_workers(2, timeout=120)

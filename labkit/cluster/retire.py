@@ -84,14 +84,19 @@ def prune(client: Any, host: str, alive: Iterable[int]) -> None:
 
 def spawned(client: Any) -> list[int]:
     """Pids of the worker processes the nannies of an in-process cluster (a LocalCluster) have
-    spawned, including those the scheduler does not list yet (starting) or any more (retiring)."""
+    spawned, including those the scheduler does not list yet (starting) or any more (retiring).
+
+    A SpecCluster adds a new worker to ``cluster.workers`` only once it has started, and its
+    process spends that second or two importing at a full core: the nannies it has created
+    (``cluster._created``, Dask's own record of them) are read too, so that a starting worker
+    is the lab's from its first moment, not someone else's load."""
     cluster = getattr(client, "cluster", None)
     try:
-        nannies = list(getattr(cluster, "workers", {}).values())
+        nannies = [*getattr(cluster, "workers", {}).values(), *list(getattr(cluster, "_created", ()))]
     except Exception:  # noqa: BLE001 - changed meanwhile by the event loop: none this time
         return []
     pids = [getattr(getattr(n, "process", None), "pid", None) for n in nannies]
-    return [p for p in pids if isinstance(p, int) and p > 0]
+    return sorted({p for p in pids if isinstance(p, int) and p > 0})
 
 
 def processes(client: Any, timeout: float = 5.0) -> dict[str, tuple[str, int, int]]:
