@@ -71,6 +71,11 @@ def test_bad_arguments_name_the_parameter(kwargs, name):
     assert name in str(err.value)
 
 
+def test_a_misspelt_keyword_gets_a_suggestion():
+    with pytest.raises(labkit.ParameterError, match="did you mean 'threads_per_worker'?"):
+        labkit.Lab(workers=1, thread_per_worker=1, processes=False, dashboard=False)
+
+
 @pytest.mark.no_gpu
 def test_gpu_without_cuda_says_what_is_missing():
     with pytest.raises(BackendUnavailable) as err:

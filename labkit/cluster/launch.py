@@ -8,14 +8,13 @@ value: a remote scheduler need not have labkit installed.
 
 from __future__ import annotations
 
-import difflib
 import json
 import logging
 import os
 from typing import Any
 
 from labkit.common import logs
-from labkit.common.errors import ClusterError, ParameterError, ParameterTypeError
+from labkit.common.errors import ClusterError, ParameterError, ParameterTypeError, did_you_mean
 from labkit.common.scheduler import run_on_scheduler, scheduler_workers
 
 from .interrupt import PRELOAD as INTERRUPT_PRELOAD
@@ -95,9 +94,8 @@ def check_cluster_kwargs(kwargs: dict[str, Any]) -> None:
     }
     for name in kwargs:
         if name not in known:
-            close = difflib.get_close_matches(name, sorted(known | {"workers", "threads_per_worker"}), n=3)
-            hint = f" (did you mean {' or '.join(close)}?)" if close else ""
-            raise ParameterError(name, kwargs[name], f"a keyword of Lab, LocalCluster, Worker or Nanny{hint}")
+            hint = did_you_mean(name, sorted(known | {"workers", "threads_per_worker"}))
+            raise ParameterError(name, kwargs[name], f"{hint}a keyword of Lab, LocalCluster, Worker or Nanny")
 
 
 def start_cluster(
