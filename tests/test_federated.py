@@ -297,6 +297,10 @@ def test_one_split_or_one_value_is_said_to_leave_nothing_to_compare():
     iid_only = _frame([({"split": "iid"}, IID)])
     assert "no comparison of splits.\nTrials: " in fed_analysis.describe_noniid(iid_only)
     assert "no comparison of clients.\nTrials: " in fed_analysis.describe_factor(iid_only, "clients")
+    # Both splits measured, never at equal other parameters (as when outside load left out
+    # the IID trials of one setting): nothing to compare, said so.
+    apart = _frame([({"split": "iid", "clients": 3}, IID), ({"split": "label", "clients": 6}, IID)])
+    assert "no comparison of splits.\nTrials: " in fed_analysis.describe_noniid(apart)
 
 
 def test_clients_and_local_epochs_are_compared_at_equal_other_parameters():

@@ -297,7 +297,7 @@ def describe_noniid(frame: pd.DataFrame) -> str:
     """
     measured = set(_ok(frame)["p_split"])
     table = compare_table(frame, "split", "iid") if {"iid", "label"} <= measured else None
-    if table is None or "label" not in set(table["value"]):
+    if table is None or table.empty or "label" not in set(table["value"]):
         return "IID and non-IID shards were not both measured at equal other parameters: no comparison of splits."
     table = table[table["value"] == "label"]
     lines = [
