@@ -249,7 +249,7 @@ class LoadWindow:
 
     def __init__(self, lab: Lab, rules: AlertRules | None = None) -> None:
         from labkit.measure.alerts import AlertRules
-        from labkit.measure.load import host_reader
+        from labkit.measure.host import host_reader
 
         self.lab, self.rules, self.read = lab, rules or AlertRules(), host_reader()
         self.before: dict[str, Any] | None = None
@@ -285,8 +285,9 @@ def load_flags(rates: dict[str, float], rules: AlertRules | None = None) -> dict
     rules = rules or AlertRules()
     out: dict[str, Any] = {k: rates.get(k) for k in LOAD_METRICS}
     out = {k: None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v) for k, v in out.items()}
-    above = rules.under_load(out["outside_cpu_percent"], out["steal_percent"])
-    out["under_load"] = True if above else (None if out["outside_cpu_percent"] is None else False)
+    out["under_load"] = rules.load_flag(
+        out["outside_cpu_percent"], out["steal_percent"], out["outside_resolution_percent"]
+    )
     return out
 
 
@@ -296,7 +297,7 @@ def local_processes(lab: Lab) -> tuple[list[int], tuple[int, ...], tuple[int, ..
     lab's own processes besides, which are not outside load: those above this one that run
     the lab (``lab``: ``labkit run``, papermill, the Jupyter server) and every worker process
     seen here since the lab started that still runs, retiring or starting ones included
-    (``trees``: with their children), as :func:`labkit.measure.load.host_reader` takes them."""
+    (``trees``: with their children), as :func:`labkit.measure.host.host_reader` takes them."""
     from distributed.comm import get_address_host
 
     from labkit.cluster import retire

@@ -15,14 +15,15 @@ def probe_load_watch(rules: Any = None) -> Any:
     """The outside-load watch ``labkit probe`` gives the probes (:data:`labkit.probes.concurrency.LoadWatch`).
 
     Built here, above both layers: the probes may not import :mod:`labkit.measure`. It reads
-    the machine with :func:`~labkit.measure.load.host_reader` before and after, and flags the
+    the machine with :func:`~labkit.measure.host.host_reader` before and after, and flags the
     probe with ``rules.under_load`` (default :class:`~labkit.measure.alerts.AlertRules`, the
     rule trials are flagged by).
     """
     import math
 
     from labkit.measure.alerts import AlertRules
-    from labkit.measure.load import host_reader, load_rates
+    from labkit.measure.host import host_reader
+    from labkit.measure.load import load_rates
 
     rules = AlertRules() if rules is None else rules
 
@@ -34,7 +35,7 @@ def probe_load_watch(rules: Any = None) -> Any:
             got = load_rates(before, read(own, nannied))
             rates = {k: (None if math.isnan(v) else float(v)) for k, v in got.items()}
             outside, steal = rates["outside_cpu_percent"], rates["steal_percent"]
-            return rates, rules.under_load(outside, steal) or (None if outside is None else False)
+            return rates, rules.load_flag(outside, steal, rates["outside_resolution_percent"])
 
         return finish
 

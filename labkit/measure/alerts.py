@@ -106,10 +106,41 @@ class AlertRules:
         if self.steal_percent is not None and not 0 <= self.steal_percent <= 100:
             raise ParameterError("steal_percent", self.steal_percent, "None or a percent in 0..100")
 
-    def under_load(self, outside_cpu_percent: float | None, steal_percent: float | None, *, scale: float = 1.0) -> bool:
-        """Whether either figure is above its threshold (times ``scale``); a None figure is not above."""
-        checks = ((outside_cpu_percent, self.outside_cpu_percent), (steal_percent, self.steal_percent))
+    def under_load(
+        self,
+        outside_cpu_percent: float | None,
+        steal_percent: float | None,
+        *,
+        scale: float = 1.0,
+        resolution: float | None = None,
+    ) -> bool:
+        """Whether either figure is above its threshold (times ``scale``); a None figure is not above.
+
+        ``resolution`` is how far the outside CPU figure can be off through the counters'
+        rounding alone (percent of a core; see :mod:`labkit.measure.load`): the figure is above
+        its threshold only when it exceeds it by more than that, so that a short window's
+        rounding is never read as someone else's load.
+
+        >>> AlertRules().under_load(30.0, None), AlertRules().under_load(30.0, None, resolution=12.0)
+        (True, False)
+        """
+        outside = None if outside_cpu_percent is None else outside_cpu_percent - (resolution or 0.0)
+        checks = ((outside, self.outside_cpu_percent), (steal_percent, self.steal_percent))
         return any(v is not None and limit is not None and v > scale * limit for v, limit in checks)
+
+    def load_flag(
+        self, outside_cpu_percent: float | None, steal_percent: float | None, resolution: float | None = None
+    ) -> bool | None:
+        """A window's ``under_load``: True above a threshold (see :meth:`under_load`), None where the
+        outside CPU was not measured (and steal was not above its own), else False.
+
+        >>> rules = AlertRules()
+        >>> rules.load_flag(30.0, None), rules.load_flag(None, 1.0), rules.load_flag(None, 9.0), rules.load_flag(3.0, None)
+        (True, None, True, False)
+        """
+        if self.under_load(outside_cpu_percent, steal_percent, resolution=resolution):
+            return True
+        return None if outside_cpu_percent is None else False
 
 
 class AlertLog:
@@ -266,7 +297,12 @@ def load_alert(rules: AlertRules, reading: Any, active: bool) -> tuple[bool, Cal
     """Whether an "outside-load" episode holds at this reading (it starts above a threshold and
     ends once below half of each), and its message: what was seen, the top outside processes
     (name, pid, share of a core) and the lab's own overhead, which is not counted."""
-    holds = rules.under_load(reading.outside_cpu_percent, reading.steal_percent, scale=0.5 if active else 1.0)
+    holds = rules.under_load(
+        reading.outside_cpu_percent,
+        reading.steal_percent,
+        scale=0.5 if active else 1.0,
+        resolution=reading.outside_resolution_percent,
+    )
 
     def message() -> str:
         where = "the client's machine" if reading.source == "client" else reading.source.removeprefix("host:")

@@ -9,12 +9,16 @@ load average. Two readings give the load in between:
 >>> cpu = lambda user, idle, steal: {"user": user, "system": 0.0, "idle": idle, "steal": steal}
 >>> a = {"time": 0.0, "cpu": cpu(10.0, 100.0, 1.0), "loadavg": 1.5, "cluster_cpu_s": 4.0, "pids": [7]}
 >>> b = {"time": 2.0, "cpu": cpu(14.0, 104.0, 1.0), "loadavg": 1.7, "cluster_cpu_s": 6.0, "pids": [7]}
->>> load_rates(a, b)     # 4 s busy, 2 of them the cluster's, over 2 s: one core's worth outside
-{'outside_cpu_percent': 100.0, 'steal_percent': 0.0, 'loadavg_1m': 1.7, 'cpu_percent': 50.0, 'lab_cpu_percent': 0.0}
+>>> {k: round(v, 2) for k, v in load_rates(a, b).items()}  # 4 s busy, 2 the cluster's, over 2 s
+{'outside_cpu_percent': 100.0, 'steal_percent': 0.0, 'loadavg_1m': 1.7, 'cpu_percent': 50.0, 'lab_cpu_percent': 0.0, 'outside_resolution_percent': 1.08}
 
 - ``outside_cpu_percent``: CPU used by every other process, in percent of one core (100 = a
   whole core), over the interval. NaN when the cluster's processes are not known, or
   they or the lab's changed in between (a process that exited took its last CPU time along).
+- ``outside_resolution_percent``: how far rounding alone can move ``outside_cpu_percent``
+  (:func:`rounding_error_s` over the interval): every counter it reads counts in 10 ms
+  ticks, so a 0.25 s interval reads to about ±15% of a core. A figure is above a threshold
+  only by more than this (:meth:`~labkit.measure.alerts.AlertRules.under_load`).
 - ``steal_percent``: the share of the machine's CPU time the hypervisor gave to others
   (``top``'s ``%st``); NaN where the system does not report steal.
 - ``loadavg_1m``: the 1-minute load average at the second reading; it counts the
@@ -52,13 +56,22 @@ from labkit.cluster import retire
 from labkit.common.scheduler import run_on_scheduler, run_on_workers
 
 from .alerts import AlertRules, load_alert, top_processes
-from .proc_cpu import _cpu_counter
+from .host import host_reader
 from .resources import Sample
 
 logger = logging.getLogger("labkit.monitor")
 
 #: The load metrics, as samples name them.
-LOAD_METRICS = ("outside_cpu_percent", "steal_percent", "loadavg_1m", "cpu_percent", "lab_cpu_percent")
+LOAD_METRICS = (
+    "outside_cpu_percent",
+    "steal_percent",
+    "loadavg_1m",
+    "cpu_percent",
+    "lab_cpu_percent",
+    "outside_resolution_percent",
+)
+#: The machine's busy CPU time fields the outside figure reads (``/proc/stat``'s summary line).
+BUSY_FIELDS = ("user", "nice", "system", "irq", "softirq")
 NOT_BUSY = ("idle", "iowait", "steal", "guest", "guest_nice")  # guest time is counted in user and nice
 
 
@@ -74,6 +87,7 @@ class LoadReading:
     under_load: bool | None  # None: outside CPU not measured and steal not above its threshold
     lab_cpu_percent: float | None = None  # lab overhead: the lab's own processes besides the cluster's
     top: tuple[tuple[str, int, float], ...] | None = None  # (name, pid, % of a core) outside; None: not read
+    outside_resolution_percent: float | None = None  # how far rounding alone can move outside_cpu_percent
 
 
 def load_rates(prev: dict[str, Any] | None, now: dict[str, Any]) -> dict[str, float]:
@@ -102,86 +116,28 @@ def load_rates(prev: dict[str, Any] | None, now: dict[str, Any]) -> dict[str, fl
     out["lab_cpu_percent"] = 100.0 * lab / dt
     if own_prev is not None and own_now is not None and prev.get("pids") == now.get("pids"):
         out["outside_cpu_percent"] = 100.0 * max(0.0, busy - (own_now - own_prev) - lab) / dt
+        counted = len(now.get("pids") or ()) + len(now.get("lab_pids") or ())
+        out["outside_resolution_percent"] = 100.0 * rounding_error_s(counted, now.get("tick_s")) / dt
     return out
 
 
-def _scanner() -> Callable[[tuple[int, ...], bool], tuple[set[int], dict[int, Any] | None]]:
-    """``scan(roots, top)`` for :func:`host_reader`: the descendants of ``roots`` and, with
-    ``top``, every process's ``(name, CPU s, start time)`` (a closure: cloudpickle sends it by value)."""
+def rounding_error_s(processes: int, tick_s: float | None = None) -> float:
+    """How far, in CPU seconds, rounding alone can move the outside CPU of one interval: about
+    two standard deviations of the sum of the counters' rounding errors.
 
-    def scan(roots: tuple[int, ...], top: bool) -> tuple[set[int], dict[int, Any] | None]:
-        import psutil
+    Every counter the outside figure reads (the machine's busy fields and each counted
+    process's user and system time) counts in ticks of ``tick_s`` (10 ms on Linux), and the
+    difference of two readings of one counter is off by less than a tick: a triangular error
+    of standard deviation ``tick/√6``. Over a 0.25 s interval with eight processes counted,
+    that is about 0.037 s, 15% of a core: a short window's figure near a threshold of 25%
+    cannot tell outside load from rounding.
 
-        kids: dict[int, list[int]] = {}
-        snap: dict[int, Any] | None = {} if top else None
-        attrs = ["ppid", "name", "cpu_times", "create_time"] if top else ["ppid"]
-        for p in psutil.process_iter(attrs) if roots or top else ():  # one pass over the machine's processes
-            kids.setdefault(p.info["ppid"], []).append(p.pid)
-            if snap is not None and (t := p.info["cpu_times"]) is not None:
-                snap[p.pid] = (p.info["name"] or "?", t.user + t.system, p.info["create_time"])
-        out, todo = set(), list(roots)
-        while todo:
-            new = set(kids.get(todo.pop(), ())) - out
-            out |= new
-            todo += new
-        return out, snap
-
-    return scan
-
-
-def host_reader() -> Callable[..., dict[str, Any]]:
-    """A function ``read(pids, nannied, lab, trees, top)`` that takes a reading of the machine it runs on.
-
-    ``pids`` are the cluster's processes there (None: not known), ``nannied`` those whose parent
-    (their nanny) is the cluster's too; ``lab`` the lab's other processes and ``trees`` those
-    that are the lab's with their descendants (``lab_cpu_s``, less the cluster's); ``top``: take
-    a snapshot of every process's CPU (``procs``). A reading costs one read of the machine's
-    counters, one per process counted and (with ``trees`` or ``top``) one pass over the rest.
-    Built here so that cloudpickle sends it by value: a worker elsewhere runs it without labkit.
+    >>> round(rounding_error_s(8, 0.01), 4)
+    0.0374
     """
-    procs: dict[int, Any] = {}  # pid -> psutil.Process
-    parents: dict[int, int] = {}  # pid -> its parent's pid
-    scan, cpu_of = _scanner(), _cpu_counter(procs)
-
-    def read(
-        pids: list[int] | None = None,
-        nannied: tuple[int, ...] = (),
-        lab: tuple[int, ...] = (),
-        trees: tuple[int, ...] = (),
-        top: bool = False,
-    ) -> dict[str, Any]:
-        import os
-        import time
-
-        import psutil
-
-        now, cpu = time.time(), psutil.cpu_times()._asdict()
-        try:
-            loadavg: float | None = os.getloadavg()[0]
-        except (OSError, AttributeError):
-            loadavg = None
-        out = {"time": now, "cpu": cpu, "loadavg": loadavg, "cluster_cpu_s": None, "pids": None}
-        out |= {"lab_cpu_s": None, "lab_pids": None, "procs": None}
-        if pids is None:
-            return out
-        wanted = set(pids)
-        for pid in nannied:
-            if pid not in parents:
-                try:
-                    parents[pid] = psutil.Process(pid).ppid()
-                except psutil.Error:
-                    continue
-            if parents[pid] > 1:
-                wanted.add(parents[pid])
-        children, out["procs"] = scan(trees, top)
-        mine = (set(lab) | set(trees) | children) - wanted
-        out["cluster_cpu_s"], out["pids"] = cpu_of(wanted)
-        out["lab_cpu_s"], out["lab_pids"] = cpu_of(mine)
-        for pid in set(procs) - wanted - mine:
-            del procs[pid]
-        return out
-
-    return read
+    tick = tick_s or 0.01
+    fields = len(BUSY_FIELDS) + 2 * processes
+    return 2.0 * tick * math.sqrt(fields / 6.0)
 
 
 def _processes() -> Any:
@@ -365,7 +321,7 @@ class LoadWatcher:
         for r in self.latest.values():
             on = ("outside-load", r.source) in active
             holds, message = load_alert(self.rules, r, on)
-            outside = self.rules.under_load(r.outside_cpu_percent, None)
+            outside = self.rules.under_load(r.outside_cpu_percent, None, resolution=r.outside_resolution_percent)
             if holds and not on and outside and r.top is None and len(self._waited.get(r.source, ())) < 2:
                 self._waited.setdefault(r.source, set()).add(r.time)  # the same reading counts once
                 continue
@@ -378,5 +334,6 @@ class LoadWatcher:
         """A :class:`LoadReading` of the rates (NaN becomes None) and the top outside processes."""
         v = {k: (None if math.isnan(x) else x) for k, x in rates.items()}
         outside, steal = v["outside_cpu_percent"], v["steal_percent"]
-        under = self.rules.under_load(outside, steal) or (None if outside is None else False)
-        return LoadReading(t, source, outside, steal, v["loadavg_1m"], under, v.get("lab_cpu_percent"), top)
+        res = v.get("outside_resolution_percent")
+        under = self.rules.load_flag(outside, steal, res)
+        return LoadReading(t, source, outside, steal, v["loadavg_1m"], under, v.get("lab_cpu_percent"), top, res)

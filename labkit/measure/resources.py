@@ -135,6 +135,7 @@ class ResourceSummary:
     # Outside load, over the trial's window, on the most loaded of the cluster's machines
     # (and the client's): see labkit.measure.load. None where a machine was not measured.
     outside_cpu_percent: float | None = None  # CPU of other processes, 100 = one core
+    outside_resolution_percent: float | None = None  # how far the counters' rounding alone can move it
     steal_percent: float | None = None  # share of CPU time the hypervisor took
     loadavg_1m: float | None = None  # counts the cluster's own threads too
     under_load: bool | None = None  # above AlertRules.outside_cpu_percent or .steal_percent
@@ -194,24 +195,45 @@ def _window_mean(pts: list[tuple[float, float]], start: float, end: float) -> fl
     return total / covered if covered >= 0.999 * (end - start) else None
 
 
+def _resolution(pts: list[tuple[float, float]], start: float, end: float) -> float | None:
+    """How far rounding alone can move the outside CPU over ``start..end`` (percent of a core),
+    from the readings' ``outside_resolution_percent``: the largest rounding error (CPU seconds)
+    of the readings that overlap the window, over the time they span. Consecutive readings
+    share the counters' rounding at the reading between them, which cancels: what is left is
+    the rounding at the two ends of the span. None where a reading has none."""
+    span = error = 0.0
+    for (t0, _), (t1, v) in itertools.pairwise(pts):
+        if _overlap(t0, t1, start, end) > 0 or (end <= start and t0 < start <= t1):
+            if v != v:
+                return None
+            span, error = span + (t1 - t0), max(error, v * (t1 - t0))
+    return error / span if span > 0 else None
+
+
 def _load(
     series: dict[tuple[str, str], list[tuple[float, float]]], start: float, end: float, rules: AlertRules
 ) -> dict[str, Any]:
     """Outside load over the trial on the most loaded machine (see :mod:`labkit.measure.load`):
     a figure is None unless every machine was measured; ``under_load`` is True as soon as
-    one measured machine was above a threshold."""
+    one measured machine was above a threshold by more than its figure's rounding."""
+    per: dict[str, dict[str, float | None]] = {}
+    for (w, m), pts in series.items():
+        if (w == "client" or w.startswith("host:")) and pts[-1][0] > start and pts[0][0] < end:
+            if m == "outside_resolution_percent":
+                per.setdefault(w, {})[m] = _resolution(pts, start, end)
+            elif m in ("outside_cpu_percent", "steal_percent", "loadavg_1m"):
+                per.setdefault(w, {})[m] = _window_mean(pts, start, end)
     out: dict[str, Any] = {}
-    worst: dict[str, float | None] = {}
-    for metric in ("outside_cpu_percent", "steal_percent", "loadavg_1m"):
-        per_machine = [
-            _window_mean(pts, start, end)
-            for (w, m), pts in series.items()
-            if m == metric and (w == "client" or w.startswith("host:")) and pts[-1][0] > start and pts[0][0] < end
-        ]
-        known = [v for v in per_machine if v is not None]
-        worst[metric] = max(known, default=None)
-        out[metric] = worst[metric] if len(known) == len(per_machine) else None
-    above = rules.under_load(worst["outside_cpu_percent"], worst["steal_percent"])
+    for metric in ("outside_cpu_percent", "steal_percent", "loadavg_1m", "outside_resolution_percent"):
+        values = [v[metric] for v in per.values() if metric in v]
+        known = [x for x in values if x is not None]
+        out[metric] = max(known) if known and len(known) == len(values) else None
+    above = any(
+        rules.under_load(
+            v.get("outside_cpu_percent"), v.get("steal_percent"), resolution=v.get("outside_resolution_percent")
+        )
+        for v in per.values()
+    )
     out["under_load"] = True if above else (None if out["outside_cpu_percent"] is None else False)
     return out
 

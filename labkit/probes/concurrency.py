@@ -16,7 +16,7 @@ rounds (``labkit.analysis.intervals.ratio_estimate``, where the ceiling is read:
 does not import the analysis).
 
 The outside load over the probe is read by a ``watch`` the caller gives (:data:`LoadWatch`;
-``labkit probe`` gives one built on :func:`labkit.measure.load.host_reader` and
+``labkit probe`` gives one built on :func:`labkit.measure.host.host_reader` and
 :class:`~labkit.measure.alerts.AlertRules`, which this layer may not import): CPU used by
 processes other than this one and the cluster's above the rules' thresholds flags the
 ceiling ``under_load``: it then measured that load too, and :mod:`labkit.probes.cache`

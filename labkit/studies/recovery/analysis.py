@@ -80,13 +80,11 @@ def _missing(v: Any) -> bool:
     return v is None or (isinstance(v, float) and math.isnan(v))
 
 
-def _under_load(outside: float, steal: float) -> bool | None:
+def _under_load(outside: float, steal: float, resolution: float) -> bool | None:
     """Above :class:`~labkit.measure.alerts.AlertRules`' thresholds, as a sweep's trials are
     flagged; None where the outside CPU was not measured and steal was not above its own."""
-    o, st = (None if _missing(v) else float(v) for v in (outside, steal))
-    if AlertRules().under_load(o, st):
-        return True
-    return None if o is None else False
+    o, st, res = (None if _missing(v) else float(v) for v in (outside, steal, resolution))
+    return AlertRules().load_flag(o, st, res)
 
 
 def recovery_runs(frame: pd.DataFrame) -> pd.DataFrame:
@@ -121,12 +119,13 @@ def recovery_runs(frame: pd.DataFrame) -> pd.DataFrame:
         None if ref is None or _missing(v) else math.isclose(float(v), ref, rel_tol=RESULT_RTOL, abs_tol=0.0)
         for v in runs["result"]
     ]
-    columns = ["wall_s", "kill_s", "tasks", *RECOMPUTED, "result", "outside_cpu_percent", "steal_percent"]
+    load = ["outside_cpu_percent", "steal_percent", "outside_resolution_percent"]
+    columns = ["wall_s", "kill_s", "tasks", *RECOMPUTED, "result", *load]
     out = pd.DataFrame({"run": np.arange(1, len(runs) + 1), "kind": kind, "status": runs["status"]})
     for c in columns:
         out[c] = runs[c].astype(float) if c in runs else np.nan
     out["same_result"] = same
-    out["under_load"] = [_under_load(o, st) for o, st in zip(out["outside_cpu_percent"], out["steal_percent"])]
+    out["under_load"] = [_under_load(*v) for v in zip(*(out[c] for c in load))]
     return out
 
 

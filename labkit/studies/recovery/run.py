@@ -27,7 +27,8 @@ import numpy as np
 from labkit.common.errors import ClusterError, ParameterError
 from labkit.experiment.faults import DEGRADED, WorkerWatch, call_timed, degraded_reason, restore_workers
 from labkit.experiment.lifecycle import RecordedRun, load_flags
-from labkit.measure.load import LOAD_METRICS, host_reader, load_rates
+from labkit.measure.host import host_reader
+from labkit.measure.load import LOAD_METRICS, load_rates
 from labkit.store import Trial, check_store_path
 from labkit.studies.recovery.analysis import RECOMPUTED, recomputed
 from labkit.workloads import BaseWorkload, Work, check_value

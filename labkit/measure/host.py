@@ -1,0 +1,114 @@
+"""Readings of one machine for the load readings: its CPU counters and the CPU seconds of
+chosen processes (closures, so that cloudpickle sends them by value to a worker elsewhere,
+which runs them without labkit). :mod:`labkit.measure.load` turns two readings into rates."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+
+def _cpu_counter(procs: dict[int, Any]) -> Callable[[set[int]], tuple[float, list[int]]]:
+    """``cpu_of(pids)``: the CPU seconds the live ones of ``pids`` used so far, and which were found
+    (``procs`` caches their psutil handles). A closure, so cloudpickle sends it by value."""
+
+    def cpu_of(pids: set[int]) -> tuple[float, list[int]]:
+        import os
+
+        import psutil
+
+        total, found = 0.0, []
+        for pid in sorted(pids):
+            try:
+                if pid == os.getpid():
+                    t: Any = os.times()
+                else:
+                    t = (procs.get(pid) or procs.setdefault(pid, psutil.Process(pid))).cpu_times()
+            except psutil.Error:
+                procs.pop(pid, None)
+                continue
+            total += t.user + t.system
+            found.append(pid)
+        return total, found
+
+    return cpu_of
+
+
+def _scanner() -> Callable[[tuple[int, ...], bool], tuple[set[int], dict[int, Any] | None]]:
+    """``scan(roots, top)`` for :func:`host_reader`: the descendants of ``roots`` and, with
+    ``top``, every process's ``(name, CPU s, start time)`` (a closure: cloudpickle sends it by value)."""
+
+    def scan(roots: tuple[int, ...], top: bool) -> tuple[set[int], dict[int, Any] | None]:
+        import psutil
+
+        kids: dict[int, list[int]] = {}
+        snap: dict[int, Any] | None = {} if top else None
+        attrs = ["ppid", "name", "cpu_times", "create_time"] if top else ["ppid"]
+        for p in psutil.process_iter(attrs) if roots or top else ():  # one pass over the machine's processes
+            kids.setdefault(p.info["ppid"], []).append(p.pid)
+            if snap is not None and (t := p.info["cpu_times"]) is not None:
+                snap[p.pid] = (p.info["name"] or "?", t.user + t.system, p.info["create_time"])
+        out, todo = set(), list(roots)
+        while todo:
+            new = set(kids.get(todo.pop(), ())) - out
+            out |= new
+            todo += new
+        return out, snap
+
+    return scan
+
+
+def host_reader() -> Callable[..., dict[str, Any]]:
+    """A function ``read(pids, nannied, lab, trees, top)`` that takes a reading of the machine it runs on.
+
+    ``pids`` are the cluster's processes there (None: not known), ``nannied`` those whose parent
+    (their nanny) is the cluster's too; ``lab`` the lab's other processes and ``trees`` those
+    that are the lab's with their descendants (``lab_cpu_s``, less the cluster's); ``top``: take
+    a snapshot of every process's CPU (``procs``). A reading costs one read of the machine's
+    counters, one per process counted and (with ``trees`` or ``top``) one pass over the rest.
+    Built here so that cloudpickle sends it by value: a worker elsewhere runs it without labkit.
+    """
+    procs: dict[int, Any] = {}  # pid -> psutil.Process
+    parents: dict[int, int] = {}  # pid -> its parent's pid
+    scan, cpu_of = _scanner(), _cpu_counter(procs)
+
+    def read(
+        pids: list[int] | None = None,
+        nannied: tuple[int, ...] = (),
+        lab: tuple[int, ...] = (),
+        trees: tuple[int, ...] = (),
+        top: bool = False,
+    ) -> dict[str, Any]:
+        import os
+        import time
+
+        import psutil
+
+        now, cpu = time.time(), psutil.cpu_times()._asdict()
+        tick_s = 1.0 / os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else None
+        try:
+            loadavg: float | None = os.getloadavg()[0]
+        except (OSError, AttributeError):
+            loadavg = None
+        out = {"time": now, "cpu": cpu, "loadavg": loadavg, "cluster_cpu_s": None, "pids": None, "tick_s": tick_s}
+        out |= {"lab_cpu_s": None, "lab_pids": None, "procs": None}
+        if pids is None:
+            return out
+        wanted = set(pids)
+        for pid in nannied:
+            if pid not in parents:
+                try:
+                    parents[pid] = psutil.Process(pid).ppid()
+                except psutil.Error:
+                    continue
+            if parents[pid] > 1:
+                wanted.add(parents[pid])
+        children, out["procs"] = scan(trees, top)
+        mine = (set(lab) | set(trees) | children) - wanted
+        out["cluster_cpu_s"], out["pids"] = cpu_of(wanted)
+        out["lab_cpu_s"], out["lab_pids"] = cpu_of(mine)
+        for pid in set(procs) - wanted - mine:
+            del procs[pid]
+        return out
+
+    return read
