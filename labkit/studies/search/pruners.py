@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from labkit.analysis.claims import ratio_words
 from labkit.analysis.frames import pick_configuration, point_params, require
 from labkit.analysis.intervals import Estimate, direction
 from labkit.analysis.trust import trusted
 from labkit.common.errors import ParameterError
-from labkit.common.format import format_number
 
 from .analysis import ONE, ZERO, _get, _put, _ratio, _score_diff, difference_estimate, values
 
@@ -93,16 +93,10 @@ def _pct(est: Estimate) -> str:
 
 
 def _saved(est: Estimate) -> str:
-    if math.isnan(est.value):
-        return "not measured"
-    d, v, span = direction(est.lo, est.hi), format_number(est.value), f"{est.lo:.2g}–{est.hi:.2g}×"
-    if d == "down":
-        return f"saved {1 - est.value:.0%}{_pct(est)}"
-    if d == "up":
-        return f"{v}× the baseline's: more (95% interval {span})"
-    if d == "unclear":
-        return f"the runs cannot tell ({v}× the baseline's, 95% interval {span}, which holds 1)"
-    return f"{v}× the baseline's by medians, an estimate ({est.note or 'interval not available'})"
+    """A pruner's ratio to the baseline in words (:func:`ratio_words`), and the share saved where
+    its interval lies below 1."""
+    said = ratio_words(est, "the baseline's", ("more", "less"))
+    return said + (f", saved {1 - est.value:.0%}{_pct(est)}" if direction(est.lo, est.hi) == "down" else "")
 
 
 def describe_pruners(
@@ -168,6 +162,5 @@ def _most(table: pd.DataFrame, kept: dict[str, list[tuple[float, str, Estimate]]
     names = ", ".join(str(n) for _, n, _ in kept["compute"])
     return (
         f"{names} saved compute at equal final quality, but the runs cannot tell which saves the most (the "
-        f"intervals of the compute ratios overlap, or one is not available); {name} saved the most by medians, "
-        f"an estimate: {1 - ratio:.0%} of the trial-seconds{_pct(est)}"
+        "intervals of the compute ratios overlap, or one is not available)"
     )
