@@ -9,6 +9,7 @@ machine was quiet.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import sqlite3
@@ -340,3 +341,48 @@ def test_the_lab_overhead_is_reported_apart(llab: labkit.Lab, monkeypatch: pytes
     # a kernel that a Jupyter server started: the server (its parent, at least) is the lab's
     monkeypatch.setenv("JPY_SESSION_NAME", "demo.ipynb")
     assert retire.lab_parents()[:1] == [os.getppid()]
+
+
+#: A "browser": a process that starts a child of its own program, which connects to the
+#: dashboard's port on 127.0.0.1 and keeps a core busy while connected (at most 30 s).
+VIEWER = (
+    "import subprocess, sys\n"
+    "child = (\n"
+    "    'import socket, time\\n'\n"
+    "    's = socket.create_connection((\"127.0.0.1\", {port}))\\n'\n"
+    "    't = time.time() + 30\\n'\n"
+    "    'while time.time() < t: pass\\n'\n"
+    ")\n"
+    "subprocess.run([sys.executable, '-c', child])\n"
+)
+
+
+def test_a_browser_viewing_the_dashboard_is_lab_overhead_not_outside_load() -> None:
+    from urllib.parse import urlsplit
+
+    from labkit.cluster import viewers
+
+    with labkit.Lab(workers=1, threads_per_worker=1, dashboard_address="127.0.0.1:0") as lab:
+        assert lab.dashboard_link is not None
+        port = urlsplit(lab.dashboard_link).port
+        viewer = subprocess.Popen([sys.executable, "-c", VIEWER.format(port=port)])
+        try:
+            deadline = time.monotonic() + 20
+            while viewer.pid not in viewers.viewer_roots({port}) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert viewer.pid in viewers.viewer_roots({port}), "the viewer never connected"
+            monitor = Monitor(lab)
+            monitor.sample_once()
+            time.sleep(1.5)
+            monitor.sample_once()
+            reading = monitor.latest_load
+        finally:
+            with contextlib.suppress(psutil.Error):
+                for child in psutil.Process(viewer.pid).children(recursive=True):
+                    child.kill()
+            viewer.kill()
+            viewer.wait(timeout=10)
+    # The viewer's whole tree (its connected child, spinning) is the lab's: lab overhead.
+    assert viewer.pid in monitor._load._viewers[1]
+    assert reading is not None and reading.lab_cpu_percent is not None
+    assert reading.lab_cpu_percent >= 25, reading  # at least a quarter of a core, on a busy machine too

@@ -31,7 +31,9 @@ load average. Two readings give the load in between:
   processes above the client that run the lab (``labkit run``, papermill, the Jupyter
   server: :func:`~labkit.cluster.retire.lab_parents`). Told by the pids the lab knew and by
   ancestry, not by name: a user's other Python process, or one the client starts, is outside
-  load. The dashboard and live view are in the client process. A machine near its threshold
+  load. The dashboard and live view are in the client process; the browsers that draw them
+  (connected to the Jupyter server or the dashboard: :mod:`labkit.cluster.viewers`) are the
+  lab's too, whole. A machine near its threshold
   is read with a snapshot of every process's CPU (``procs``): two give the top outside
   processes an alert names (:func:`~labkit.measure.alerts.top_processes`).
 
@@ -52,7 +54,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from labkit.cluster import retire
+from labkit.cluster import retire, viewers
 from labkit.common.scheduler import run_on_scheduler, run_on_workers
 
 from .alerts import AlertRules, load_alert, top_processes
@@ -70,6 +72,8 @@ LOAD_METRICS = (
     "lab_cpu_percent",
     "outside_resolution_percent",
 )
+#: Seconds between two looks for the browsers viewing the lab (their CPU is lab overhead).
+VIEWERS_EVERY_S = 10.0
 #: The machine's busy CPU time fields the outside figure reads (``/proc/stat``'s summary line).
 BUSY_FIELDS = ("user", "nice", "system", "irq", "softirq")
 NOT_BUSY = ("idle", "iowait", "steal", "guest", "guest_nice")  # guest time is counted in user and nice
@@ -198,6 +202,7 @@ class LoadWatcher:
         self._retry_at = 0.0
         self._last: dict[str, dict[str, Any]] = {}
         self._parents = tuple(retire.lab_parents())  # above the client: labkit run, papermill, Jupyter
+        self._viewers: tuple[float, set[int]] = (-math.inf, set())  # (when read, browsers viewing the lab)
         self._scan: set[str] = set()  # machines near their threshold: read with a process snapshot
         self._waited: dict[str, set[float]] = {}  # readings an alert waited for the top processes
         self._lab: deque[tuple[float, float, str, float]] = deque(maxlen=20_000)  # (from, to, source, lab %)
@@ -233,8 +238,20 @@ class LoadWatcher:
         for host, pid in retire.known(self.client, self.local_hosts):  # workers seen, current or not
             trees.setdefault("client" if host in self.local_hosts else host, set()).add(pid)
         trees["client"].update(retire.spawned(self.client))  # an in-process cluster's, starting ones too
+        trees["client"].update(self._viewing(pids["client"]))  # browsers drawing the live view or dashboard
         lab = {m: self._parents if m == "client" else () for m in machines}
         return {m: (pids[m], tuple(nannied[m]), lab[m], tuple(sorted(trees[m]))) for m in machines}
+
+    def _viewing(self, own: list[int]) -> set[int]:
+        """The browsers viewing the lab on the client's machine (:mod:`labkit.cluster.viewers`),
+        looked for at most every :data:`VIEWERS_EVERY_S` (reading the connections costs a scan
+        of every process's sockets)."""
+        at, roots = self._viewers
+        if time.monotonic() - at >= VIEWERS_EVERY_S:
+            ports = viewers.serving_ports(self._parents, self.client)
+            roots = viewers.viewer_roots(ports, exclude=(*own, *self._parents))
+            self._viewers = (time.monotonic(), roots)
+        return roots
 
     def sample(self, workers: dict[str, Any]) -> list[Sample]:
         """Read every machine once; the load since the previous reading, as samples. Never
