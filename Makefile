@@ -46,10 +46,11 @@ test: lint $(CHROMIUM) $(TORCH)
 test-fast: lint $(TORCH)
 	$(BIN)/python -m pytest -m "not browser"
 
-## test-gpu: the tests of the GPU path (CuPy, dask-cuda, NVML); needs the gpu extra and a CUDA GPU
+## test-gpu: the tests of the GPU path (CuPy, dask-cuda, NVML, notebook 02 end to end); needs the gpu extra and a CUDA GPU
+# The gpu extra holds dask and distributed at the release dask-cuda pins (pyproject.toml).
 test-gpu: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[gpu,dev]"
-	$(BIN)/python -m pytest -m gpu -rs tests/test_gpu.py
+	$(BIN)/python -m pytest -m gpu -rs tests/test_gpu.py tests/test_devices.py
 
 # JupyterLab's Dask sidebar pointed at the dashboard of a Lab started in a kernel (labkit.cluster.dashboard).
 SIDEBAR := $(VENV)/share/jupyter/lab/settings/overrides.d/labkit-dask-sidebar.json

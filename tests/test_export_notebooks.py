@@ -35,6 +35,7 @@ def _of(module: str, name: str = "SMALL") -> dict[str, Any]:
 SMALL: dict[str, Callable[[Path], dict[str, Any]]] = {
     "00_quickstart": lambda _: {"n": [128, 256], "chunk": 64, "repeats": 2},  # as tests/test_quickstart.py
     "01_data_parallel_scaling": lambda _: _of("test_notebook_01", "PARAMS"),
+    "02_cpu_vs_gpu": lambda _: _of("test_devices"),
     "03_data_variety": lambda _: _of("test_notebooks_data")["03_data_variety"],
     "04_batch_vs_stream": lambda _: _of("test_notebooks_data")["04_batch_vs_stream"],
     "05_compression_io": lambda _: _of("test_notebooks_data")["05_compression_io"],
@@ -44,6 +45,7 @@ SMALL: dict[str, Callable[[Path], dict[str, Any]]] = {
     "09_federated_learning": lambda _: _of("test_federated"),
     "10_autoscaling": lambda _: _of("test_autoscale"),
     "11_fault_tolerance": lambda store: {**_of("test_recovery"), "sweep_store": str(store)},
+    "12_cost_energy": lambda _: _of("test_cost"),
     "13_remote_cluster": lambda _: _of("test_remote"),  # no address: on a local cluster
 }
 

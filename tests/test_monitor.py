@@ -117,10 +117,12 @@ def test_samples_summary_and_store_rows(mlab: labkit.Lab, data: da.Array) -> Non
     assert summary.outside_cpu_percent is not None and summary.outside_cpu_percent >= 0
     assert summary.loadavg_1m is not None and summary.loadavg_1m >= 0
     assert isinstance(summary.under_load, bool)
-    assert summary.under_load == (summary.outside_cpu_percent > 25 or (summary.steal_percent or 0) > 5)
+    beyond = summary.outside_cpu_percent - (summary.outside_resolution_percent or 0.0)  # beyond the rounding
+    assert summary.under_load == (beyond > 25 or (summary.steal_percent or 0) > 5)
     assert monitor.latest_load is not None and monitor.latest_load.source == "client"
     assert (summary.gpu_utilization_percent is None) == (not has_gpu)
-    assert (summary.energy_j is None) == (not EnergyMeter().counters)
+    assert (summary.energy_method == "not measured") == (not EnergyMeter().counters)
+    assert (summary.energy_j is None) == (summary.energy_method in ("not measured", "below-resolution"))
     assert set(summary.to_metrics()) <= set(summary.to_dict())
     assert {"outside_cpu_percent", "loadavg_1m", "steal_percent", "under_load", "net_loopback"} <= set(
         summary.to_metrics()

@@ -305,6 +305,7 @@ def test_every_trial_gets_its_settled_resources_and_time_split(scaled_lab, store
     assert (frame["time_compute_cpu_s"] > 0).all()
     assert (frame["peak_memory_bytes"] > 0).all() and frame["measurements"].ge(1).all()
     # Without RAPL or NVML (as on CI's machines): not measured, never a guess.
-    assert frame["energy_j"].isna().all() == (not EnergyMeter().counters)
+    assert frame["energy_method"].eq("not measured").all() == (not EnergyMeter().counters)
+    assert frame["energy_j"].isna().eq(frame["energy_method"].isin(["not measured", "below-resolution"])).all()
     samples = results.samples()
     assert {"cpu_percent", "memory_bytes"} <= set(samples["metric"])

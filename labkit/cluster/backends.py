@@ -73,6 +73,43 @@ def synced(block: Any) -> Any:
     return block
 
 
+def _device_synchronize() -> None:
+    """Wait for every queued kernel on this process's current CUDA device (run on a worker)."""
+    import cupy
+
+    cupy.cuda.Device().synchronize()
+
+
+def sync_workers(client: Any, backend: str) -> None:
+    """Wait until every worker's device has finished its queued work (a no-op for NumPy).
+
+    The last step before a timed region's clock stops, as dask-cuda's benchmarks do: a
+    task's result may be ready on the host while kernels it queued still run.
+    """
+    if backend == "cupy":
+        client.run(_device_synchronize)
+
+
+def to_device(x: da.Array, backend: str) -> da.Array:
+    """``x`` (NumPy blocks) with each block copied to ``backend``'s memory (itself for NumPy)."""
+    if backend == "numpy":
+        return x
+    xp = array_module(backend)
+    return x.map_blocks(xp.asarray, dtype=x.dtype, meta=xp.empty((0,) * x.ndim, dtype=x.dtype))
+
+
+def _as_host(block: Any) -> Any:
+    get = getattr(block, "get", None)  # cupy.ndarray.get() copies to a NumPy array
+    return get() if callable(get) and type(block).__module__.split(".")[0] == "cupy" else block
+
+
+def to_host(x: da.Array) -> da.Array:
+    """``x`` with each block copied to host memory as a NumPy array (NumPy blocks unchanged)."""
+    import numpy as np
+
+    return x.map_blocks(_as_host, dtype=x.dtype, meta=np.empty((0,) * x.ndim, dtype=x.dtype))
+
+
 def random_array(
     shape: tuple[int, ...],
     chunks: tuple[int, ...] | int,
@@ -85,8 +122,5 @@ def random_array(
     import dask.array as da
     import numpy as np
 
-    x = da.random.default_rng(seed).random(shape, chunks=chunks).astype(dtype)
-    if backend == "numpy":
-        return x
-    xp = array_module(backend)
-    return x.map_blocks(xp.asarray, dtype=np.dtype(dtype), meta=xp.empty((0,) * len(shape), dtype=dtype))
+    x = da.random.default_rng(seed).random(shape, chunks=chunks).astype(np.dtype(dtype))
+    return to_device(x, backend)

@@ -73,13 +73,37 @@ def _nvml_devices() -> tuple[int, tuple[str, ...], tuple[int, ...], str]:
     return count, tuple(names), tuple(mems), ""
 
 
+#: The CUDA driver's library (``libcuda``), which CuPy needs at run time, by platform.
+CUDA_DRIVER_LIBRARIES = ("libcuda.so.1", "libcuda.so", "nvcuda.dll")
+
+
+def cuda_driver() -> str:
+    """``""`` where the CUDA driver's library loads in this process, else why not (in words).
+
+    CuPy imports without a driver and fails at its first kernel; this says so up front.
+    """
+    import ctypes
+
+    for name in CUDA_DRIVER_LIBRARIES:
+        try:
+            ctypes.CDLL(name)
+            return ""
+        except OSError:
+            continue
+    return f"no CUDA driver: none of {', '.join(CUDA_DRIVER_LIBRARIES)} could be loaded (install the NVIDIA driver)"
+
+
 def gpu_status(*, need_dask_cuda: bool = False) -> GPUStatus:
-    """Report the CUDA GPUs this process can use and, if none, everything that is missing."""
+    """Report the CUDA GPUs this process can use and, if none, everything that is missing:
+    CuPy, dask-cuda (with ``need_dask_cuda``), the CUDA driver, and a visible device."""
     missing = []
     if _import("cupy") is None:
         missing.append("CuPy is not installed")
     if need_dask_cuda and _import("dask_cuda") is None:
         missing.append("dask-cuda is not installed")
+    driver = cuda_driver()
+    if driver:
+        missing.append(driver)
     count, names, mems, why = _nvml_devices()
     if count == 0:
         missing.append(f"no CUDA device is visible ({why})")
@@ -117,34 +141,50 @@ def start_gpu_cluster(
     return LocalCUDACluster(**options)
 
 
-def gpu_power_reader() -> tuple[str | None, Callable[[], float] | None]:
-    """A reader of the visible GPUs' energy through NVML, and what it reads.
+def gpu_energy_readers() -> dict[str, Callable[[], float]]:
+    """Every NVML reading of the visible GPUs' energy that works here, summed over the GPUs.
 
-    ``("energy", f)``: ``f()`` is joules since the driver loaded (Volta and newer);
-    ``("power", f)``: ``f()`` is watts now, to be integrated by the caller;
-    ``(None, None)`` without NVML, a driver, a GPU, or either counter.
+    ``"energy"``: joules since the driver loaded (``nvmlDeviceGetTotalEnergyConsumption``,
+    Volta and newer); ``"power"``: watts now (``nvmlDeviceGetPowerUsage``), to be integrated
+    by the caller. Empty without NVML, a driver, a GPU, or either reading.
     """
     try:
         from distributed.diagnostics import nvml
 
         count = nvml.device_get_count()
         if count < 1:
-            return None, None
+            return {}
         import pynvml
 
         handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(count)]
     except Exception:  # noqa: BLE001 - no NVML, no driver, no GPU: not measured
-        return None, None
+        return {}
     readers = {
         "energy": lambda: sum(pynvml.nvmlDeviceGetTotalEnergyConsumption(h) for h in handles) / 1e3,  # mJ -> J
         "power": lambda: sum(pynvml.nvmlDeviceGetPowerUsage(h) for h in handles) / 1e3,  # mW -> W
     }
+    working = {}
     for mode, reader in readers.items():
         try:
             reader()
-            return mode, reader
+            working[mode] = reader
         except Exception:  # noqa: BLE001 - NVMLError_NotSupported and kin
             continue
+    return working
+
+
+def gpu_power_reader() -> tuple[str | None, Callable[[], float] | None]:
+    """A reader of the visible GPUs' energy through NVML, and what it reads.
+
+    ``("energy", f)``: ``f()`` is joules since the driver loaded (Volta and newer);
+    ``("power", f)``: ``f()`` is watts now, to be integrated by the caller;
+    ``(None, None)`` without NVML, a driver, a GPU, or either counter. The energy counter
+    is preferred where both work (see :func:`gpu_energy_readers`).
+    """
+    readers = gpu_energy_readers()
+    for mode in ("energy", "power"):
+        if mode in readers:
+            return mode, readers[mode]
     return None, None
 
 

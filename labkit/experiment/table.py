@@ -26,10 +26,12 @@ class ReadingTable(pd.DataFrame):
 
 def reading_table(frame: pd.DataFrame) -> ReadingTable:
     """One row per grid point of ``frame`` (a sweep's trials): rates in their units, times in ms,
-    resources; a figure no reading exists for says "not measured"."""
+    resources; a figure no reading exists for says "not measured"; the energy names how it was
+    obtained (see :func:`labkit.analysis.energy.energy_cell`)."""
     from dask.utils import format_bytes
 
     from labkit.analysis import point_params, varying
+    from labkit.analysis.energy import energy_cell
     from labkit.analysis.trust import load_words
     from labkit.common.format import format_rate
 
@@ -57,7 +59,7 @@ def reading_table(frame: pd.DataFrame) -> ReadingTable:
                 else "n/a",
                 "peak memory": measured("peak_memory_bytes", "max", lambda v: format_bytes(int(v))),
                 "mean worker CPU (100% = 1 core)": measured("cpu_percent_mean", "mean", lambda v: f"{v:.0f}%"),
-                "energy": measured("energy_j", "median", lambda v: f"{v:.3g} J"),
+                "energy": energy_cell(ok),  # "1.2 J (rapl)", "3.4 J (estimate)", "below resolution", "not measured"
                 "outside load": load_words(ok),  # "no", "yes (k of n trials)" or "not measured"
             }
         )

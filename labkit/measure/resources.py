@@ -3,8 +3,8 @@
 >>> samples = [Sample(t, "w1", "memory_bytes", m) for t, m in [(0.0, 1e8), (0.5, 3e8), (1.0, 2e8)]]
 >>> resource_summary(samples, start=0.2, end=0.8).peak_memory_bytes
 300000000.0
->>> resource_summary(samples, start=0.2, end=0.8).energy_j is None   # no counter: not measured
-True
+>>> resource_summary(samples, start=0.2, end=0.8).energy_method     # no counter: not measured
+'not measured'
 >>> resource_summary(samples, start=0.2, end=0.8).under_load is None  # load not read: not measured
 True
 >>> samples += [Sample(t, "client", "outside_cpu_percent", v) for t, v in [(0.0, 5.0), (0.5, 80.0), (1.0, 10.0)]]
@@ -23,9 +23,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, NamedTuple
 
 from .alerts import AlertRules
+from .energy import SOURCES, trial_energy
 
 #: The energy counters of the client's machine, as samples name them (see :mod:`.power`).
-ENERGY_METRICS = ("cpu_energy_j", "dram_energy_j", "gpu_energy_j")
+ENERGY_METRICS = tuple(SOURCES)
 
 
 class Sample(NamedTuple):
@@ -127,7 +128,7 @@ class ResourceSummary:
     net_write_bytes: float | None
     gpu_utilization_percent: float | None  # mean, where Dask's NVML support reports it
     gpu_memory_peak_bytes: float | None
-    energy_j: float | None  # sum of the energy counters present on the client's host
+    energy_j: float | None  # sum of the energy counters present on the client's host (None unless measured)
     # True: every worker ran on one machine, so the bytes between them were loopback traffic
     # (the counters add them to any other traffic of the machine); False: several machines
     net_loopback: bool | None = None
@@ -139,6 +140,15 @@ class ResourceSummary:
     steal_percent: float | None = None  # share of CPU time the hypervisor took
     loadavg_1m: float | None = None  # counts the cluster's own threads too
     under_load: bool | None = None  # above AlertRules.outside_cpu_percent or .steal_percent
+    # How energy_j was obtained (see labkit.measure.energy): "rapl", "nvml-energy", "nvml-power",
+    # several joined by "+", "below-resolution" or "not measured"; what each counter measured
+    energy_method: str = "not measured"
+    energy_rapl_j: float | None = None  # CPU packages + DRAM
+    energy_nvml_j: float | None = None  # GPUs
+    energy_note: str | None = None  # what was below resolution, or what else was read
+    # CPU time of the workers over the window: the sum of their mean CPU % / 100 × its length
+    # (what an energy estimate multiplies by a declared watts-per-core)
+    cpu_seconds: float | None = None
     energy_by_source: dict[str, float] = field(default_factory=dict)
     cpu_percent_by_worker: dict[str, float] = field(default_factory=dict)
     peak_memory_by_worker: dict[str, float] = field(default_factory=dict)
@@ -161,14 +171,6 @@ class ResourceSummary:
 
 def _overlap(a0: float, a1: float, b0: float, b1: float) -> float:
     return max(0.0, min(a1, b1) - max(a0, b0))
-
-
-def _at(series: list[tuple[float, float]], t: float) -> float | None:
-    """A cumulative counter linearly interpolated at ``t`` (None outside the samples)."""
-    for (t0, v0), (t1, v1) in itertools.pairwise(series):
-        if t0 <= t <= t1:
-            return v0 if t1 == t0 else v0 + (v1 - v0) * (t - t0) / (t1 - t0)
-    return None
 
 
 def _host(address: str) -> str:
@@ -250,7 +252,7 @@ def resource_summary(
     series = _series(samples)
     used = _worker_usage(series, start, end)
     net, net_hosts = _network(series, start, end)
-    energy = _energy(series, start, end)
+    energy = trial_energy(series, start, end)
     load = _load(series, start, end, rules or AlertRules())
     resolution = statistics.median(used.gaps) if used.gaps else None
     return ResourceSummary(
@@ -267,11 +269,16 @@ def resource_summary(
         net_write_bytes=net["write"],
         gpu_utilization_percent=statistics.fmean(used.util) if used.util else None,
         gpu_memory_peak_bytes=max(used.gpu_mem) if used.gpu_mem else None,
-        energy_j=sum(energy.values()) if energy else None,
+        energy_j=energy.joules,
         net_loopback=None if not net_hosts else len({_host(w) for w in used.workers} | net_hosts) == 1,
         resources_interpolated=None if resolution is None else end - start < resolution,
         **load,
-        energy_by_source=energy,
+        energy_method=energy.method,
+        energy_rapl_j=energy.rapl_j,
+        energy_nvml_j=energy.nvml_j,
+        energy_note=energy.note,
+        cpu_seconds=sum(used.cpu.values()) / 100 * max(0.0, end - start) if used.cpu else None,
+        energy_by_source=energy.by_source,
         cpu_percent_by_worker=used.cpu,
         peak_memory_by_worker=used.peak,
     )
@@ -359,15 +366,3 @@ def _network(
                         net_hosts.add(w.removeprefix("host:"))
         net[direction] = total if seen else None
     return net, net_hosts
-
-
-def _energy(series: dict[tuple[str, str], list[tuple[float, float]]], start: float, end: float) -> dict[str, float]:
-    """Joules each energy counter of the client's machine counted over ``start..end`` (those
-    sampled on both sides of it)."""
-    energy = {}
-    for metric in ENERGY_METRICS:
-        pts = series.get(("client", metric), [])
-        a, b = _at(pts, start), _at(pts, end)
-        if a is not None and b is not None:
-            energy[metric] = b - a
-    return energy

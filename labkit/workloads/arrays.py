@@ -2,7 +2,8 @@
 
 Each runs on NumPy or CuPy (``backend=``) through the same Dask array code. Inputs are
 generated and persisted on the workers in ``setup`` (untimed); ``run`` does the measured
-operation and returns once every block is computed (device work synchronised).
+operation and returns once every block is computed (device work synchronised on every
+worker). :mod:`labkit.workloads.device_ops` holds dask-cuda's operations (``array-ops``).
 """
 
 from __future__ import annotations
@@ -47,12 +48,14 @@ def _persist(client: Any, **arrays: Any) -> dict[str, Any]:
     return persisted
 
 
-def _compute_blocks(client: Any, x: Any) -> None:
-    """Compute every block of ``x`` on the workers and wait, without gathering it."""
+def _compute_blocks(client: Any, x: Any, backend: str) -> None:
+    """Compute every block of ``x`` on the workers and wait, without gathering it; then wait
+    for every worker's device (:func:`~labkit.cluster.backends.sync_workers`)."""
     from distributed import wait
 
     result = client.persist(x.map_blocks(backends.synced, dtype=x.dtype))
     wait(result)
+    backends.sync_workers(client, backend)
     del result
 
 
@@ -100,7 +103,7 @@ class ArrayTriad(_ArrayWorkload):
 
     def run(self, state: ArrayState) -> Work:
         b, c = state.arrays["b"], state.arrays["c"]
-        _compute_blocks(state.client, b + state.params["scalar"] * c)
+        _compute_blocks(state.client, b + state.params["scalar"] * c, state.params["backend"])
         return Work(5 * b.nbytes, "bytes")
 
 
@@ -124,6 +127,6 @@ class Matmul(_ArrayWorkload):
 
     def run(self, state: ArrayState) -> Work:
         a, b = state.arrays["a"], state.arrays["b"]
-        _compute_blocks(state.client, a @ b)
+        _compute_blocks(state.client, a @ b, state.params["backend"])
         n = state.params["n"]
         return Work(2.0 * n**3, "flops")
