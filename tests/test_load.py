@@ -165,21 +165,19 @@ def test_a_sweep_flags_the_trials_run_under_outside_load(llab: labkit.Lab, tmp_p
     hog: dict[str, Any] = {}
     stop = threading.Event()
 
-    def start_hog_after(quiet_s: float) -> None:
-        """Start the hog once trials have run quietly for ``quiet_s`` seconds."""
-        first = None
+    def start_hog_after(quiet: int) -> None:
+        """Start the hog once ``quiet`` trials have been recorded (by count, not time: the
+        trials' pace depends on the machine)."""
         while not stop.is_set():
-            if first is None and _ok_trials(store) >= 1:
-                first = time.monotonic()
-            if first is not None and time.monotonic() - first >= quiet_s:
+            if _ok_trials(store) >= quiet:
                 hog["at"] = time.time()  # before the fork: its CPU counts from here
                 hog["proc"] = subprocess.Popen([sys.executable, "-c", HOG.format(seconds=60)])
                 return
             time.sleep(0.05)
 
-    starter = threading.Thread(target=start_hog_after, args=(2.5,), daemon=True)
+    starter = threading.Thread(target=start_hog_after, args=(30,), daemon=True)
     sweep = labkit.Sweep(
-        "array-sum", grid={"workers": [2]}, params={"size_mb": 64.0}, repeats=60, warmup=1, store=store
+        "array-sum", grid={"workers": [2]}, params={"size_mb": 64.0}, repeats=100, warmup=1, store=store
     )
     starter.start()
     try:

@@ -253,10 +253,11 @@ class LoadWatcher:
             self._viewers = (time.monotonic(), roots)
         return roots
 
-    def sample(self, workers: dict[str, Any]) -> list[Sample]:
-        """Read every machine once; the load since the previous reading, as samples. Never
-        raises: a machine that cannot be read is not measured, and the monitor goes on."""
-        if time.monotonic() < self._next:
+    def sample(self, workers: dict[str, Any], force: bool = False) -> list[Sample]:
+        """Read every machine once; the load since the previous reading, as samples (none
+        sooner than ``every`` after the last, unless ``force``). Never raises: a machine that
+        cannot be read is not measured, and the monitor goes on."""
+        if not force and time.monotonic() < self._next:
             return []
         self._next = time.monotonic() + self.every
         try:

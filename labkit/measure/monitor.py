@@ -26,7 +26,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import weakref
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -38,6 +37,7 @@ from labkit.common.scheduler import scheduler_workers
 from .alerts import Alert, AlertLog, AlertRules, worker_conditions
 from .load import LoadReading, LoadWatcher
 from .resources import ResourceSummary, Sample, client_samples, fresh_samples, resource_summary
+from .ticker import Ticker
 from .windows import SampleRouter, StoreRow, TrialWindow
 
 if TYPE_CHECKING:
@@ -108,17 +108,15 @@ class Monitor:
         self._scaling, self._scale_gen = 0, 0
         self._lock = threading.RLock()
         self._ticked = threading.Condition(self._lock)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._ticker = Ticker(self._tick, self.interval, self._client_gone, lambda: self._flush(final=True))
         self._closed = False
-        self.ticks, self.errors, self.thread_cpu_s = 0, 0, 0.0
+        self.ticks = 0
         self._last_tick = 0.0
         from .power import EnergyMeter, local_hosts
 
         self._energy = EnergyMeter()
         self._local_hosts = local_hosts()
         self._load = LoadWatcher(self.client, self._local_hosts, self.rules, timeout=max(5.0, 2 * self.interval))
-        self._finalizer = weakref.finalize(self, _stop_thread, self._stop, None)
 
     # -- lifetime ------------------------------------------------------------------------
 
@@ -126,22 +124,12 @@ class Monitor:
         """Start the sampler thread (no-op when running). Returns the monitor."""
         if self._closed:
             raise RuntimeError("this Monitor is closed; make a new one")
-        if self.running:
-            return self
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="labkit-monitor", daemon=True)
-        self._finalizer.detach()
-        self._finalizer = weakref.finalize(self, _stop_thread, self._stop, self._thread)
-        self._thread.start()
+        self._ticker.start()
         return self
 
     def stop(self) -> None:
         """Stop the thread and hand every held sample to the sink. Idempotent."""
-        self._stop.set()
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout=max(5.0, 3 * self.interval))
-        self._thread = None
+        self._ticker.stop()
         self._flush(final=True)
 
     def close(self) -> None:
@@ -149,11 +137,21 @@ class Monitor:
         if not self._closed:
             self.stop()
             self._closed = True
-            self._finalizer.detach()
+            self._ticker.detach()
 
     @property
     def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return self._ticker.running
+
+    @property
+    def errors(self) -> int:
+        """Ticks that failed (the cluster went away, or a hiccup)."""
+        return self._ticker.errors
+
+    @property
+    def thread_cpu_s(self) -> float:
+        """CPU seconds the sampler thread used: what leaving it on costs this process."""
+        return self._ticker.thread_cpu_s
 
     @property
     def closed(self) -> bool:
@@ -172,37 +170,21 @@ class Monitor:
     def _client_gone(self) -> bool:
         return getattr(self.client, "status", "running") in ("closing", "closed")
 
-    def _run(self) -> None:
-        cpu = time.thread_time()
-        next_tick = time.monotonic()
-        failures = 0
-        while not self._stop.is_set() and not self._client_gone():
-            try:
-                self.sample_once()
-                failures = 0
-            except Exception as e:  # noqa: BLE001 - the cluster went away, or a hiccup
-                self.errors += 1
-                failures += 1
-                if self._client_gone() or failures >= 3:
-                    logger.info("monitor stopped: the client is closed or failing (%s)", e)
-                    break
-            # the sampler's own CPU time (what leaving it on costs this process's threads)
-            cpu, last = time.thread_time(), cpu
-            self.thread_cpu_s += cpu - last
-            next_tick = max(next_tick + self.interval, time.monotonic())
-            self._stop.wait(next_tick - time.monotonic())
-        self._flush(final=True)
-
     # -- sampling ------------------------------------------------------------------------
 
-    def sample_once(self) -> list[Sample]:
-        """One tick in the calling thread: ask the scheduler, record, check alerts. Returns the new samples."""
+    def sample_once(self, *, force_load: bool = False) -> list[Sample]:
+        """One tick in the calling thread (after any tick in progress): ask the scheduler, record,
+        check alerts. ``force_load``: read the load now, however soon after the last reading.
+        Returns the new samples."""
+        return self._ticker.now(force_load=force_load)
+
+    def _tick(self, *, force_load: bool = False) -> list[Sample]:
         with self._lock:
             gen, scaling = self._scale_gen, self._scaling > 0
         # a scheduler that stops answering must not hang the thread
         workers = scheduler_workers(self.client, timeout=max(10.0, 5 * self.interval))
         now = time.time()  # before the load readings: a tick after a trial has readings after it
-        load = self._load.sample(workers)  # may ask workers on other machines: outside the lock
+        load = self._load.sample(workers, force=force_load)  # may ask workers elsewhere: outside the lock
         conditions: list[tuple[str, str | None, bool, Any, float, TrialWindow | None]] = []
         with self._lock:
             new, reported = fresh_samples(workers, self._last_time)
@@ -243,7 +225,10 @@ class Monitor:
     @contextmanager
     def scaling(self) -> Iterator[None]:
         """Wrap a deliberate change of the worker count (``lab.scale``): workers that leave
-        meanwhile are not reported lost."""
+        meanwhile are not reported lost. The load is read as it starts and ends, so that the
+        readings in which the cluster's processes change (their CPU then is not known) hold
+        only the rescale, never a trial before or after it."""
+        self._checkpoint()
         with self._lock:
             self._scaling += 1
             self._scale_gen += 1
@@ -253,6 +238,16 @@ class Monitor:
             with self._lock:
                 self._scaling -= 1
                 self._scale_gen += 1
+            self._checkpoint()
+
+    def _checkpoint(self) -> None:
+        """A tick now with the load read, unless closed; a failure is the next tick's to see."""
+        if self._closed or self._client_gone():
+            return
+        try:
+            self.sample_once(force_load=True)
+        except Exception as e:  # noqa: BLE001 - e.g. the scheduler did not answer: the thread goes on
+            logger.debug("no reading around the rescale: %s", e)
 
     # -- trials --------------------------------------------------------------------------
 
@@ -390,9 +385,3 @@ class Monitor:
 
         rows = [(*r[2:], r[1]) for r in self.rows()]
         return pd.DataFrame(rows, columns=["time", "worker", "metric", "value", "trial"])
-
-
-def _stop_thread(stop: threading.Event, thread: threading.Thread | None) -> None:
-    stop.set()
-    if thread is not None and thread.is_alive() and thread is not threading.current_thread():
-        thread.join(timeout=2.0)
