@@ -116,10 +116,10 @@ class AlertRules:
     ) -> bool:
         """Whether either figure is above its threshold (times ``scale``); a None figure is not above.
 
-        ``resolution`` is how far the outside CPU figure can be off through the counters'
-        rounding alone (percent of a core; see :mod:`labkit.measure.load`): the figure is above
-        its threshold only when it exceeds it by more than that, so that a short window's
-        rounding is never read as someone else's load.
+        ``resolution`` is how far the outside CPU figure can be off through its counters alone
+        (their ticks' rounding and sampling; percent of a core; see :mod:`labkit.measure.load`):
+        the figure is above its threshold only when it exceeds it by more than that, so that a
+        short window's counting error is never read as someone else's load.
 
         >>> AlertRules().under_load(30.0, None), AlertRules().under_load(30.0, None, resolution=12.0)
         (True, False)

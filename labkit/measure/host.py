@@ -86,11 +86,20 @@ def host_reader() -> Callable[..., dict[str, Any]]:
 
         now, cpu = time.time(), psutil.cpu_times()._asdict()
         tick_s = 1.0 / os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else None
+        cpus = psutil.cpu_count() or None
         try:
             loadavg: float | None = os.getloadavg()[0]
         except (OSError, AttributeError):
             loadavg = None
-        out = {"time": now, "cpu": cpu, "loadavg": loadavg, "cluster_cpu_s": None, "pids": None, "tick_s": tick_s}
+        out = {
+            "time": now,
+            "cpu": cpu,
+            "loadavg": loadavg,
+            "cluster_cpu_s": None,
+            "pids": None,
+            "tick_s": tick_s,
+            "cpus": cpus,
+        }
         out |= {"lab_cpu_s": None, "lab_pids": None, "procs": None}
         if pids is None:
             return out

@@ -10,15 +10,16 @@ load average. Two readings give the load in between:
 >>> a = {"time": 0.0, "cpu": cpu(10.0, 100.0, 1.0), "loadavg": 1.5, "cluster_cpu_s": 4.0, "pids": [7]}
 >>> b = {"time": 2.0, "cpu": cpu(14.0, 104.0, 1.0), "loadavg": 1.7, "cluster_cpu_s": 6.0, "pids": [7]}
 >>> {k: round(v, 2) for k, v in load_rates(a, b).items()}  # 4 s busy, 2 the cluster's, over 2 s
-{'outside_cpu_percent': 100.0, 'steal_percent': 0.0, 'loadavg_1m': 1.7, 'cpu_percent': 50.0, 'lab_cpu_percent': 0.0, 'outside_resolution_percent': 1.08}
+{'outside_cpu_percent': 100.0, 'steal_percent': 0.0, 'loadavg_1m': 1.7, 'cpu_percent': 50.0, 'lab_cpu_percent': 0.0, 'outside_resolution_percent': 10.06}
 
 - ``outside_cpu_percent``: CPU used by every other process, in percent of one core (100 = a
   whole core), over the interval. NaN when the cluster's processes are not known, or
   they or the lab's changed in between (a process that exited took its last CPU time along).
-- ``outside_resolution_percent``: how far rounding alone can move ``outside_cpu_percent``
-  (:func:`rounding_error_s` over the interval): every counter it reads counts in 10 ms
-  ticks, so a 0.25 s interval reads to about ±15% of a core. A figure is above a threshold
-  only by more than this (:meth:`~labkit.measure.alerts.AlertRules.under_load`).
+- ``outside_resolution_percent``: how far the counters alone can move
+  ``outside_cpu_percent`` (:func:`counters_error_s` over the interval): they count in
+  10 ms ticks and the machine's busy time is sampled at each tick, so a 0.25 s interval on
+  2 CPUs reads to about ±30% of a core. A figure is above a threshold only by more than
+  this (:meth:`~labkit.measure.alerts.AlertRules.under_load`).
 - ``steal_percent``: the share of the machine's CPU time the hypervisor gave to others
   (``top``'s ``%st``); NaN where the system does not report steal.
 - ``loadavg_1m``: the 1-minute load average at the second reading; it counts the
@@ -91,7 +92,7 @@ class LoadReading:
     under_load: bool | None  # None: outside CPU not measured and steal not above its threshold
     lab_cpu_percent: float | None = None  # lab overhead: the lab's own processes besides the cluster's
     top: tuple[tuple[str, int, float], ...] | None = None  # (name, pid, % of a core) outside; None: not read
-    outside_resolution_percent: float | None = None  # how far rounding alone can move outside_cpu_percent
+    outside_resolution_percent: float | None = None  # how far its counters alone can move outside_cpu_percent
 
 
 def load_rates(prev: dict[str, Any] | None, now: dict[str, Any]) -> dict[str, float]:
@@ -121,27 +122,36 @@ def load_rates(prev: dict[str, Any] | None, now: dict[str, Any]) -> dict[str, fl
     if own_prev is not None and own_now is not None and prev.get("pids") == now.get("pids"):
         out["outside_cpu_percent"] = 100.0 * max(0.0, busy - (own_now - own_prev) - lab) / dt
         counted = len(now.get("pids") or ()) + len(now.get("lab_pids") or ())
-        out["outside_resolution_percent"] = 100.0 * rounding_error_s(counted, now.get("tick_s")) / dt
+        error = counters_error_s(counted, dt, now.get("cpus"), now.get("tick_s"))
+        out["outside_resolution_percent"] = 100.0 * error / dt
     return out
 
 
-def rounding_error_s(processes: int, tick_s: float | None = None) -> float:
-    """How far, in CPU seconds, rounding alone can move the outside CPU of one interval: about
-    two standard deviations of the sum of the counters' rounding errors.
+def counters_error_s(processes: int, seconds: float, cpus: int | None = None, tick_s: float | None = None) -> float:
+    """How far, in CPU seconds, the counters alone can move the outside CPU of one interval of
+    ``seconds``: about two standard deviations of their rounding and of the machine's sampling.
 
-    Every counter the outside figure reads (the machine's busy fields and each counted
-    process's user and system time) counts in ticks of ``tick_s`` (10 ms on Linux), and the
-    difference of two readings of one counter is off by less than a tick: a triangular error
-    of standard deviation ``tick/√6``. Over a 0.25 s interval with eight processes counted,
-    that is about 0.037 s, 15% of a core: a short window's figure near a threshold of 25%
-    cannot tell outside load from rounding.
+    - Rounding: every counter the outside figure reads (the machine's busy fields and each
+      counted process's user and system time) counts in ticks of ``tick_s`` (10 ms on
+      Linux), and the difference of two readings of one counter is off by less than a tick: a
+      triangular error of standard deviation ``tick/√6`` each.
+    - Sampling: the machine's busy time (``/proc/stat``) is, on most kernels, counted by
+      sampling each CPU at every tick, while a process's own time is its measured run time;
+      over ``n = cpus × seconds / tick`` samples the busy count is off by up to
+      ``tick × √(n/4)`` (one standard deviation, at its largest, half the samples busy).
 
-    >>> round(rounding_error_s(8, 0.01), 4)
-    0.0374
+    Over a 0.25 s interval on 2 CPUs with eight processes counted that is about 0.08 s, a
+    third of a core: a short window's figure near a threshold of 25% cannot tell outside
+    load from the counters. The sampling part grows as the square root of the interval, so
+    the figure of a longer window is closer (over 5 s: about 6% of a core).
+
+    >>> round(counters_error_s(8, 0.25, cpus=2, tick_s=0.01), 3), round(counters_error_s(8, 5.0, 2, 0.01) / 5.0, 3)
+    (0.08, 0.064)
     """
     tick = tick_s or 0.01
-    fields = len(BUSY_FIELDS) + 2 * processes
-    return 2.0 * tick * math.sqrt(fields / 6.0)
+    rounding = tick**2 * (len(BUSY_FIELDS) + 2 * processes) / 6.0
+    sampling = tick * (cpus or os.cpu_count() or 1) * seconds / 4.0
+    return 2.0 * math.sqrt(rounding + sampling)
 
 
 def _processes() -> Any:

@@ -16,6 +16,7 @@ True
 from __future__ import annotations
 
 import itertools
+import math
 import statistics
 from collections import defaultdict
 from collections.abc import Iterable
@@ -136,7 +137,7 @@ class ResourceSummary:
     # Outside load, over the trial's window, on the most loaded of the cluster's machines
     # (and the client's): see labkit.measure.load. None where a machine was not measured.
     outside_cpu_percent: float | None = None  # CPU of other processes, 100 = one core
-    outside_resolution_percent: float | None = None  # how far the counters' rounding alone can move it
+    outside_resolution_percent: float | None = None  # how far its counters alone can move it
     steal_percent: float | None = None  # share of CPU time the hypervisor took
     loadavg_1m: float | None = None  # counts the cluster's own threads too
     under_load: bool | None = None  # above AlertRules.outside_cpu_percent or .steal_percent
@@ -198,18 +199,18 @@ def _window_mean(pts: list[tuple[float, float]], start: float, end: float) -> fl
 
 
 def _resolution(pts: list[tuple[float, float]], start: float, end: float) -> float | None:
-    """How far rounding alone can move the outside CPU over ``start..end`` (percent of a core),
-    from the readings' ``outside_resolution_percent``: the largest rounding error (CPU seconds)
-    of the readings that overlap the window, over the time they span. Consecutive readings
-    share the counters' rounding at the reading between them, which cancels: what is left is
-    the rounding at the two ends of the span. None where a reading has none."""
-    span = error = 0.0
+    """How far the counters alone can move the outside CPU over ``start..end`` (percent of a
+    core), from the readings' ``outside_resolution_percent``: their errors (CPU seconds) over
+    the readings that overlap the window, added as independent, over the time they span, so
+    that a window spanning k readings is about √k times closer than one. None where a
+    reading has none."""
+    span = variance = 0.0
     for (t0, _), (t1, v) in itertools.pairwise(pts):
         if _overlap(t0, t1, start, end) > 0 or (end <= start and t0 < start <= t1):
             if v != v:
                 return None
-            span, error = span + (t1 - t0), max(error, v * (t1 - t0))
-    return error / span if span > 0 else None
+            span, variance = span + (t1 - t0), variance + (v * (t1 - t0)) ** 2
+    return math.sqrt(variance) / span if span > 0 else None
 
 
 def _load(
@@ -217,7 +218,7 @@ def _load(
 ) -> dict[str, Any]:
     """Outside load over the trial on the most loaded machine (see :mod:`labkit.measure.load`):
     a figure is None unless every machine was measured; ``under_load`` is True as soon as
-    one measured machine was above a threshold by more than its figure's rounding."""
+    one measured machine was above a threshold by more than its counters can move its figure."""
     per: dict[str, dict[str, float | None]] = {}
     for (w, m), pts in series.items():
         if (w == "client" or w.startswith("host:")) and pts[-1][0] > start and pts[0][0] < end:
