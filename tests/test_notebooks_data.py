@@ -107,8 +107,12 @@ def test_data_variety_prints_its_answer_from_the_store(nb03: tuple[object, Path,
     answer = variety.describe_data_variety(kinds)
     assert answer in printed
     assert "Dask annotations" not in printed  # dask.dataframe's warning about the trial's span
-    # Two runs a point give no interval: no kind may be called the worst.
-    assert "do not establish which kind scales worst" in answer and "scales worst here" not in answer
+    # Two runs a point give no interval: no kind may be called the worst (and on a busy machine
+    # that flags every trial, nothing is claimed at all).
+    loaded = all(all_loaded(frame) for frame in kinds.values())
+    assert ("do not establish which kind scales worst" in answer or loaded and NOTHING_LEFT in answer) and (
+        "scales worst here" not in answer
+    )
     table = variety.kind_scaling(kinds)
     assert table["speedup_lo"].isna().all() and (table["speedup"] > 0).all()
     shares = table[[f"share_{b}" for b in SPLIT]].sum(axis=1)

@@ -44,8 +44,14 @@ def _sweep(lab: labkit.Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 
 def _quiet(frame):
     """The trials labkit lets carry a claim: a trial the lab flagged as run under outside load
-    measured that load (analysis.trust, the rule every answer follows)."""
-    return admit(frame).frame
+    measured that load (analysis.trust, the rule every answer follows). None where it left out
+    every one (beside another job using a core): then there is nothing to fit, and no fit is
+    checked; the flags are, that they were all raised for load the lab measured."""
+    quiet = admit(frame).frame
+    if quiet.empty:
+        assert frame["under_load"].eq(True).all() and (frame["outside_cpu_percent"] > 25).all()
+        return None
+    return quiet
 
 
 def test_expected_time_is_the_usl() -> None:
@@ -67,7 +73,10 @@ def test_sweep_runs_at_the_configured_times(_sweep: labkit.Results) -> None:
 def test_fit_recovers_the_configured_serial_fraction(_sweep: labkit.Results) -> None:
     """The fit's intervals cover the configured σ and κ; where the point estimates land inside
     them is run-to-run noise (a busy machine moves them), so it is not asserted."""
-    fit = analysis.fit_usl(_quiet(_sweep.frame))
+    quiet = _quiet(_sweep.frame)
+    if quiet is None:
+        return
+    fit = analysis.fit_usl(quiet)
     if not fit.available:  # the lab left out so many loaded trials that too few worker counts remain
         assert "needs 4 worker counts" in fit.describe()
         return
@@ -84,6 +93,8 @@ def test_fit_recovers_the_configured_serial_fraction(_sweep: labkit.Results) -> 
 
 def test_fit_on_four_workers_predicts_the_eight_worker_run(_sweep: labkit.Results) -> None:
     frame = _quiet(_sweep.frame)
+    if frame is None:
+        return
     fit = analysis.fit_usl(frame[frame["workers"] <= 4])
     if not fit.available or not frame["workers"].eq(8).any():
         assert not fit.available or "needs" in fit.describe()
