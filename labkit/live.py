@@ -6,7 +6,9 @@ throughput points with their spread, where each trial's time went) redrawn at a 
 rate, a table of the latest trials and the alerts. It is displayed with a display handle;
 when the sweep ends the handle is updated in place with the final static figure, so an
 executed notebook and its HTML export hold a real image, not a widget that needs
-JavaScript. Outside Jupyter a terminal progress line shows the same progress;
+JavaScript. Under ``labkit run`` (papermill, no one watching) the figure is drawn only at
+the end: its frames would cost the kernel, where the scheduler runs, and show nothing. Outside
+Jupyter a terminal progress line shows the same progress;
 ``live=False`` turns it all off.
 """
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import os
 import sys
 import threading
 import time
@@ -150,6 +153,9 @@ class LiveView(_View):
         Returns the monitor's samples so far (long DataFrame); None: no timelines.
     final_figure : callable, optional
         ``(results, samples) -> Figure`` shown in place of the box when the sweep ends.
+    headless : bool, default False
+        No one watches (``labkit run``): the figure is not drawn as trials come in, only the
+        progress and the trial lines change, and the final figure is drawn at the end.
     """
 
     keep = 8
@@ -162,12 +168,13 @@ class LiveView(_View):
         *,
         samples: Callable[[], pd.DataFrame] | None = None,
         final_figure: Callable[..., Any] | None = None,
+        headless: bool = False,
     ) -> None:
         super().__init__(total, title)
         import ipywidgets as w
         from IPython.display import display
 
-        self.lab, self.samples, self.final_figure = lab, samples, final_figure
+        self.lab, self.samples, self.final_figure, self.headless = lab, samples, final_figure, headless
         link = getattr(lab, "dashboard_link", None)
         head = f"<b>{html.escape(title)}</b> — {lab.kind} cluster, {lab.workers} workers, {lab.threads} threads" + (
             f' — <a href="{link}" target="_blank">Dask dashboard</a>' if link else ""
@@ -219,7 +226,7 @@ class LiveView(_View):
             with self._lock:
                 self.records.append(trial_record(trial))
         self._dirty.set()
-        if trial is not None and time.monotonic() - self._last_draw >= MIN_REDRAW_S:
+        if trial is not None and not self.headless and time.monotonic() - self._last_draw >= MIN_REDRAW_S:
             # Between two timed runs: draw now, so the figure's newest point is this trial.
             self._draw_quietly()
 
@@ -259,7 +266,8 @@ class LiveView(_View):
             due = now - self._last_draw >= MIN_REDRAW_S
             long_run = self._timing and now - self._timing_since > LONG_RUN_S
             stale = now - self._last_draw > MAX_STALE_S
-            if due and (long_run or stale) and (self._dirty.is_set() or self.samples is not None):
+            drawn = not self.headless and (self._dirty.is_set() or self.samples is not None)
+            if due and (long_run or stale) and drawn:
                 self._draw_quietly()
 
     def _draw_quietly(self) -> None:
@@ -336,7 +344,10 @@ def make_view(
     if not live:
         return NullView(total, title)
     if in_jupyter():
-        return LiveView(total, title, lab, samples=samples, final_figure=final_figure)
+        # Under `labkit run` (papermill, no one watching) the figure is drawn once, at the end:
+        # its frames as it grows would cost the kernel (where the scheduler runs) and show nothing.
+        headless = bool(os.environ.get(progress.ENV))
+        return LiveView(total, title, lab, samples=samples, final_figure=final_figure, headless=headless)
     note = capacity_note(lab)
     if note:
         sys.stderr.write(f"{title}: {note}\n")

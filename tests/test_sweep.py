@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -309,3 +311,37 @@ def test_every_trial_gets_its_settled_resources_and_time_split(scaled_lab, store
     assert frame["energy_j"].isna().eq(frame["energy_method"].isin(["not measured", "below-resolution"])).all()
     samples = results.samples()
     assert {"cpu_percent", "memory_bytes"} <= set(samples["metric"])
+
+
+def test_under_labkit_run_the_live_figure_is_drawn_only_at_the_end(lab, tmp_path, monkeypatch) -> None:
+    """Headless (``labkit run`` names a progress file): no frames while the trials come in."""
+    from labkit import live
+    from labkit.common import progress
+    from labkit.store import Trial
+
+    point = json.dumps({"workload": "array-sum", "workers": 1}, sort_keys=True)
+    trials = [
+        Trial(
+            run_id="r", experiment="e", workload="array-sum", point=point, params={}, repeat=i, workers=1,
+            threads=1, backend="numpy", status="ok", wall_s=0.1, amount=1e6, unit="bytes",
+        )
+        for i in range(3)
+    ]  # fmt: skip
+    monkeypatch.setattr(live, "in_jupyter", lambda: True)
+    views = {}
+    for name, env in (("watched", None), ("headless", str(tmp_path / "progress.jsonl"))):
+        if env is None:
+            monkeypatch.delenv(progress.ENV, raising=False)
+        else:
+            monkeypatch.setenv(progress.ENV, env)
+        views[name] = view = live.make_view(True, total=3, title=name, lab=lab)
+        assert isinstance(view, live.LiveView) and view.headless == (env is not None)
+        shown: list = []
+        view.handle = SimpleNamespace(update=shown.append)  # no kernel here to display into
+    for view in views.values():
+        for trial in trials:
+            view._last_draw = 0.0  # as if the last frame were long ago
+            view.trial(trial)
+        view.close(None)
+    assert views["watched"].redraws >= 3
+    assert views["headless"].redraws == 1  # once, at the end
