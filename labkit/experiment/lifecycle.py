@@ -301,7 +301,7 @@ def local_processes(lab: Lab) -> tuple[list[int], tuple[int, ...], tuple[int, ..
     from distributed.comm import get_address_host
 
     from labkit.cluster import retire
-    from labkit.measure.power import local_hosts
+    from labkit.cluster.retire import local_hosts
 
     here = local_hosts()
     workers = lab.client.run(os.getpid)

@@ -112,7 +112,9 @@ class Monitor:
         self._closed = False
         self.ticks = 0
         self._last_tick = 0.0
-        from .power import EnergyMeter, local_hosts
+        from labkit.cluster.retire import local_hosts
+
+        from .power import EnergyMeter
 
         self._energy = EnergyMeter()
         self._local_hosts = local_hosts()

@@ -146,16 +146,6 @@ class NvmlCounter:
         return self._total
 
 
-def local_hosts() -> set[str]:
-    """Names and addresses of this machine: workers there are measured by its counters."""
-    import socket
-
-    import psutil
-
-    names = {"localhost", socket.gethostname(), socket.getfqdn()}
-    return names | {a.address.split("%")[0] for addrs in psutil.net_if_addrs().values() for a in addrs}
-
-
 class EnergyMeter:
     """Every energy counter this machine offers, read together, in joules:
     ``{"cpu_energy_j": ..., "dram_energy_j": ..., "gpu_energy_j": ...}`` (absent: no counter).
