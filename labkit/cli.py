@@ -217,7 +217,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as e:  # --help, --version, or a usage error already printed
         return 0 if e.code is None else e.code if isinstance(e.code, int) else 2
     from labkit.common.errors import LabkitError, one_line
-    from labkit.store.schema import redact_text
+    from labkit.store.secrets import redact_text
 
     try:
         return int(args.func(args))

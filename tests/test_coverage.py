@@ -15,7 +15,7 @@ import pytest
 
 from labkit.analysis import ratio_estimate
 from labkit.analysis.fits import fit_usl, usl_throughput
-from labkit.analysis.intervals import MIN_REPEATS
+from labkit.analysis.intervals import LARGE_N, MIN_REPEATS, median_estimate
 
 LAMBDA, SIGMA, KAPPA = 100.0, 0.05, 0.002
 COUNTS = np.array([1.0, 2.0, 4.0, 8.0])
@@ -85,3 +85,21 @@ def test_ratio_of_medians_intervals_hold_the_truth_from_the_fewest_repeats_allow
     assert 0.92 <= held / sets <= 0.98, held / sets
     # One fewer run a side, and there is no interval to trust.
     assert np.isnan(ratio_estimate(num[:-1], den[:-1]).lo)
+
+
+@pytest.mark.parametrize("repeats", [LARGE_N, LARGE_N + 201])  # an even and an odd count, where the law switches
+def test_medians_of_many_repeats_keep_their_coverage_at_a_sorts_cost(repeats: int) -> None:
+    """From LARGE_N repeats a side the median's bootstrap is drawn from its exact law (no
+    jackknife, no resampling): the ratio's and the median's intervals still hold the truth."""
+    rng = np.random.default_rng(repeats)
+    sets, held_ratio, held_median = 1500, 0, 0
+    for i in range(sets):
+        num = 1.5 * np.exp(rng.normal(0, 0.3, repeats))  # the true medians: 1.5 and 1
+        den = np.exp(rng.normal(0, 0.3, repeats))
+        _, lo, hi, _ = ratio_estimate(num, den, seed=i)
+        assert hi > lo
+        held_ratio += lo <= 1.5 <= hi
+        _, lo, hi, _ = median_estimate(den, seed=i)
+        held_median += lo <= 1.0 <= hi
+    assert 0.93 <= held_ratio / sets <= 0.97, held_ratio / sets
+    assert 0.93 <= held_median / sets <= 0.97, held_median / sets

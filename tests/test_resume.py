@@ -13,6 +13,7 @@ import pytest
 
 import labkit
 from labkit import Work
+from labkit.store.schema import SCHEMA_VERSION
 
 # The schema of stores written before trials carried a fingerprint and runs a status.
 OLD_SCHEMA = """
@@ -164,6 +165,8 @@ def test_an_old_store_opens_migrates_and_resumes(lab, tmp_path):
     fresh = counting(old, 2).run(lab, live=False)  # stored without a fingerprint: not reused
     assert {r[1] for r in rows(old, "PRAGMA table_info(trials)")} >= {"fingerprint"}
     assert {r[1] for r in rows(old, "PRAGMA table_info(runs)")} >= {"status", "pid", "host"}
+    assert rows(old, "PRAGMA user_version") == [(SCHEMA_VERSION,)]  # the migration is recorded
+    assert {r[1] for r in rows(old, "PRAGMA index_list(trials)")} >= {"trials_by_fingerprint", "trials_by_run"}
     assert rows(old, "SELECT run_id, status FROM runs ORDER BY started_at") == [
         ("oldrun", None),
         (fresh.run_id, "finished"),

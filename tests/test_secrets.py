@@ -229,10 +229,11 @@ def test_the_quickstart_keeps_no_secret_in_its_report_or_store(
 
 
 def test_redaction_takes_out_what_it_must_and_keeps_the_rest() -> None:
-    from labkit.store.schema import REDACTED, Trial, redact, redact_text
+    from labkit.store.schema import Trial
+    from labkit.store.secrets import REDACTED, redact, redact_text
 
     env = {"JUPYTER_TOKEN": "0123456789abcdef", "PGPASSWORD": "hunter22", "TOKENIZERS_PARALLELISM": "false"}
-    from labkit.store.schema import secret_values
+    from labkit.store.secrets import secret_values
 
     found = secret_values(env)
     assert found == ["0123456789abcdef", "hunter22"]  # "false" is too short to be searched for

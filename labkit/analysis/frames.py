@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from labkit.common.errors import DataError, ParameterError
 
 if TYPE_CHECKING:
@@ -28,7 +30,10 @@ def point_params(frame: pd.DataFrame) -> pd.DataFrame:
     """The grid point of each row as columns (workload, workers and every parameter)."""
     import pandas as pd
 
-    return pd.DataFrame([json.loads(p) for p in frame["point"]], index=frame.index)
+    # A point's JSON is parsed once, however many trials share it (a year of nightly repeats).
+    codes, uniques = pd.factorize(frame["point"])
+    table = pd.DataFrame([json.loads(p) for p in uniques])
+    return table.iloc[codes].set_axis(frame.index) if len(table.columns) else pd.DataFrame(index=frame.index)
 
 
 def varying(frame: pd.DataFrame) -> list[str]:
@@ -38,14 +43,22 @@ def varying(frame: pd.DataFrame) -> list[str]:
 
 
 def config_keys(frame: pd.DataFrame) -> pd.Series:
-    params = point_params(frame).drop(columns=["workers"], errors="ignore")
-    return params.apply(lambda row: json.dumps(row.to_dict(), sort_keys=True, default=str), axis=1)
+    """Each row's configuration: its point's parameters other than workers, as canonical JSON
+    (worded once per point, not per trial)."""
+    import pandas as pd
+
+    codes, uniques = pd.factorize(frame["point"])
+    keys = []
+    for p in uniques:
+        params = {k: v for k, v in json.loads(p).items() if k != "workers"}
+        keys.append(json.dumps(params, sort_keys=True, default=str))
+    return pd.Series(np.asarray(keys, dtype=object)[codes] if len(keys) else [], index=frame.index, dtype=object)
 
 
 def describe_config(config: str, names: list[str]) -> str:
     """``'size_mb=64, dtype=float32'`` for the named parameters of a configuration key."""
     d = json.loads(config)
-    return ", ".join(f"{k}={d[k]:g}" if isinstance(d[k], float) else f"{k}={d[k]}" for k in names)
+    return ", ".join(f"{k}={d[k]:g}" if isinstance(d[k], float) else f"{k}={d[k]}" for k in names if k in d)
 
 
 def pick_configuration(

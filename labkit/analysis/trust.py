@@ -63,7 +63,11 @@ def load_flags(frame: pd.DataFrame) -> list[bool | None]:
     """Each trial's ``under_load`` as True, False or None (not measured; also where the column is missing)."""
     if "under_load" not in frame:
         return [None] * len(frame)
-    return [_flag(v) for v in frame["under_load"]]
+    import numpy as np
+    import pandas as pd
+
+    codes, uniques = pd.factorize(frame["under_load"], use_na_sentinel=True)  # a flag read once per value
+    return np.array([*(_flag(u) for u in uniques), None], dtype=object)[codes].tolist()
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,8 @@ from typing import Any
 from urllib.parse import quote
 
 from labkit.common.errors import ParameterError
-from labkit.store.schema import check_path_text, is_secret_name, redact, redact_text, secret_values
+from labkit.store.schema import check_path_text
+from labkit.store.secrets import is_secret_name, redact, redact_text, secret_values
 
 from .entries import IndexEntry, _dict, _latest_good_first, _when, read_entry
 

@@ -57,9 +57,13 @@ def runs_table(store: ResultStore) -> pd.DataFrame:
     columns = ["experiment", "run_id", "started", "status", "ok", "failed", "workload", "environment"]
     if runs.empty:
         return pd.DataFrame(columns=columns)
-    trials = store.trials_frame()
-    counts = trials.groupby("run_id")["status"].agg(
-        ok=lambda s: int((s == "ok").sum()), failed=lambda s: int((s != "ok").sum())
+    per_status = store.status_counts()  # counted by SQLite: no trial is read
+    ok = per_status["status"].eq("ok")
+    counts = pd.DataFrame(
+        {
+            "ok": per_status[ok].groupby("run_id")["n"].sum(),
+            "failed": per_status[~ok].groupby("run_id")["n"].sum(),
+        }
     )
     out = pd.DataFrame(
         {

@@ -29,7 +29,8 @@ from threading import TIMEOUT_MAX
 from typing import IO, Any
 
 from labkit.common.errors import LabkitError, ParameterError, ParameterTypeError, one_line
-from labkit.store.schema import check_path_text, is_secret_name, redact, redact_text, secret_values
+from labkit.store.schema import check_path_text
+from labkit.store.secrets import is_secret_name, redact, redact_text, secret_values
 
 from .index import write_index
 from .summary import ReportSummary, summarize_run
@@ -143,7 +144,7 @@ def check_out_dir(out_dir: Any, src: Path) -> Path:
 
 def redact_notebook(path: Path, parameters: dict[str, Any]) -> None:
     """Rewrite the executed notebook at ``path`` without secrets: those of the environment,
-    the values of secret-named ``parameters``, and those :func:`~labkit.store.schema.redact_text` finds."""
+    the values of secret-named ``parameters``, and those :func:`~labkit.store.secrets.redact_text` finds."""
     import nbformat
 
     extra = [str(v) for k, v in parameters.items() if is_secret_name(str(k)) and isinstance(v, (str, int, float))]

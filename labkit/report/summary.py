@@ -20,7 +20,8 @@ from typing import Any
 from labkit.common.errors import LabkitError
 from labkit.common.logs import ENV as LOG_ENV
 from labkit.store import ResultStore, default_path, resolve_store_path
-from labkit.store.schema import check_path_text, check_sqlite_file, is_secret_name, redact, secret_values
+from labkit.store.schema import check_path_text, check_sqlite_file
+from labkit.store.secrets import is_secret_name, redact, secret_values
 
 
 @dataclass
@@ -113,7 +114,7 @@ class ReportSummary:
         return redact(json.loads(json.dumps(data, default=repr)), self.secrets())
 
     def to_html(self) -> str:
-        """The header as HTML, without secrets (see :func:`labkit.store.schema.redact`)."""
+        """The header as HTML, without secrets (see :func:`labkit.store.secrets.redact`)."""
         secrets = self.secrets()
         params = "".join(
             f"<tr><td><code>{html.escape(str(k))}</code></td><td><code>{html.escape(repr(v))}</code></td></tr>"

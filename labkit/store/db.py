@@ -38,14 +38,17 @@ from .schema import (
     INDEXES,
     RUN_STATUSES,
     SCHEMA,
+    SCHEMA_VERSION,
     STATUSES,
+    TRIAL_COLUMNS,
     Trial,
     check_store_path,
     default_path,
     expand_trials,
-    redact,
-    redact_text,
+    json_number,
+    trial_row,
 )
+from .secrets import redact, redact_text
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -72,8 +75,10 @@ class ResultStore:
             # NORMAL in WAL mode keeps every committed trial across a process crash.
             self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.executescript(SCHEMA)
-            self._migrate()
-            self._conn.executescript(INDEXES)
+            if self._conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+                self._migrate()
+                self._conn.executescript(INDEXES)
+                self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         except sqlite3.Error as e:
             raise ParameterError(
                 "store", str(self.path), f"a path where a SQLite database can be written ({e})"
@@ -175,34 +180,23 @@ class ResultStore:
         """Append one trial in its own transaction; return its id."""
         if trial.status not in STATUSES:
             raise ParameterError("status", trial.status, f"one of {STATUSES}")
-        cur = self._write(
-            "INSERT INTO trials (run_id, experiment, workload, point, params_json, repeat, workers,"
-            " threads, backend, status, error, wall_s, amount, unit, throughput, started_at,"
-            " ended_at, metrics_json, fingerprint) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                trial.run_id,
-                trial.experiment,
-                trial.workload,
-                trial.point,
-                json.dumps(redact(trial.params), sort_keys=True, default=str),
-                trial.repeat,
-                trial.workers,
-                trial.threads,
-                trial.backend,
-                trial.status,
-                trial.error,
-                trial.wall_s,
-                trial.amount,
-                trial.unit,
-                trial.throughput,
-                trial.started_at,
-                trial.ended_at,
-                json.dumps(trial.metrics, default=_json_number),
-                trial.fingerprint,
-            ),
-        )
+        cur = self._write(f"INSERT INTO trials ({TRIAL_COLUMNS}) VALUES ({', '.join('?' * 19)})", trial_row(trial))
         trial.trial_id = int(cur.lastrowid)
         return trial.trial_id
+
+    def add_trials(self, trials: Iterable[Trial]) -> None:
+        """Append many trials in one transaction (an import, a benchmark's store); their
+        ``trial_id`` is left unset. A sweep stores each trial alone, as it ends."""
+        rows = []
+        for trial in trials:
+            if trial.status not in STATUSES:
+                raise ParameterError("status", trial.status, f"one of {STATUSES}")
+            rows.append(trial_row(trial))
+        self._write(f"INSERT INTO trials ({TRIAL_COLUMNS}) VALUES ({', '.join('?' * 19)})", rows, many=True)
+
+    def status_counts(self) -> pd.DataFrame:
+        """Trials per run and status (``run_id``, ``status``, ``n``), counted by SQLite."""
+        return self._query("SELECT run_id, status, COUNT(*) AS n FROM trials GROUP BY run_id, status")
 
     def update_metrics(self, trial_id: int, metrics: dict[str, Any]) -> None:
         """Merge ``metrics`` into a stored trial's metrics (for figures that settle later)."""
@@ -211,8 +205,17 @@ class ResultStore:
             merged = {**json.loads(row[0]), **metrics} if row else metrics
             self._conn.execute(
                 "UPDATE trials SET metrics_json = ? WHERE trial_id = ?",
-                (json.dumps(merged, default=_json_number), trial_id),
+                (json.dumps(merged, default=json_number), trial_id),
             )
+
+    def add_trace(self, trial_id: int, run_id: str, data: bytes) -> None:
+        """Keep a trial's trace (``labkit.measure.trace.Trace.to_bytes``), replacing any earlier one."""
+        self._write("INSERT OR REPLACE INTO traces VALUES (?, ?, ?)", (trial_id, run_id, sqlite3.Binary(data)))
+
+    def traces_frame(self, run_id: str | None = None) -> pd.DataFrame:
+        """One row per traced trial: ``trial_id``, ``run_id`` and its compressed ``trace`` (bytes)."""
+        where, args = _where(run_id=run_id)
+        return self._query(f"SELECT * FROM traces{where} ORDER BY trial_id", args)
 
     def add_samples(self, rows: Iterable[tuple[str, int | None, float, str, str, float | None]]) -> None:
         """Append monitor samples ``(run_id, trial_id, time, worker, metric, value)``."""
@@ -349,14 +352,6 @@ class ResultStore:
 
     def __repr__(self) -> str:
         return f"<ResultStore {self.path}>"
-
-
-def _json_number(value: Any) -> Any:
-    """numpy scalars and other numbers as plain JSON numbers."""
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return str(value)
 
 
 def _where(**conditions: Any) -> tuple[str, tuple[Any, ...]]:

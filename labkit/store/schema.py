@@ -1,21 +1,21 @@
-"""What the store holds: the SQLite schema, the Trial record, the default path, tidy frames.
+"""What the store holds: the SQLite schema, the Trial record and its row, the default path, tidy frames.
 
-And what it must never hold: secrets (tokens, passwords, keys) are replaced by
-:data:`REDACTED` before text is kept or shown (:func:`redact`, :func:`redact_text`).
+What it must never hold (secrets) is :mod:`labkit.store.secrets`'s to take out.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
-import re
 import time
-from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from labkit.common.errors import ParameterError, ParameterTypeError
+
+from .secrets import redact, redact_text
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -62,19 +62,33 @@ CREATE TABLE IF NOT EXISTS cache (
 CREATE TABLE IF NOT EXISTS fingerprints (
     fingerprint TEXT PRIMARY KEY, parts_json TEXT NOT NULL, created_at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS traces (
+    trial_id INTEGER PRIMARY KEY, run_id TEXT NOT NULL, trace BLOB NOT NULL
+);
 """
 
 #: Columns added since the first schema: a store without them gets them on open
-#: (``ALTER TABLE ... ADD COLUMN``), its old rows NULL there.
+#: (``ALTER TABLE ... ADD COLUMN``), its old rows NULL there. A column added here raises
+#: :data:`SCHEMA_VERSION`, so that stores already opened take it too.
 ADDED_COLUMNS = {
     "runs": (("status", "TEXT"), ("pid", "INTEGER"), ("host", "TEXT")),
     "trials": (("fingerprint", "TEXT"),),
 }
 
-#: Indexes on added columns, made once the columns exist.
+#: Indexes on added columns, made once the columns exist, and for what the lab asks of a
+#: store that has grown (a run's trials, an experiment's runs, a run's alerts).
 INDEXES = """
 CREATE INDEX IF NOT EXISTS trials_by_fingerprint ON trials (experiment, fingerprint);
+CREATE INDEX IF NOT EXISTS trials_by_run ON trials (run_id, status);
+CREATE INDEX IF NOT EXISTS runs_by_experiment ON runs (experiment, started_at);
+CREATE INDEX IF NOT EXISTS alerts_by_run ON alerts (run_id, time);
 """
+
+#: The schema's version, kept in the file (``PRAGMA user_version``). 0: a store made before
+#: it was kept; each open brings an older store up to this one (:data:`ADDED_COLUMNS`,
+#: :data:`INDEXES`) and records it. A store a newer labkit made opens too: what it added
+#: is read where it is a table's column, and left alone otherwise.
+SCHEMA_VERSION = 2
 
 
 @dataclass
@@ -221,115 +235,6 @@ def _check_writable(text: str, p: Path) -> Path:
     return p
 
 
-# -- secrets -----------------------------------------------------------------------------
-
-REDACTED = "<redacted>"
-
-#: Names (environment variables, parameters, keys of a mapping) whose values are secrets:
-#: ``JUPYTER_TOKEN``, ``PASSWORD``, ``AWS_SECRET_ACCESS_KEY``, ``tls_client_key``, ...
-SECRET_NAME = re.compile(
-    r"passw(?:or)?d|secret|credential|private_?key|apikey|(?:^|[^a-z0-9])(?:api_?|auth_?)?(?:token|key)(?:$|[^a-z0-9])",
-    re.IGNORECASE,
-)
-_URL_SECRET = re.compile(
-    r"([?&;#][\w.\-]*(?:token|passw(?:or)?d|secret|key|signature|sig)=)[^&#\s\"'<>\\:,;)\]]+", re.IGNORECASE
-)
-_URL_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.\-]*://[^/\s:@\"'<>]*:)[^@/\s\"'<>]+@", re.IGNORECASE)
-_PRIVATE_KEY = re.compile(r"-----BEGIN ([A-Z0-9 ]*)PRIVATE KEY-----.*?-----END \1PRIVATE KEY-----", re.DOTALL)
-
-#: Shorter values of secret-named variables (``1``, ``true``) are not searched for in text.
-MIN_SECRET_LENGTH = 6
-
-
-def is_secret_name(name: str) -> bool:
-    """Whether a variable, parameter or key called ``name`` holds a secret.
-
-    >>> [is_secret_name(n) for n in ("JUPYTER_TOKEN", "PGPASSWORD", "tls_client_key", "tokens", "keep_inputs")]
-    [True, True, True, False, False]
-    """
-    return bool(SECRET_NAME.search(name))
-
-
-def secret_values(environ: Mapping[str, str] | None = None, extra: Iterable[str] = ()) -> list[str]:
-    """The text to take out wherever it appears, longest first.
-
-    Parameters
-    ----------
-    environ : mapping, optional
-        Environment variables (default ``os.environ``); the values of those with a secret
-        name (:func:`is_secret_name`) count.
-    extra : iterable of str
-        More secrets, e.g. the values of a notebook's secret-named parameters.
-
-    Values shorter than :data:`MIN_SECRET_LENGTH` are left out: ``1`` or ``true`` would
-    blank out ordinary text.
-    """
-    env = os.environ if environ is None else environ
-    found = {v.strip() for k, v in env.items() if is_secret_name(k)} | {str(v).strip() for v in extra}
-    return sorted((v for v in found if len(v) >= MIN_SECRET_LENGTH), key=len, reverse=True)
-
-
-def redact_text(text: str, secrets: Iterable[str] | None = None) -> str:
-    """``text`` with its secrets replaced by :data:`REDACTED`.
-
-    Parameters
-    ----------
-    text : str
-    secrets : iterable of str, optional
-        The values to take out (default: :func:`secret_values` of this environment).
-
-    Besides those values, private keys in PEM form go, and so do the secret parameters of
-    URLs (``token=``, ``password=``, ``key=``, ``sig=``, ...) and the passwords in them.
-
-    >>> redact_text("http://127.0.0.1:8888/lab?token=abc123&x=1 and tcp://ann:hunter22@host:8786", [])
-    'http://127.0.0.1:8888/lab?token=<redacted>&x=1 and tcp://ann:<redacted>@host:8786'
-    """
-    for value in secret_values() if secrets is None else secrets:
-        if value in text:
-            text = text.replace(value, REDACTED)
-    if "PRIVATE KEY-----" in text:
-        text = _PRIVATE_KEY.sub(f"-----{REDACTED} private key-----", text)
-    text = _URL_SECRET.sub(rf"\1{REDACTED}", text)
-    return _URL_PASSWORD.sub(rf"\1{REDACTED}@", text)
-
-
-def redact(value: Any, secrets: Iterable[str] | None = None) -> Any:
-    """``value`` with its secrets replaced by :data:`REDACTED`.
-
-    Parameters
-    ----------
-    value : dict, list, tuple, str or any
-        Nested as JSON is (an environment snapshot, a config, a notebook). The text under a
-        secret-named key (:func:`is_secret_name`) goes whole; other text as :func:`redact_text`
-        says; image data (keys ``image/...``) and non-text values stay as they are.
-    secrets : iterable of str, optional
-        As for :func:`redact_text`.
-
-    >>> redact({"password": "pw", "url": "https://h/x?api_key=k1", "n": [1, "a"]}, [])
-    {'password': '<redacted>', 'url': 'https://h/x?api_key=<redacted>', 'n': [1, 'a']}
-    """
-    found = secret_values() if secrets is None else list(secrets)
-    return _redact(value, found)
-
-
-def _redact(value: Any, secrets: list[str]) -> Any:
-    if isinstance(value, str):
-        return redact_text(value, secrets)
-    if isinstance(value, Mapping):
-        out = {}
-        for k, v in value.items():
-            if isinstance(k, str) and k.startswith("image/"):
-                out[k] = v
-            elif isinstance(k, str) and is_secret_name(k) and isinstance(v, str) and v:
-                out[k] = REDACTED
-            else:
-                out[k] = _redact(v, secrets)
-        return out
-    if isinstance(value, (list, tuple)):
-        return type(value)(_redact(v, secrets) for v in value) if not hasattr(value, "_fields") else value
-    return value
-
-
 CORE_COLUMNS = [f.name for f in fields(Trial) if f.name not in ("params", "metrics")] + ["throughput"]
 
 
@@ -337,8 +242,9 @@ def expand_trials(df: pd.DataFrame) -> pd.DataFrame:
     """Turn the stored JSON columns into one column per parameter and per metric."""
     import pandas as pd
 
-    params = pd.DataFrame([json.loads(s) for s in df.pop("params_json")], index=df.index)
-    metrics = pd.DataFrame([json.loads(s) for s in df.pop("metrics_json")], index=df.index)
+    codes, uniques = pd.factorize(df.pop("params_json"))  # a point's parameters, parsed once
+    params = pd.DataFrame([json.loads(s) for s in uniques]).take(codes).set_axis(df.index)
+    metrics = json_rows(df.pop("metrics_json"))
     taken = set(df.columns)
     same = [c for c in params.columns if c in taken and params[c].astype(str).equals(df[c].astype(str))]
     params = params.drop(columns=same)  # e.g. backend: a core column already
@@ -351,6 +257,34 @@ def expand_trials(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+#: From this many rows, :func:`json_rows` parses in bulk.
+BULK_ROWS = 1000
+
+
+def json_rows(texts: pd.Series) -> pd.DataFrame:
+    """One row per JSON object of ``texts``, one column per key (a key a row lacks reads missing).
+
+    From :data:`BULK_ROWS` rows, Arrow's JSON reader parses them all in one call, in C++, as
+    long as every key holds plain values of one kind (numbers, booleans or text); a nested
+    value (a list, an object) or a key whose kind changes between rows is read by the
+    :mod:`json` module row by row, as fewer rows always are.
+    """
+    import pandas as pd
+
+    if len(texts) >= BULK_ROWS:
+        import pyarrow as pa
+        import pyarrow.json as pj
+
+        data = "\n".join(texts).encode()
+        try:
+            table = pj.read_json(io.BytesIO(data), read_options=pj.ReadOptions(block_size=max(1 << 20, len(data) + 1)))
+        except pa.ArrowInvalid:
+            table = None
+        if table is not None and not any(pa.types.is_nested(t) for t in table.schema.types):
+            return table.to_pandas().set_axis(texts.index)
+    return pd.DataFrame([json.loads(s) for s in texts], index=texts.index)
+
+
 def trial_record(trial: Trial) -> dict[str, Any]:
     """A trial as a flat dict, for tables shown while a sweep runs."""
     d = asdict(trial)
@@ -358,3 +292,42 @@ def trial_record(trial: Trial) -> dict[str, Any]:
     d.update(d.pop("metrics"))
     d["throughput"] = trial.throughput
     return d
+
+
+TRIAL_COLUMNS = (
+    "run_id, experiment, workload, point, params_json, repeat, workers, threads, backend, status, error,"
+    " wall_s, amount, unit, throughput, started_at, ended_at, metrics_json, fingerprint"
+)
+
+
+def trial_row(trial: Trial) -> tuple[Any, ...]:
+    """A trial as the values of :data:`TRIAL_COLUMNS`, secrets redacted."""
+    return (
+        trial.run_id,
+        trial.experiment,
+        trial.workload,
+        trial.point,
+        json.dumps(redact(trial.params), sort_keys=True, default=str),
+        trial.repeat,
+        trial.workers,
+        trial.threads,
+        trial.backend,
+        trial.status,
+        trial.error,
+        trial.wall_s,
+        trial.amount,
+        trial.unit,
+        trial.throughput,
+        trial.started_at,
+        trial.ended_at,
+        json.dumps(trial.metrics, default=json_number),
+        trial.fingerprint,
+    )
+
+
+def json_number(value: Any) -> Any:
+    """NumPy scalars and other numbers as plain JSON numbers (anything else as text)."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return str(value)
