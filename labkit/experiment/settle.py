@@ -37,6 +37,7 @@ class Settler:
         self.view: Any = None
         self.pending: list[Watched] = []
         self.count = 0
+        self.trace = False  # record each timed run's tasks (Sweep(trace=True))
 
     def scaling(self) -> Any:
         return self.monitor.scaling() if self.monitor is not None else contextlib.nullcontext()
@@ -45,12 +46,34 @@ class Settler:
     def watch(self, label: str, description: str | None = None) -> Any:
         """Run the block inside a monitor window and its own Dask span; alerts name the
         trial by ``description`` (its point's parameters) rather than by ``label``."""
+        watched = Watched(label)
+        with self._tracing(watched):
+            if self.monitor is None:
+                yield watched
+                return
+            with self._monitored(watched, label, description):
+                yield watched
+
+    @contextlib.contextmanager
+    def _tracing(self, watched: Watched) -> Any:
+        """With ``trace``, record the block's tasks (:mod:`labkit.measure.trace`) and store them
+        with its trial when it ended ok (a trace that cannot be read is left out, never the trial)."""
+        if not self.trace:
+            yield
+            return
+        from labkit.measure.trace import TraceRecorder
+
+        with TraceRecorder(self.lab) as recorder:
+            yield
+        trial = watched.trial
+        if trial is not None and trial.trial_id is not None and trial.status == "ok":
+            with contextlib.suppress(Exception):
+                self.store.add_trace(trial.trial_id, self.run_id, recorder.trace(trial.wall_s).to_bytes())
+
+    @contextlib.contextmanager
+    def _monitored(self, watched: Watched, label: str, description: str | None) -> Any:
         from labkit.measure.timesplit import TrialSpan
 
-        watched = Watched(label)
-        if self.monitor is None:
-            yield watched
-            return
         self.view.timing(True)
         try:
             with (
@@ -58,7 +81,7 @@ class Settler:
                 TrialSpan(self.lab, label, rules=self.monitor.rules, description=description) as span,
             ):
                 watched.window, watched.span = window, span
-                yield watched
+                yield
         finally:
             self.view.timing(False)
             if watched.trial is not None and watched.trial.trial_id is not None:

@@ -100,6 +100,9 @@ class Sweep:
     keep_inputs : float, default 0.25
         Share of the cluster's memory limit that points' inputs may hold while other points
         run (see :mod:`labkit.experiment.inputs`); 0 sets every point up again at each visit.
+    trace : bool, default False
+        Record each timed run's tasks (worker, thread, compute and transfers, result sizes,
+        dependencies; :mod:`labkit.measure.trace`) and store them with its trial.
 
     All arguments are checked here, before any cluster work.
     """
@@ -123,6 +126,7 @@ class Sweep:
         reuse: str | None = None,
         budget_s: float | None = None,
         keep_inputs: float = 0.25,
+        trace: bool = False,
     ) -> None:
         self.workload = workloads.get(workload) if isinstance(workload, str) else workload
         if not isinstance(self.workload, workloads.Workload):
@@ -149,7 +153,9 @@ class Sweep:
         if isinstance(keep_inputs, bool) or not isinstance(keep_inputs, (int, float)) or not 0 <= keep_inputs < 1:
             raise ParameterError("keep_inputs", keep_inputs, "a share of the memory limit, >= 0 and < 1")
         self.order, self.seed, self.reuse = order, seed, reuse
-        self.budget_s, self.keep_inputs = budget_s, float(keep_inputs)
+        if not isinstance(trace, bool):
+            raise ParameterError("trace", trace, "True or False")
+        self.budget_s, self.keep_inputs, self.trace = budget_s, float(keep_inputs), trace
         if experiment is not None and (not isinstance(experiment, str) or not experiment.strip()):
             raise ParameterError("experiment", experiment, "a non-empty name")
         check_backends(self.workload, self.grid, self.params)
@@ -265,6 +271,7 @@ class Sweep:
         store = recorded.open()
         try:
             settler = Settler(store, "", lab)
+            settler.trace = self.trace
             ctx = RunContext(lab, store, None, settler, recorded.fingerprinter)
             planned = [(p, *self._resolve(p, p.get("workers", ctx.workers))) for p in self.points()]
             keys = [key for _, _, key in planned]

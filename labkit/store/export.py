@@ -34,9 +34,11 @@ class TableSource(Protocol):
 
     def fingerprints_frame(self) -> pd.DataFrame: ...
 
+    def traces_frame(self, run_id: str | None = None) -> pd.DataFrame: ...
+
 
 def _plain(value: object) -> bool:
-    return isinstance(value, (str, bool, int, float)) or value is None
+    return isinstance(value, (str, bytes, bool, int, float)) or value is None
 
 
 def parquet_ready(df: pd.DataFrame) -> pd.DataFrame:
@@ -78,7 +80,8 @@ def export_bundle(
     store: TableSource, folder: str | os.PathLike[str], *, experiment: str | None = None, run_id: str | None = None
 ) -> dict[str, Path]:
     """Write trials, monitor samples, time splits and alerts as Parquet files in ``folder``,
-    with the runs (status, environment) and the fingerprints the trials carry.
+    with the runs (status, environment), the fingerprints the trials carry and their traces
+    (compressed, ``labkit.measure.trace.Trace.from_bytes`` reads one).
 
     Every table carries ``run_id``, ``trial_id`` where it has one, ``time`` (UTC) and
     ``elapsed_s`` since its run started, so the tables line up on one time axis;
@@ -115,6 +118,10 @@ def export_bundle(
         "runs": runs,
         "fingerprints": fingerprints[fingerprints["fingerprint"].isin(trials["fingerprint"].dropna())],
     }
+    traces = store.traces_frame()
+    traces = traces[traces["trial_id"].isin(trials["trial_id"])]
+    if len(traces):  # only where a sweep recorded traces (``Sweep(trace=True)``)
+        tables["traces"] = traces
     paths = {}
     for name, df in tables.items():
         paths[name] = out / f"{name}.parquet"
