@@ -5,6 +5,7 @@ labkit report DIR
 labkit compare A B [--ignore NAME] [--alpha A] [--margin M] [--html PATH]
 labkit ls [STORE]
 labkit export STORE OUT.{csv,parquet}|FOLDER [--experiment NAME]
+labkit prune STORE [--days N]
 labkit probe [--workers N] [--store PATH] [--refresh]
 
 Exit codes: 0 done; 1 a notebook's cell failed (its report is still written); 2 a bad
@@ -19,6 +20,22 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, NoReturn
+
+
+def _prune(args: argparse.Namespace) -> int:
+    import time
+
+    from labkit.common.errors import ParameterError
+    from labkit.report.listing import existing_store
+    from labkit.store import ResultStore
+
+    if not args.days >= 0:  # also refuses NaN
+        raise ParameterError("--days", args.days, "a number of days >= 0")
+    path = existing_store(args.store)
+    with ResultStore(path) as store:
+        gone = store.drop_samples(time.time() - args.days * 86400.0)
+    print(f"{path}: deleted {gone} monitor samples of runs started over {args.days:g} days ago; trials kept")
+    return 0
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -162,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_compare_parser(sub)
     _add_ls_parser(sub)
     _add_export_parser(sub)
+    _add_prune_parser(sub)
     _add_probe_parser(sub)
     return parser
 
@@ -180,6 +198,16 @@ def _add_ls_parser(sub: Any) -> None:
         "store", nargs="?", default=None, help="the SQLite store (default: results/labkit.db or $LABKIT_STORE)"
     )
     ls.set_defaults(func=_ls)
+
+
+def _add_prune_parser(sub: Any) -> None:
+    """``labkit prune STORE [--days N]``."""
+    prune = sub.add_parser(
+        "prune", help="delete the raw monitor samples of old runs; runs, trials and their summaries stay"
+    )
+    prune.add_argument("store", help="the SQLite store, e.g. results/labkit.db")
+    prune.add_argument("--days", type=float, default=30.0, help="keep the samples of runs started since (default: 30)")
+    prune.set_defaults(func=_prune)
 
 
 def _add_export_parser(sub: Any) -> None:

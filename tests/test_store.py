@@ -204,3 +204,38 @@ def test_a_store_where_no_file_can_be_made_is_refused_before_any_work():
         check_store_path("/proc/x.db")
     with pytest.raises(ParameterError, match="existing folder"):
         check_store_path("/nonexistent/dir/x.db")
+
+
+def test_old_runs_lose_their_raw_samples_and_keep_their_trials(store_path):
+    from labkit.cli import main
+
+    with ResultStore(store_path) as store:
+        old = store.start_run("exp", "array-sum", env={}, config={})
+        new = store.start_run("exp", "array-sum", env={}, config={})
+    with sqlite3.connect(store_path) as conn:  # the first run started 40 days ago
+        conn.execute("UPDATE runs SET started_at = started_at - 40 * 86400 WHERE run_id = ?", (old,))
+    with ResultStore(store_path) as store:
+        for run in (old, new):
+            store.add_trial(dataclasses.replace(make_trial(run, 0), run_id=run))
+            store.add_samples([(run, None, 1.0, "w", "cpu", 50.0), (run, None, 2.0, "w", "cpu", 60.0)])
+    assert main(["prune", str(store_path), "--days", "-1"]) == 2  # refused, nothing deleted
+    assert main(["prune", str(store_path)]) == 0
+    with ResultStore(store_path) as store:
+        assert set(store.samples_frame()["run_id"]) == {new}
+        assert set(store.trials_frame()["run_id"]) == {old, new}
+
+
+def test_many_trials_read_back_the_same_in_bulk_as_row_by_row(store_path, monkeypatch):
+    """From BULK_ROWS trials the metrics are parsed by Arrow in one call: the frame is the same."""
+    from labkit.store import schema
+
+    metrics = [{"a": i, "b": None if i % 3 else "x", "c": i / 7, "flag": i % 2 == 0} for i in range(1200)]
+    metrics[5]["only_here"] = 1.5
+    with ResultStore(store_path) as store:
+        run = store.start_run("exp", "array-sum", env={}, config={})
+        store.add_trials(dataclasses.replace(make_trial(run, i), metrics=m) for i, m in enumerate(metrics))
+        bulk = store.trials_frame()
+        monkeypatch.setattr(schema, "BULK_ROWS", 10**9)
+        by_row = store.trials_frame()
+    pd.testing.assert_frame_equal(bulk, by_row)
+    assert len(bulk) == 1200 and bulk["only_here"].notna().sum() == 1

@@ -221,6 +221,13 @@ class ResultStore:
         """Append monitor samples ``(run_id, trial_id, time, worker, metric, value)``."""
         self._write("INSERT INTO samples VALUES (?, ?, ?, ?, ?, ?)", list(rows), many=True)
 
+    def drop_samples(self, before: float) -> int:
+        """Delete the raw monitor samples of the runs that started before ``before`` (epoch
+        seconds); return how many rows went. Runs, trials (with each trial's resource
+        summary: mean CPU, peak memory, network, load), alerts and traces stay."""
+        old = "SELECT run_id FROM runs WHERE started_at < ?"
+        return self._write(f"DELETE FROM samples WHERE run_id IN ({old})", (float(before),)).rowcount
+
     def add_alert(
         self,
         run_id: str,
