@@ -183,12 +183,16 @@ def _side(frame: pd.DataFrame, name: str, ignore: tuple[str, ...]) -> tuple[pd.D
     ok = frame[(frame["status"] == "ok") & frame["wall_s"].notna()].copy()
     if ok.empty:
         raise ParameterError(name, f"{len(frame)} trials, none ok", "a set of trials with at least one ok trial")
-    dicts = [json.loads(p) for p in ok["point"]]
-    ok["_key"] = [_key(d, ignore) for d in dicts]
+    import pandas as pd
+
+    codes, points = pd.factorize(ok["point"])  # each point's JSON read once, however many trials it has
+    dicts = [json.loads(p) for p in points]
+    keys = [_key(d, ignore) for d in dicts]
+    ok["_key"] = np.asarray(keys, dtype=object)[codes]
     merged = ok.groupby("_key")["point"].nunique()
     if ignore and (merged > 1).any():
         key = merged[merged > 1].index[0]
-        values = sorted({json.dumps({n: d.get(n) for n in ignore}) for d, k in zip(dicts, ok["_key"]) if k == key})
+        values = sorted({json.dumps({n: d.get(n) for n in ignore}) for d, k in zip(dicts, keys) if k == key})
         raise ParameterError(
             "ignore", list(ignore), f"parameters with one value per point of {name}; {name} holds {', '.join(values)}"
         )
@@ -289,7 +293,7 @@ def compare_trials(
     ignore = tuple(ignore)
     ok_a, lost_a = _side(a, "A", ignore)
     ok_b, lost_b = _side(b, "B", ignore)
-    known = {n for p in [*ok_a["point"], *ok_b["point"]] for n in json.loads(p)} - {"workload", "workers"}
+    known = {n for p in {*ok_a["point"], *ok_b["point"]} for n in json.loads(p)} - {"workload", "workers"}
     for n in ignore:
         if n not in known:
             raise ParameterError("ignore", n, f"a workload parameter of these points: {', '.join(sorted(known))}")
@@ -314,7 +318,8 @@ def compare_trials(
     ignored: dict[str, dict[str, list[str]]] = {}
     for n in ignore:
         for side, ok in (("A", ok_a), ("B", ok_b)):
-            values = sorted({_show(json.loads(p).get(n)) for p, k in zip(ok["point"], ok["_key"]) if k in common})
+            pairs = set(zip(ok["point"], ok["_key"]))  # a point's JSON read once
+            values = sorted({_show(json.loads(p).get(n)) for p, k in pairs if k in common})
             ignored.setdefault(n, {})[side] = values
     return Comparison(
         points=points,
