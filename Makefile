@@ -13,10 +13,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
-# PyTorch (the CPU build) only where it is needed: the tests of the model notebooks.
+# PyTorch (the CPU build), the serving extra (LoadGen, FastAPI, uvicorn) and the cluster managers
+# (dask-jobqueue, dask-gateway) only where they are needed: the tests of the notebooks that use them.
 TORCH := $(VENV)/.torch-stamp
 $(TORCH): $(STAMP)
-	$(BIN)/python -m pip install --quiet -e ".[torch]"
+	$(BIN)/python -m pip install --quiet -e ".[torch,serving,managers]"
 	touch $(TORCH)
 
 ## demo: set up, run the quickstart headless, print the HTML report's path

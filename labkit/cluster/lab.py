@@ -29,7 +29,7 @@ from labkit.common.logs import route_in_kernel
 from labkit.common.scheduler import run_on_scheduler, running_tasks, scheduler_workers
 
 from . import dashboard as dashboards
-from . import launch, retire
+from . import launch, managers, retire
 from .capacity import Capacity, cluster_capacity
 
 
@@ -53,8 +53,11 @@ class Lab:
     scheduler_file : str, optional
         Connect to the scheduler described by this file.
     cluster : object, optional
-        Adopt a cluster object (anything with ``scale`` and a scheduler address). The Lab
-        closes only its Client, not an adopted cluster.
+        Adopt a cluster object built by any cluster manager: anything with Dask's cluster
+        interface (``scheduler_address``, ``scale``, ``adapt``, ``close``; see
+        :mod:`~labkit.cluster.managers`), e.g. dask-jobqueue, dask-gateway, dask-kubernetes,
+        Coiled. The Lab scales it only when asked (``scale``, ``adapt``, a sweep over
+        ``workers``) and never closes it: it closes only its Client.
     processes : bool, default True
         Workers in separate processes (True) or threads of this process.
     dashboard : bool, default True
@@ -383,6 +386,6 @@ def _vet_kind(
     target = launch.scheduler_file_address(scheduler_file) if scheduler_file is not None else address
     launch.check_security(security, target, adopted=cluster is not None)
     launch.check_cluster_kwargs(cluster_kwargs)
-    if cluster is not None and not (hasattr(cluster, "scheduler_address") and hasattr(cluster, "scale")):
-        raise ParameterError("cluster", cluster, "a Dask cluster object (with scheduler_address and scale)")
+    if cluster is not None:
+        managers.check_cluster(cluster)
     return remote

@@ -44,7 +44,11 @@ def _scanner() -> Callable[[tuple[int, ...], bool], tuple[set[int], dict[int, An
         kids: dict[int, list[int]] = {}
         snap: dict[int, Any] | None = {} if top else None
         attrs = ["ppid", "name", "cpu_times", "create_time"] if top else ["ppid"]
-        for p in psutil.process_iter(attrs) if roots or top else ():  # one pass over the machine's processes
+        ppid_map = None if top or not roots else getattr(psutil, "_ppid_map", None)
+        if ppid_map is not None:  # the parents alone: psutil's own map, a third of process_iter's cost
+            for pid, ppid in ppid_map().items():
+                kids.setdefault(ppid, []).append(pid)
+        for p in psutil.process_iter(attrs) if (roots or top) and ppid_map is None else ():  # one pass over them
             kids.setdefault(p.info["ppid"], []).append(p.pid)
             if snap is not None and (t := p.info["cpu_times"]) is not None:
                 snap[p.pid] = (p.info["name"] or "?", t.user + t.system, p.info["create_time"])
