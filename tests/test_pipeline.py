@@ -196,8 +196,11 @@ def test_a_sweep_over_stages_and_micro_batches_runs(pipe_lab, tmp_path: Path):
     if frame["under_load"].eq(True).all():  # a busy machine: no trial may carry a claim, and the answer says so
         assert text.startswith("No trial is left to claim from: left out 6 of 6 trials that ran under outside load")
     else:
-        assert "(an estimate: interval not available: one run per point" in text and "GPipe's estimate" in text
-        assert "): no direction claimed" in text
+        assert "GPipe's estimate" in text
+        admitted = frame[frame["under_load"].ne(True)]
+        if admitted.groupby("stages")["microbatches"].nunique().gt(1).any():  # a ratio of micro-batch counts
+            assert "(an estimate: interval not available: one run per point" in text
+            assert "): no direction claimed" in text
     fig = pipeline_figure(frame)
     assert len(fig.axes) == 2
 
