@@ -134,3 +134,12 @@ def test_a_starting_worker_is_the_labs_before_the_scheduler_lists_it():
         assert seen_first is not None, "the new worker's process never showed"
         assert not registered, "the starting worker was the lab's only once the scheduler listed it"
         lab.client.wait_for_workers(2, timeout=120)
+
+
+def test_adapt_may_scale_to_zero_and_names_a_bad_bound(lab):
+    from labkit.common.errors import ParameterError
+
+    with pytest.raises(ParameterError, match="minimum"):
+        lab.adapt(minimum=-1)
+    with pytest.raises(ParameterError, match="maximum"):
+        lab.adapt(minimum=0, maximum=0)

@@ -245,8 +245,9 @@ class Lab:
         return retire.settle(self.client, before)
 
     def adapt(self, minimum: int = 1, maximum: int | None = None, **kwargs: Any) -> Any:
-        """Turn on Dask's adaptive scaling between ``minimum`` and ``maximum`` workers."""
-        launch.check_count("minimum", minimum, allow_none=False)
+        """Turn on Dask's adaptive scaling between ``minimum`` (0: scale to zero when idle) and
+        ``maximum`` workers."""
+        launch.check_count("minimum", minimum, allow_none=False, least=0)
         launch.check_count("maximum", maximum)
         if maximum is not None and maximum < minimum:
             raise ParameterError("maximum", maximum, f"an integer >= minimum ({minimum})")

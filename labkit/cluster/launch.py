@@ -35,13 +35,13 @@ UNFINISHED = ("waiting", "queued", "processing", "no-worker")
 _TLS_FILES = ("tls_ca_file", "tls_client_cert", "tls_client_key")
 
 
-def check_count(name: str, value: Any, *, allow_none: bool = True) -> None:
+def check_count(name: str, value: Any, *, allow_none: bool = True, least: int = 1) -> None:
     if value is None and allow_none:
         return
     if isinstance(value, bool) or not isinstance(value, int):
         raise ParameterTypeError(name, value, "int" + (" or None" if allow_none else ""))
-    if value < 1:
-        raise ParameterError(name, value, "an integer >= 1")
+    if value < least:
+        raise ParameterError(name, value, f"an integer >= {least}")
 
 
 def check_memory(value: Any) -> None:

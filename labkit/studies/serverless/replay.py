@@ -90,7 +90,7 @@ def live_replay(lab: Any, path: str, arrivals: Any, keep_alive_s: float, timeout
         raise ClusterError("a scale-to-zero replay needs a cluster object to adapt: this Lab has none")
     interval, wait_count = keep_alive_policy(keep_alive_s)
     before = lab.workers
-    adaptive = lab.cluster.adapt(minimum=0, maximum=1, interval=f"{interval}s", wait_count=wait_count)
+    adaptive = lab.adapt(minimum=0, maximum=1, interval=f"{interval}s", wait_count=wait_count)
     try:
         _wait_workers(lab, 0, 60.0 + keep_alive_s * 4)
         t0, submitted, results = _submit_all(lab, path, np.sort(np.asarray(arrivals, float)), timeout_s)
