@@ -18,7 +18,7 @@ from .analysis import fits, recommend, roofline
 from .cluster import Lab
 from .cluster.capacity import worker_counts
 from .cluster.connect import connection_note, open_lab
-from .common import errors
+from .common import checks, errors
 from .common.errors import (
     BackendUnavailable,
     ClusterError,
@@ -64,6 +64,7 @@ __all__ = [
     "Trial",
     "TrialTimeout",
     "Work",
+    "checks",
     "connection_note",
     "open_lab",
     "probe_machine",

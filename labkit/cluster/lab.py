@@ -24,6 +24,7 @@ import os
 import time
 from typing import Any
 
+from labkit.common import checks
 from labkit.common.errors import ClusterError, ParameterError, ParameterTypeError
 from labkit.common.logs import route_in_kernel
 from labkit.common.scheduler import run_on_scheduler, running_tasks, scheduler_workers
@@ -98,8 +99,8 @@ class Lab:
         security: Any = None,
         **cluster_kwargs: Any,
     ) -> None:
-        launch.check_count("workers", workers)
-        launch.check_count("threads_per_worker", threads_per_worker)
+        checks.count("workers", workers, none=True)
+        checks.count("threads_per_worker", threads_per_worker, none=True)
         launch.check_memory(memory_limit)
         for name, flag in (("processes", processes), ("dashboard", dashboard), ("gpu", gpu)):
             if not isinstance(flag, bool):
@@ -107,8 +108,8 @@ class Lab:
         launch.check_dashboard_address(dashboard_address)
         if scheduler_file is not None and not isinstance(scheduler_file, (str, os.PathLike)):
             raise ParameterTypeError("scheduler_file", scheduler_file, "a path (str or os.PathLike)")
-        launch.check_timeout("connect_timeout", connect_timeout)
-        launch.check_timeout("start_timeout", start_timeout)
+        checks.seconds("connect_timeout", connect_timeout)
+        checks.seconds("start_timeout", start_timeout)
         remote = _vet_kind(gpu, address, scheduler_file, cluster, workers, threads_per_worker, security, cluster_kwargs)
 
         from distributed import Client
@@ -224,7 +225,7 @@ class Lab:
     def scale(self, n: int, *, timeout: float = 120.0) -> str | None:
         """Set the number of workers to ``n``; wait until the scheduler has exactly ``n``, then (bounded) until
         retired worker processes have exited and every worker is idle: None, or what was not (:mod:`.retire`)."""
-        launch.check_count("n", n, allow_none=False)
+        checks.count("n", n)
         if self.workers == n:
             return None
         if self.cluster is None:
@@ -247,8 +248,8 @@ class Lab:
     def adapt(self, minimum: int = 1, maximum: int | None = None, **kwargs: Any) -> Any:
         """Turn on Dask's adaptive scaling between ``minimum`` (0: scale to zero when idle) and
         ``maximum`` workers."""
-        launch.check_count("minimum", minimum, allow_none=False, least=0)
-        launch.check_count("maximum", maximum)
+        checks.count("minimum", minimum, least=0)
+        checks.count("maximum", maximum, none=True)
         if maximum is not None and maximum < minimum:
             raise ParameterError("maximum", maximum, f"an integer >= minimum ({minimum})")
         if self.cluster is None:
@@ -290,7 +291,7 @@ class Lab:
             When earlier work is still unfinished after ``timeout`` seconds (the message
             says how many tasks, in which states).
         """
-        launch.check_timeout("timeout", timeout)
+        checks.seconds("timeout", timeout)
         deadline = time.monotonic() + timeout
         client, check = self.client, launch.busy_scheduler()
         owner = None if self.owns_cluster else client.id  # on a shared scheduler, only this Client's work

@@ -35,15 +35,6 @@ UNFINISHED = ("waiting", "queued", "processing", "no-worker")
 _TLS_FILES = ("tls_ca_file", "tls_client_cert", "tls_client_key")
 
 
-def check_count(name: str, value: Any, *, allow_none: bool = True, least: int = 1) -> None:
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ParameterTypeError(name, value, "int" + (" or None" if allow_none else ""))
-    if value < least:
-        raise ParameterError(name, value, f"an integer >= {least}")
-
-
 def check_memory(value: Any) -> None:
     if value is None or (isinstance(value, str) and value == "auto"):
         return
@@ -63,12 +54,6 @@ def check_dashboard_address(value: Any) -> None:
     host, _, port = value.rpartition(":") if isinstance(value, str) else ("", "", "")
     if not (host and port.isdigit() and int(port) < 65536):
         raise ParameterError("dashboard_address", value, "'host:port', e.g. '127.0.0.1:8787' (port 0: any free one)")
-
-
-def check_timeout(name: str, value: Any) -> None:
-    """A ParameterError unless ``value`` is a finite number of seconds above 0."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or value == float("inf"):
-        raise ParameterError(name, value, "a finite number of seconds > 0")
 
 
 def check_cluster_kwargs(kwargs: dict[str, Any]) -> None:

@@ -47,13 +47,6 @@ def check_workers(values: list[Any]) -> None:
             raise ParameterError("grid['workers']", w, "integers >= 1")
 
 
-def check_count(name: str, value: Any, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ParameterTypeError(name, value, "int")
-    if value < low:
-        raise ParameterError(name, value, f"an integer >= {low}")
-
-
 def check_backends(workload: Any, grid: dict[str, Any], params: dict[str, Any]) -> None:
     """Refuse a ``backend`` (NumPy, CuPy) that this machine cannot run, before any cluster work."""
     from labkit.cluster.backends import check_backend

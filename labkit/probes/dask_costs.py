@@ -6,6 +6,7 @@ import statistics
 import time
 from typing import TYPE_CHECKING, Any
 
+from labkit.common import checks
 from labkit.common.errors import LabkitError, ParameterError
 from labkit.common.scheduler import scheduler_workers
 
@@ -43,7 +44,7 @@ def task_overhead(client: Client, task_counts: tuple[int, ...] = DEFAULT_TASK_CO
     from scipy import stats
 
     counts = check_task_counts(task_counts)
-    check_int("repeats", repeats, 1)
+    checks.count("repeats", repeats)
     # A builtin as the task: nothing to import or unpickle on the workers, and no work.
     # client.map submits one graph of independent tasks, as a real workload would; a list
     # of separate delayed objects would also time the client's per-collection handling.
@@ -116,11 +117,6 @@ async def _echo_peer(
     return await benchmark_network(
         address=peers[dask_worker.address], rpc=dask_worker.rpc, sizes=sizes, duration=duration
     )
-
-
-def check_int(name: str, value: object, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ParameterError(name, value, f"an integer >= {minimum}")
 
 
 def check_task_counts(task_counts: object) -> tuple[int, ...]:

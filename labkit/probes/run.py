@@ -55,6 +55,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from labkit.cluster import backends
+from labkit.common import checks
 from labkit.common.errors import LabkitError, ParameterError, ParameterTypeError
 from labkit.common.format import format_probe_value
 from labkit.common.scheduler import scheduler_workers
@@ -65,7 +66,7 @@ if TYPE_CHECKING:
     from distributed import Client
 
 from .concurrency import DEFAULT_ROUNDS, LoadWatch, cluster_pids, concurrency_ceiling, load_words, start_watch
-from .dask_costs import DEFAULT_TASK_COUNTS, check_int, check_task_counts, network_bandwidth, task_overhead
+from .dask_costs import DEFAULT_TASK_COUNTS, check_task_counts, network_bandwidth, task_overhead
 from .kernels import COPY_ARRAYS, matmul_flops, stream_bandwidth
 from .node import node_ceiling
 
@@ -284,8 +285,8 @@ def _check_args(
         or array_mb <= 0
     ):
         raise ParameterError("array_mb", array_mb, "a number of MiB > 0 (64 exceeds most CPU caches)")
-    check_int("matmul_n", matmul_n, 1)
-    check_int("repeats", repeats, 1)
+    checks.count("matmul_n", matmul_n)
+    checks.count("repeats", repeats)
     check_task_counts(task_counts)
     if isinstance(network_duration, bool) or not isinstance(network_duration, (int, float)) or not network_duration > 0:
         raise ParameterError("network_duration", network_duration, "seconds > 0")

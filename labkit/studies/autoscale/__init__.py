@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-from .analysis import check_count
 from .run import BurstyComparison, cold_start
 
-__all__ = ["BurstyComparison", "check_count", "cold_start"]
+__all__ = ["BurstyComparison", "cold_start"]

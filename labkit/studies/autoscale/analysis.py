@@ -35,6 +35,7 @@ import numpy as np
 from labkit.analysis import intervals as iv
 from labkit.analysis.claims import _figures, ratio_words
 from labkit.analysis.trust import Admitted, _nothing_left, admit, footer
+from labkit.common import checks
 from labkit.common.conclusion import Conclusion
 from labkit.common.errors import DataError, ParameterError
 from labkit.common.format import format_number
@@ -51,21 +52,6 @@ LATE_S = 0.05
 """Submissions later than this behind the schedule are reported."""
 
 
-def check_count(name: str, value: Any, least: int = 1) -> int:
-    """``value`` as an int; a ParameterError naming ``name`` unless it is an integer >= ``least``."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
-        raise ParameterError(name, value, f"an integer >= {least}")
-    return int(value)
-
-
-def check_seconds(name: str, value: Any, *, zero: bool = False) -> float:
-    """``value`` as a float; a ParameterError naming ``name`` unless it is finite and > 0 (>= 0 with ``zero``)."""
-    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
-    if not ok or value < 0 or (value == 0 and not zero):
-        raise ParameterError(name, value, f"a finite number of seconds {'>= 0' if zero else '> 0'}")
-    return float(value)
-
-
 def wave_schedule(waves: int, tasks_per_wave: int, burst_s: float, gap_s: float, seed: int = 0) -> pd.DataFrame:
     """The arrival schedule: one row per task with its ``wave`` and ``offset_s`` (seconds after the start).
 
@@ -79,9 +65,9 @@ def wave_schedule(waves: int, tasks_per_wave: int, burst_s: float, gap_s: float,
     """
     import pandas as pd
 
-    waves, tasks_per_wave = check_count("waves", waves), check_count("tasks_per_wave", tasks_per_wave)
-    burst_s, gap_s = check_seconds("burst_s", burst_s, zero=True), check_seconds("gap_s", gap_s, zero=True)
-    rng = np.random.default_rng(check_count("seed", seed, least=0))
+    waves, tasks_per_wave = checks.count("waves", waves), checks.count("tasks_per_wave", tasks_per_wave)
+    burst_s, gap_s = checks.seconds("burst_s", burst_s, zero=True), checks.seconds("gap_s", gap_s, zero=True)
+    rng = np.random.default_rng(checks.count("seed", seed, least=0))
     offsets = [k * (burst_s + gap_s) + np.sort(rng.uniform(0.0, burst_s, tasks_per_wave)) for k in range(waves)]
     wave = np.repeat(np.arange(waves), tasks_per_wave)
     return pd.DataFrame({"task": np.arange(wave.size), "wave": wave, "offset_s": np.concatenate(offsets)})

@@ -32,13 +32,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from labkit.common import checks
 from labkit.common.errors import ClusterError, ParameterError
 from labkit.common.scheduler import run_on_scheduler, scheduler_workers
 from labkit.experiment.lifecycle import RecordedRun, StudyCode
 from labkit.store import ResultStore, Trial, check_store_path
 from labkit.studies.autoscale import analysis as an
 from labkit.studies.autoscale import figures as plots
-from labkit.studies.autoscale.analysis import check_count, check_name, check_seconds
+from labkit.studies.autoscale.analysis import check_name
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -217,13 +218,13 @@ class BurstyComparison:
     timeout_s: float | None = None
 
     def __post_init__(self) -> None:
-        check_count("minimum", self.minimum)
-        if check_count("maximum", self.maximum) <= self.minimum:
+        checks.count("minimum", self.minimum)
+        if checks.count("maximum", self.maximum) <= self.minimum:
             raise ParameterError("maximum", self.maximum, f"an integer > minimum ({self.minimum})")
         schedule = an.wave_schedule(self.waves, self.tasks_per_wave, self.burst_s, self.gap_s, self.seed)
         for name in ("task_s", "interval", "target_duration", "sample_s"):
-            check_seconds(name, getattr(self, name))
-        check_count("repeats", self.repeats), check_count("wait_count", self.wait_count)
+            checks.seconds(name, getattr(self, name))
+        checks.count("repeats", self.repeats), checks.count("wait_count", self.wait_count)
         if not isinstance(self.warmup, bool):
             raise ParameterError("warmup", self.warmup, "True or False")
         check_name(self.experiment)
@@ -232,7 +233,7 @@ class BurstyComparison:
         work = len(schedule) * self.task_s / self.minimum
         timeout = schedule["offset_s"].max() + work + 120.0 if self.timeout_s is None else self.timeout_s
         object.__setattr__(self, "schedule", schedule)
-        object.__setattr__(self, "run_timeout_s", check_seconds("timeout_s", float(timeout)))
+        object.__setattr__(self, "run_timeout_s", checks.seconds("timeout_s", float(timeout)))
 
     @property
     def configs(self) -> list[tuple[str, str, int | None]]:
@@ -309,7 +310,7 @@ def bursty_load(
     The parameters are :class:`BurstyComparison`'s; ``label`` names the run's configuration.
     """
     schedule = an.wave_schedule(waves, tasks_per_wave, burst_s, gap_s, seed)
-    checked = [check_seconds(k, v) for k, v in (("task_s", task_s), ("sample_s", sample_s), ("timeout_s", timeout_s))]
+    checked = [checks.seconds(k, v) for k, v in (("task_s", task_s), ("sample_s", sample_s), ("timeout_s", timeout_s))]
     rec = _run_load(lab, schedule, *checked)
     keys = dict(config=label, kind="run", rank=0, repeat=0, position=0, workers=None)
     return ScalingResult(*an.run_frames([{**rec, **keys}]))
@@ -373,7 +374,7 @@ def cold_start(
     ColdStart
         One row per try; ``describe()`` puts the median and its interval in words.
     """
-    check_count("repeats", repeats), check_seconds("timeout_s", timeout_s), check_name(experiment)
+    checks.count("repeats", repeats), checks.seconds("timeout_s", timeout_s), check_name(experiment)
     if store is not None and not isinstance(store, ResultStore):
         check_store_path(store)
     if getattr(lab, "cluster", None) is None:

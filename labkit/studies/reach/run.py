@@ -26,6 +26,7 @@ import time
 from typing import Any
 
 from labkit.cluster import managers
+from labkit.common import checks
 from labkit.common.errors import ClusterError, ParameterError
 from labkit.common.scheduler import scheduler_workers
 from labkit.experiment.lifecycle import RecordedRun, StudyCode, check_lab
@@ -37,24 +38,12 @@ from .results import Reach
 WORKERS = 2  # the graph runs at 2 workers, the most adapt adds to
 
 
-def _count(name: str, value: Any, least: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < least:
-        raise ParameterError(name, value, f"an integer >= {least}")
-    return value
-
-
-def _seconds(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
-        raise ParameterError(name, value, "a finite number of seconds > 0")
-    return float(value)
-
-
 def check_inputs(params: dict[str, Any]) -> None:
     """Every parameter of :func:`measure_reach` but the Lab, before any cluster work."""
     for name, least in (("tasks", 1), ("partitions", 2), ("rows", 1), ("repeats", 1), ("burst", 2)):
-        _count(name, params[name], least)
-    _seconds("task_s", params["task_s"])
-    _seconds("timeout_s", params["timeout_s"])
+        checks.count(name, params[name], least=least)
+    checks.seconds("task_s", params["task_s"])
+    checks.seconds("timeout_s", params["timeout_s"])
     if params["manager"] is not None and not (isinstance(params["manager"], str) and params["manager"].strip()):
         raise ParameterError("manager", params["manager"], "None or a non-empty name")
     if not isinstance(params["experiment"], str) or not params["experiment"].strip():

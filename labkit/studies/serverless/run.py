@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from labkit.analysis.prices import load_prices
+from labkit.common import checks
 from labkit.common.errors import ParameterError
 from labkit.experiment.lifecycle import RecordedRun, StudyCode
 from labkit.store import ResultStore, Trial, check_store_path
@@ -37,12 +38,6 @@ from .function import TIERS, handler, tier_call, warm_call, write_function
 from .pricing import LambdaPrices, check_memory
 from .replay import live_replay
 from .trace import arrival_trace, offline_replay
-
-
-def _seconds(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ParameterError(name, value, "a number of seconds > 0")
-    return float(value)
 
 
 @dataclass(frozen=True)
@@ -86,7 +81,7 @@ class ServerlessStudy:
     def __post_init__(self) -> None:
         if isinstance(self.repeats, bool) or not isinstance(self.repeats, int) or self.repeats < 1:
             raise ParameterError("repeats", self.repeats, "an integer >= 1 (5 or more give an interval)")
-        _seconds("keep_alive_s", self.keep_alive_s)
+        checks.seconds("keep_alive_s", self.keep_alive_s)
         arrival_trace(self.rate, self.duration_s, self.bursts, self.burst_size, self.burst_s, self.seed)
         check_memory(self.memory_mb)
         load_prices().select([self.instance])
