@@ -131,7 +131,9 @@ def test_export_reads_back_every_experiment_the_notebooks_wrote(notebooks_store:
     parquet = pd.read_parquet(out["parquet"])
     csv = pd.read_csv(out["csv"], dtype=str)
     bundle = {p.stem: pd.read_parquet(p) for p in sorted(out["bundle"].iterdir())}
-    assert set(bundle) == {"trials", "samples", "time_splits", "alerts", "runs", "fingerprints"}
+    # Notebook 18 traces its runs (Sweep(trace=True)): their traces come back too.
+    assert set(bundle) == {"trials", "samples", "time_splits", "alerts", "runs", "fingerprints", "traces"}
+    assert len(bundle["traces"]) > 0 and set(bundle["traces"]["trial_id"]) <= set(bundle["trials"]["trial_id"])
     for name, frame in {"parquet": parquet, "csv": csv, **bundle}.items():
         if name not in ("samples", "alerts", "fingerprints"):
             expected = runs if name == "runs" else trials
