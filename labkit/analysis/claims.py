@@ -16,23 +16,7 @@ import math
 
 from labkit.common.format import format_number
 
-from .intervals import Estimate, direction
-
-
-def _parse(text: str) -> float:
-    return math.inf if text == "∞" else float(text.replace(",", ""))
-
-
-def _figures(value: float, lo: float, hi: float, said: str) -> tuple[str, str, str]:
-    """``value``, ``lo`` and ``hi`` in words, with the digits it takes for ``lo`` and ``hi`` to
-    differ and, where a direction is claimed, for the end nearest 1 not to read as 1."""
-    v, a, b = (format_number(x) for x in (value, lo, hi))
-    for digits in range(4, 18):
-        near = a if said == "up" else b if said == "down" else ""
-        if a != b and not (near and _parse(near) == 1):
-            break
-        v, a, b = (f"{x:.{digits}g}" for x in (value, lo, hi))
-    return v, a, b
+from .intervals import Estimate, direction, figures
 
 
 def ratio_words(
@@ -89,7 +73,7 @@ def ratio_words(
         v = format_number(value)
         figure = f"{v}× {what}" if what else f"{label} {v}×"
         return f"{figure} (an estimate: {note or 'interval not available'}): no direction claimed"
-    v, a, b = _figures(value, lo, hi, said)
+    v, a, b = figures(value, lo, hi, said)
     span = f"95% interval {a}–{b}×"
     figure = f"{v}× {what}" if what else f"{label} {v}×"
     if said == "unclear":

@@ -279,15 +279,34 @@ def direction(lo: float, hi: float, null: float = 1.0) -> str:
     return "up" if lo > null else "down" if hi < null else "unclear"
 
 
-def show(value: float, lo: float, hi: float, scale: float = 1.0, suffix: str = "") -> str:
-    """A figure and its interval in words; where there is no interval, says so.
+def _parse(text: str) -> float:
+    return math.inf if text == "∞" else float(text.replace(",", ""))
 
-    >>> show(0.102, 0.095, 0.11), show(0.1, float("nan"), float("nan"))
-    ('0.102 (0.095–0.11)', '0.1 (interval not available)')
+
+def figures(value: float, lo: float, hi: float, said: str = "") -> tuple[str, str, str]:
+    """``value``, ``lo`` and ``hi`` in words, with the digits it takes for ``lo`` and ``hi`` to
+    differ and, where a direction is claimed, for the end nearest 1 not to read as 1."""
+    v, a, b = (format_number(x) for x in (value, lo, hi))
+    for digits in range(4, 18):
+        near = a if said == "up" else b if said == "down" else ""
+        if a != b and not (near and _parse(near) == 1):
+            break
+        v, a, b = (f"{x:.{digits}g}" for x in (value, lo, hi))
+    return v, a, b
+
+
+def show(value: float, lo: float, hi: float, scale: float = 1.0, suffix: str = "", said: str = "") -> str:
+    """A figure and its interval in words (with the digits :func:`figures` gives them); where
+    there is no interval, says so. ``said``: the direction a ratio's interval claims ("up",
+    "down"), so that its end nearest 1 does not read as 1.
+
+    >>> show(0.102, 0.095, 0.11), show(0.1, float("nan"), float("nan")), show(1.09, 1.0005, 1.27, said="up")
+    ('0.102 (0.095–0.11)', '0.1 (interval not available)', '1.09 (1.0005–1.27)')
     """
     if math.isnan(lo) or math.isnan(hi):
         return f"{format_number(value * scale)}{suffix} (interval not available)"
-    return f"{format_number(value * scale)}{suffix} ({format_number(lo * scale)}–{format_number(hi * scale)}{suffix})"
+    v, a, b = figures(value * scale, lo * scale, hi * scale, said)
+    return f"{v}{suffix} ({a}–{b}{suffix})"
 
 
 def percent(value: float, lo: float, hi: float) -> str:

@@ -26,8 +26,7 @@ import numpy as np
 
 from labkit.common.format import format_number, format_workers
 
-from .claims import _figures
-from .intervals import CONFIDENCE, band, direction, show, show_rate
+from .intervals import CONFIDENCE, band, direction, figures, show, show_rate
 
 NAN2 = (math.nan, math.nan)
 
@@ -76,7 +75,7 @@ def show_apart(value: float, lo: float, hi: float, scale: float = 1.0, suffix: s
     """
     if math.isnan(lo) or math.isnan(hi):
         return show(value, lo, hi, scale, suffix)
-    v, a, b = _figures(value * scale, lo * scale, hi * scale, "")
+    v, a, b = figures(value * scale, lo * scale, hi * scale, "")
     return f"{v}{suffix} ({a}–{b}{suffix})"
 
 
@@ -90,7 +89,7 @@ def percent_apart(value: float, lo: float, hi: float) -> str:
         return f"{value:.0%} (interval not available)"
     if f"{lo:.0%}" != f"{hi:.0%}":
         return f"{value:.0%} ({lo * 100:.0f}–{hi:.0%})"
-    v, a, b = _figures(value * 100, lo * 100, hi * 100, "")
+    v, a, b = figures(value * 100, lo * 100, hi * 100, "")
     return f"{v}% ({a}–{b}%)"
 
 

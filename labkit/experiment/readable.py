@@ -167,7 +167,7 @@ def _against(g: pd.DataFrame, ceiling: Any) -> str:
     """One configuration's speedup (most workers over fewest) against the ceiling at their threads."""
     import numpy as np
 
-    from labkit.analysis.intervals import ratio_estimate, show
+    from labkit.analysis.intervals import direction, ratio_estimate, show
 
     g = g[np.isfinite(g["throughput"].astype(float)) & (g["throughput"].astype(float) > 0)]
     by_w = {int(w): gw for w, gw in g.groupby("workers")}
@@ -184,7 +184,7 @@ def _against(g: pd.DataFrame, ceiling: Any) -> str:
     allow += (f" against {k0}" if k0 != 1 else "") + (
         " (outside load not read then)" if ceiling.under_load is None else ""
     )
-    speed = show(s.value, s.lo, s.hi, suffix="×")
+    speed = show(s.value, s.lo, s.hi, suffix="×", said=direction(s.lo, s.hi))
     if not all(math.isfinite(x) for x in (s.lo, s.hi, c.lo, c.hi)):
         return f"{speed} set against {allow}: without both intervals no share is claimed"
     if s.hi < c.lo:

@@ -33,7 +33,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from labkit.analysis import intervals as iv
-from labkit.analysis.claims import _figures, ratio_words
+from labkit.analysis.claims import ratio_words
+from labkit.analysis.intervals import figures
 from labkit.analysis.trust import Admitted, _nothing_left, admit, footer
 from labkit.common import checks
 from labkit.common.conclusion import Conclusion
@@ -302,7 +303,7 @@ def _figure(value: float, lo: float, hi: float, note: str, suffix: str = "") -> 
     """
     if note or math.isnan(lo) or math.isnan(hi):
         return f"{format_number(value)}{suffix} ({note or 'interval not available'})"
-    v, a, b = _figures(value, lo, hi, "")
+    v, a, b = figures(value, lo, hi, "")
     return f"{v}{suffix} ({a}–{b}{suffix})"
 
 
@@ -327,7 +328,7 @@ def _config_lines(tasks: pd.DataFrame, samples: pd.DataFrame, runs: pd.DataFrame
 
 def _span(lo: float, hi: float) -> str:
     """A range of figures, its ends in the digits it takes to differ; one figure where they are equal."""
-    return format_number(lo) if lo == hi else "–".join(_figures(lo, lo, hi, "")[1:])
+    return format_number(lo) if lo == hi else "–".join(figures(lo, lo, hi, "")[1:])
 
 
 def describe_autoscaling(tasks: pd.DataFrame, samples: pd.DataFrame, runs: pd.DataFrame) -> str:
