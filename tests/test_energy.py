@@ -48,7 +48,8 @@ def test_the_update_periods_are_the_sensors_documented_ones() -> None:
 
 def test_a_sweep_without_a_sensor_stores_not_measured_never_a_number(scaled_lab, store_path) -> None:
     results = labkit.Sweep(
-        "array-sum", grid={"workers": [1]}, params={"size_mb": 16.0, "chunk_mb": 2.0}, repeats=2, warmup=0,
+        # Runs long enough (a few tenths of a second) for the worker's CPU to show in its heartbeats on a busy machine.
+        "array-sum", grid={"workers": [1]}, params={"size_mb": 512.0, "chunk_mb": 32.0}, repeats=2, warmup=0,
         store=store_path,
     ).run(scaled_lab, live=False)  # fmt: skip
     frame = results.frame

@@ -109,8 +109,8 @@ def test_data_variety_prints_its_answer_from_the_store(nb03: tuple[object, Path,
     assert "Dask annotations" not in printed  # dask.dataframe's warning about the trial's span
     # Two runs a point give no interval: no kind may be called the worst (and on a busy machine
     # that flags every trial, nothing is claimed at all).
-    loaded = all(all_loaded(frame) for frame in kinds.values())
-    assert ("do not establish which kind scales worst" in answer or loaded and NOTHING_LEFT in answer) and (
+    # Where outside load left too few trials to compare the kinds, the answer claims nothing instead.
+    assert ("do not establish which kind scales worst" in answer or NOTHING_LEFT in answer) and (
         "scales worst here" not in answer
     )
     table = variety.kind_scaling(kinds)

@@ -11,7 +11,7 @@ replay are stored as trials, with the outside load over them, in a run recorded 
 >>> ServerlessStudy(keep_alive_s=0)
 Traceback (most recent call last):
 ...
-labkit.common.errors.ParameterError: keep_alive_s=0 is not allowed: a number of seconds > 0
+labkit.common.errors.ParameterError: keep_alive_s=0 is not allowed: a finite number of seconds > 0
 """
 
 from __future__ import annotations
