@@ -16,10 +16,12 @@ each round):
   notebook's own parameters cell and the cell after it (as benchmarks/consistency.py does);
 - ``cli``: ``labkit run notebooks/00_quickstart.ipynb -p ...`` in a subprocess (papermill;
   the live view on, frozen at the end);
-- ``browser``: the quickstart in a real JupyterLab in Debian's Chromium (tests/browser.py's
-  helpers; never a downloaded browser), Run All, the Dask dashboard opened in a second tab
-  from the link the notebook shows, until the kernel is idle again. Skipped, with the
-  reason printed, without /usr/bin/chromium or Playwright.
+- ``lab``: the quickstart in a real JupyterLab in Debian's Chromium (tests/browser.py's
+  helpers; never a downloaded browser), Run All, until the kernel is idle again: the live
+  view drawn by the browser (benchmarks/observer_browser.py);
+- ``dashboard``: the same with the Dask dashboard opened in a second tab from the link the
+  notebook shows, so that the two parts of the browser's cost read apart. Both skipped, with
+  the reason printed, without /usr/bin/chromium or Playwright.
 
 The labkit ways' trials are read back from the stores they wrote. Per way, worker count and
 size, over the trials of every round: the median trial time relative to plain's with its
@@ -50,23 +52,17 @@ import numpy as np
 import labkit
 from labkit.analysis.intervals import Estimate, median_estimate, ratio_estimate
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from observer_browser import browser_missing, run_browser
+
 ROOT = Path(__file__).resolve().parents[1]
 QUICKSTART = ROOT / "notebooks" / "00_quickstart.ipynb"
-CHROMIUM = Path("/usr/bin/chromium")
-WAYS = ("plain", "sweep", "cli", "browser")
+WAYS = ("plain", "sweep", "cli", "lab", "dashboard")
+BROWSER_WAYS = ("lab", "dashboard")
 TARGET_TIME, TARGET_WIDTH = 1.05, 1.25
 
 Key = tuple[int, int]  # (workers, n)
 Times = dict[Key, list[float]]
-
-# A link to the Dask dashboard in the notebook's output (the Lab's HTML repr).
-DASHBOARD_HREF_JS = r"""
-() => {
-  const a = Array.from(document.querySelectorAll(".jp-OutputArea-output a"))
-    .find((e) => /\/status$/.test(e.getAttribute("href") || ""));
-  return a ? a.getAttribute("href") : null;
-}
-"""
 
 
 class Way:
@@ -194,69 +190,9 @@ def run_way(
     elif name == "cli":
         run_cli(params, store, experiment, tmp / f"reports-{r}", timeout_s)
     else:
-        notes.append(run_browser(params, store, experiment, tmp / "browser", timeout_s))
+        notes.append(run_browser(params, store, experiment, tmp / name, timeout_s, dashboard=name == "dashboard"))
     times, loaded, not_ok = stored_trials(store, experiment)
     return times, loaded, notes + ([f"{not_ok} trial(s) not ok"] if not_ok else [])
-
-
-def browser_missing() -> str:
-    """Why the browser way cannot run here, or ``""``."""
-    if not CHROMIUM.exists():
-        return f"{CHROMIUM} is missing (apt-get install chromium; never a downloaded browser)"
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        return "the playwright package is missing: pip install -e '.[dev]'"
-    return ""
-
-
-def run_browser(params: dict[str, Any], store: Path, experiment: str, tmp: Path, timeout_s: float) -> str:
-    """Run All of the quickstart in JupyterLab in Chromium, the dashboard open in a second tab,
-    until the kernel is idle again; a note on the dashboard."""
-    if str(ROOT / "tests") not in sys.path:
-        sys.path.insert(0, str(ROOT / "tests"))
-    import browser as b
-
-    root = tmp / "notebooks"
-    nb = b.set_parameters(
-        QUICKSTART, root / f"{experiment}.ipynb", {**params, "store": str(store), "experiment": experiment}
-    )
-    note = "dashboard not opened: the notebook showed no link"
-    with b.jupyter_lab(root, tmp / f"jupyter-{experiment}") as server, b.chromium() as chrome:
-        page = chrome.new_page(viewport={"width": 1400, "height": 1000})
-        dash = None
-        try:
-            b.block_network(page, allow=f"{server.base}/")
-            page.goto(server.notebook_url(nb.name))
-            page.wait_for_selector(".jp-Notebook .jp-CodeCell", state="attached", timeout=60_000)
-            b.wait_kernel_idle(page, 120)
-            b.run_all_cells(page)
-            start, state = time.monotonic(), {}
-            while time.monotonic() - start < timeout_s:
-                state = page.evaluate(b.STATE_JS)
-                if dash is None and (href := page.evaluate(DASHBOARD_HREF_JS)):
-                    url = f"{server.base}{href}?token={server.token}" if href.startswith("/") else href
-                    dash = chrome.new_page(viewport={"width": 1280, "height": 900})
-                    try:
-                        dash.goto(url, wait_until="load", timeout=60_000)
-                        note = f"dashboard open at {href}"
-                    except Exception as e:  # noqa: BLE001 - say so and go on: the sweep is running
-                        note = f"dashboard did not load ({type(e).__name__}: {str(e)[:200]})"
-                if state["ran"] and not state["busy"]:
-                    break
-                time.sleep(0.5)
-            else:
-                raise TimeoutError(f"the notebook did not finish within {timeout_s:.0f} s")
-            if state["errors"]:
-                raise RuntimeError(f"a cell failed:\n{state['errors'][0][-1500:]}")
-            b.wait_kernel_idle(page, 120)
-        except Exception as e:
-            raise RuntimeError(f"{type(e).__name__}: {e}\nJupyterLab log:\n{server.log_tail(15)}") from e
-        finally:
-            if dash is not None:
-                dash.close()
-            page.close()
-    return note
 
 
 # --- the figures ----------------------------------------------------------------------------
@@ -302,7 +238,7 @@ def report(ways: dict[str, Way], boot: int) -> tuple[float, float]:
     """Print the table; return the worst time and width ratios."""
     plain = ways["plain"]
     worst_r, worst_w = math.nan, math.nan
-    header = f"{'way':<8} {'workers':>7} {'n':>5} {'trials':>6} {'min':>9} {'median':>9}  {'time / plain [95%]':<30} {'width / plain [95%]':<30}"
+    header = f"{'way':<9} {'workers':>7} {'n':>5} {'trials':>6} {'min':>9} {'median':>9}  {'time / plain [95%]':<30} {'width / plain [95%]':<30}"
     print(header)
     print("-" * len(header))
     for name, way in ways.items():
@@ -311,13 +247,13 @@ def report(ways: dict[str, Way], boot: int) -> tuple[float, float]:
         for key in sorted(plain.times.keys() | way.times.keys()):
             mine, base = way.times.get(key, []), plain.times.get(key, [])
             if not mine:
-                print(f"{name:<8} {key[0]:>7} {key[1]:>5} {0:>6} {'-':>9} {'-':>9}  no trials")
+                print(f"{name:<9} {key[0]:>7} {key[1]:>5} {0:>6} {'-':>9} {'-':>9}  no trials")
                 continue
             median = f"{min(mine) * 1e3:>6.0f} ms {np.median(mine) * 1e3:>6.0f} ms"
             if name == "plain" or not base:
                 m = median_estimate(mine)
                 print(
-                    f"{name:<8} {key[0]:>7} {key[1]:>5} {len(mine):>6} {median}  (reference: its median's interval is {m.hi - m.lo:.4f} s wide)"
+                    f"{name:<9} {key[0]:>7} {key[1]:>5} {len(mine):>6} {median}  (reference: its median's interval is {m.hi - m.lo:.4f} s wide)"
                 )
                 continue
             r = ratio_estimate(mine, base)
@@ -325,12 +261,12 @@ def report(ways: dict[str, Way], boot: int) -> tuple[float, float]:
             worst_r = r.value if math.isnan(worst_r) else max(worst_r, r.value)
             if math.isfinite(w.value):
                 worst_w = w.value if math.isnan(worst_w) else max(worst_w, w.value)
-            print(f"{name:<8} {key[0]:>7} {key[1]:>5} {len(mine):>6} {median}  {show(r):<30} {show(w):<30}")
+            print(f"{name:<9} {key[0]:>7} {key[1]:>5} {len(mine):>6} {median}  {show(r):<30} {show(w):<30}")
     print()
     for name, way in ways.items():
         flagged = "not measured" if way.under_load is None else str(way.under_load)
         state = f"skipped: {way.skipped}" if way.skipped else f"trials under_load {flagged}"
-        print(f"{name:<8} {state}" + "".join(f"\n         {n}" for n in way.notes))
+        print(f"{name:<9} {state}" + "".join(f"\n         {n}" for n in way.notes))
     return worst_r, worst_w
 
 
@@ -343,8 +279,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=None, help="default: 1, 2, ... up to the cores")
     parser.add_argument("--boot", type=int, default=300, help="bootstrap resamples of the width ratio (0: none)")
     parser.add_argument("--timeout-s", type=float, default=900.0, help="longest one notebook run may take")
-    parser.add_argument("--no-browser", action="store_true", help="skip the JupyterLab-in-Chromium way")
+    parser.add_argument("--no-browser", action="store_true", help="skip the JupyterLab-in-Chromium ways")
     parser.add_argument("--quick", action="store_true", help="a smoke run: 1 round, 5 repeats")
+    parser.add_argument("--ways", nargs="+", choices=WAYS, default=list(WAYS), help="plain always runs")
     args = parser.parse_args()
     if args.quick:
         args.rounds, args.repeats, args.boot = 1, 5, min(args.boot, 100)
@@ -359,20 +296,19 @@ def main() -> None:
         "budget_s": None,
     }
     print(f"load average at start {loadavg()}")
-    print(f"the quickstart's sweep with {params}, {args.rounds} round(s), ways {', '.join(WAYS)}")
+    print(f"the quickstart's sweep with {params}, {args.rounds} round(s), ways {', '.join(args.ways)}")
     print(f"target on a quiet 2-core machine: time ratio <= {TARGET_TIME}, width ratio <= {TARGET_WIDTH}")
-    ways = {name: Way(name) for name in WAYS}
-    if args.no_browser:
-        ways["browser"].skipped = "--no-browser"
-    elif reason := browser_missing():
-        ways["browser"].skipped = reason
-    if ways["browser"].skipped:
-        print(f"browser way skipped: {ways['browser'].skipped}")
+    ways = {name: Way(name) for name in WAYS if name == "plain" or name in args.ways}
+    skipped = "--no-browser" if args.no_browser else browser_missing()
+    for name in BROWSER_WAYS if skipped else ():
+        ways[name].skipped = skipped
+        print(f"{name} way skipped: {skipped}")
 
     with tempfile.TemporaryDirectory(prefix="labkit-observer-") as tmp_dir:
         tmp = Path(tmp_dir)
         for r in range(args.rounds):
-            order = list(WAYS[r % len(WAYS) :] + WAYS[: r % len(WAYS)])
+            names = list(ways)
+            order = names[r % len(names) :] + names[: r % len(names)]
             for name in order:
                 way = ways[name]
                 if way.skipped:

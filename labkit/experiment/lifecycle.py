@@ -249,15 +249,16 @@ class LoadWindow:
 
     def __init__(self, lab: Lab, rules: AlertRules | None = None) -> None:
         from labkit.measure.alerts import AlertRules
-        from labkit.measure.host import host_reader
+        from labkit.measure.host import host_reader, snapshot_is_cheap
 
         self.lab, self.rules, self.read = lab, rules or AlertRules(), host_reader()
+        self.top = snapshot_is_cheap()  # each reading with every process's CPU: who loaded the machine
         self.before: dict[str, Any] | None = None
         self.metrics: dict[str, Any] = {}
 
     def _reading(self) -> dict[str, Any] | None:
         try:
-            return self.read(*local_processes(self.lab))
+            return self.read(*local_processes(self.lab), top=self.top)
         except Exception:  # noqa: BLE001 - e.g. /proc unreadable: not measured
             return None
 
@@ -266,11 +267,15 @@ class LoadWindow:
         return self.metrics
 
     def __exit__(self, *exc: object) -> None:
+        from labkit.measure.alerts import outside_words, top_processes
         from labkit.measure.load import load_rates
 
         now = self._reading()
         rates = load_rates(self.before, now) if now is not None else {}
         self.metrics.update(load_flags(rates, self.rules))
+        if self.metrics["under_load"] is True:  # who, so that the user can act
+            top = top_processes(self.before, now) if now is not None and self.before is not None else None
+            self.metrics["outside_processes"] = outside_words(top)
 
 
 def load_flags(rates: dict[str, float], rules: AlertRules | None = None) -> dict[str, Any]:

@@ -104,7 +104,7 @@ def caveats(frame: pd.DataFrame, env: dict[str, Any]) -> list[str]:
             counts = sorted({int(w) for w in loaded["workers"]})
             out.append(
                 f"{len(loaded)} of {len(ok)} trials ran under outside load (at workers {counts}); an answer above "
-                "leaves them out where enough others remain, and says so where it could not."
+                "leaves them out where enough others remain, and says so where it could not." + _who(loaded)
             )
     cores = (env.get("cluster") or {}).get("cores") or None
     if cores and "threads" in ok and ok["threads"].notna().any():
@@ -115,6 +115,14 @@ def caveats(frame: pd.DataFrame, env: dict[str, Any]) -> list[str]:
                 "those threads shared cores, so their speedup measures time-slicing, not more hardware."
             )
     return [t for t in out if t]
+
+
+def _who(loaded: pd.DataFrame) -> str:
+    """The outside processes seen during the loaded trials (each trial's most, at most three)."""
+    if "outside_processes" not in loaded:
+        return ""
+    seen = list(dict.fromkeys(str(x).split(", ")[0] for x in loaded["outside_processes"] if isinstance(x, str)))
+    return f" Outside processes then (the most in each trial): {'; '.join(seen[:3])}." if seen else ""
 
 
 NOT_PROBED = "Against the cores: their own ceiling was not measured (labkit probe measures it)."

@@ -123,6 +123,8 @@ class Settler:
             tid = w.trial.trial_id
             metrics: dict[str, Any] = self.monitor.summary(w.window).to_metrics()
             metrics["lab_cpu_percent"] = self.monitor.lab_overhead(w.window)  # lab overhead, not outside load
+            if metrics.get("under_load") is True:  # who, so that the user can act
+                metrics["outside_processes"] = self.monitor.outside_processes(w.window)
             try:
                 split = w.span.read()
                 metrics.update(split.to_metrics())

@@ -293,6 +293,46 @@ def top_processes(prev: dict[str, Any] | None, now: dict[str, Any]) -> tuple[tup
     return tuple(sorted((x for x in out if x[2] >= 1.0), key=lambda x: -x[2]))
 
 
+def processes_over(spans: Any, start: float, end: float) -> tuple[tuple[str, int, float], ...] | None:
+    """The outside processes over ``start..end``: each one's share of a core, time-weighted over
+    the readings' spans ``(from, to, top)`` that overlap it (where a process was not seen in
+    one, it used under 1% there); most first, those under 1% left out. None: no span with a
+    snapshot overlaps (an instant counts in the span that holds it).
+
+    >>> processes_over([(0.0, 1.0, (("hog", 7, 80.0),)), (1.0, 2.0, ())], 0.5, 1.5)
+    (('hog', 7, 40.0),)
+    """
+    total: dict[tuple[str, int], float] = {}
+    covered = 0.0
+    for t0, t1, top in spans:
+        w = max(0.0, min(t1, end) - max(t0, start)) if end > start else float(t0 < start <= t1)
+        if w > 0:
+            covered += w
+            for name, pid, pct in top:
+                total[name, pid] = total.get((name, pid), 0.0) + pct * w
+    if not covered:
+        return None
+    out = ((name, pid, v / covered) for (name, pid), v in total.items())
+    return tuple(sorted((x for x in out if x[2] >= 1.0), key=lambda x: -x[2]))
+
+
+def processes_words(top: Any, most: int = 5) -> str:
+    """``(name, pid, percent of a core)`` in words, most first.
+
+    >>> processes_words((("python3", 4242, 64.5), ("chromium", 17, 3.0)))
+    'python3 (pid 4242) 0.65 cores, chromium (pid 17) 0.03 cores'
+    """
+    return ", ".join(f"{name} (pid {pid}) {pct / 100:.2f} cores" for name, pid, pct in tuple(top or ())[:most])
+
+
+def outside_words(top: Any) -> str:
+    """A flagged trial's outside processes in words: :func:`processes_words`, "not read" where
+    no snapshot covered it (None), or that none used 1% of a core (several small ones did)."""
+    if top is None:
+        return "not read"
+    return processes_words(top) or "none above 1% of a core each"
+
+
 def load_alert(rules: AlertRules, reading: Any, active: bool) -> tuple[bool, Callable[[], str]]:
     """Whether an "outside-load" episode holds at this reading (it starts above a threshold and
     ends once below half of each), and its message: what was seen, the top outside processes
@@ -306,10 +346,9 @@ def load_alert(rules: AlertRules, reading: Any, active: bool) -> tuple[bool, Cal
 
     def message() -> str:
         where = "the client's machine" if reading.source == "client" else reading.source.removeprefix("host:")
-        top = [f"{name} (pid {pid}) {pct / 100:.2f} cores" for name, pid, pct in (reading.top or ())[:5]]
+        top = processes_words(reading.top)
         seen = [
-            f"other processes used {reading.outside_cpu_percent / 100:.2f} cores"
-            + (f" ({', '.join(top)})" if top else "")
+            f"other processes used {reading.outside_cpu_percent / 100:.2f} cores" + (f" ({top})" if top else "")
             if reading.outside_cpu_percent is not None
             else None,
             f"steal (CPU time the hypervisor gave to other virtual machines) {reading.steal_percent:.1f}%"

@@ -58,8 +58,8 @@ from typing import Any
 from labkit.cluster import retire, viewers
 from labkit.common.scheduler import run_on_scheduler, run_on_workers
 
-from .alerts import AlertRules, load_alert, top_processes
-from .host import host_reader
+from .alerts import AlertRules, load_alert, processes_over, top_processes
+from .host import host_reader, snapshot_is_cheap
 from .resources import Sample
 
 logger = logging.getLogger("labkit.monitor")
@@ -216,6 +216,8 @@ class LoadWatcher:
         self._scan: set[str] = set()  # machines near their threshold: read with a process snapshot
         self._waited: dict[str, set[float]] = {}  # readings an alert waited for the top processes
         self._lab: deque[tuple[float, float, str, float]] = deque(maxlen=20_000)  # (from, to, source, lab %)
+        self._tops: deque[tuple[float, float, str, Any]] = deque(maxlen=20_000)  # (from, to, source, top)
+        self._cheap = snapshot_is_cheap()  # the client's machine read with a snapshot each time
 
     def _refresh(self, workers: dict[str, Any]) -> None:
         self._workers, self._procs = frozenset(workers), None
@@ -298,7 +300,7 @@ class LoadWatcher:
         if frozenset(workers) != self._workers or (self._procs is None and time.monotonic() >= self._retry_at):
             self._refresh(workers)
         plan = self._plan(workers)
-        readings = {"client": self._read(*plan.pop("client"), "client" in self._scan)}
+        readings = {"client": self._read(*plan.pop("client"), self._cheap or "client" in self._scan)}
         self.read_at = readings["client"]["time"]
         if plan:
             readings.update(self._read_others(workers, plan))
@@ -307,7 +309,10 @@ class LoadWatcher:
             prev, self._last[source] = self._last.get(source), reading
             rates = load_rates(prev, reading)
             out += [Sample(reading["time"], source, k, v) for k, v in rates.items()]
-            latest[source] = self.reading(source, reading["time"], rates, top_processes(prev, reading))
+            top = top_processes(prev, reading)
+            latest[source] = self.reading(source, reading["time"], rates, top)
+            if top is not None:
+                self._tops.append((prev["time"], reading["time"], source, top))
             if prev is not None and not math.isnan(rates["lab_cpu_percent"]):
                 self._lab.append((prev["time"], reading["time"], source, rates["lab_cpu_percent"]))
             near = self.rules.outside_cpu_percent is not None and not rates["outside_cpu_percent"] < (
@@ -337,6 +342,15 @@ class LoadWatcher:
                 total, weight = per.get(source, (0.0, 0.0))
                 per[source] = (total + v * max(w, 1e-9), weight + max(w, 1e-9))
         return max((total / weight for total, weight in per.values()), default=None)
+
+    def outside_processes(self, start: float, end: float) -> tuple[tuple[str, int, float], ...] | None:
+        """The top outside processes over ``start..end`` on the machine where they used the most
+        (:func:`~labkit.measure.alerts.processes_over`; None: no reading with a snapshot then)."""
+        spans: dict[str, list[tuple[float, float, Any]]] = {}
+        for t0, t1, source, top in list(self._tops):
+            spans.setdefault(source, []).append((t0, t1, top))
+        seen = [p for s in spans.values() if (p := processes_over(s, start, end)) is not None]
+        return max(seen, key=lambda p: sum(x[2] for x in p), default=None)
 
     def alert_conditions(self, active: set[tuple[str, Any]], window_at: Callable[[float], Any]) -> list[tuple]:
         """``(kind, source, holds, message, time, window)`` of the "outside-load" condition of

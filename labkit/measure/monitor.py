@@ -363,6 +363,13 @@ class Monitor:
         % of a core, never outside load; see :mod:`labkit.measure.load`), or None."""
         return self._load.lab_overhead(window.start, window.end or time.time())
 
+    def outside_processes(self, window: TrialWindow) -> str:
+        """The top outside processes over a trial, in words (name, pid, share of a core), for a
+        trial flagged under outside load; "not read" where no reading then had a snapshot."""
+        from .alerts import outside_words
+
+        return outside_words(self._load.outside_processes(window.start, window.end or time.time()))
+
     def check_stragglers(self, split: TimeSplit, window: TrialWindow | None = None) -> list[Alert]:
         """Raise (once per episode) a straggler alert for each worker a trial's
         :class:`~labkit.measure.timesplit.TimeSplit` flagged, attributed to ``window`` if given
