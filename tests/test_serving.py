@@ -52,6 +52,20 @@ def test_mmc_peak_meets_the_bound_and_more_replicas_raise_it() -> None:
     assert queueing.peak_rate(1, 0.01, 0.02) == 0.0  # one query alone misses it: -ln(0.01) × 10 ms > 20 ms
 
 
+def test_mgc_with_exponential_service_is_mmc_and_constant_service_beats_it() -> None:
+    """M/G/c's simulation against M/M/c's formula where they must agree (exponential service
+    times drawn from many samples), and where a constant service time must do better."""
+    exponential = np.random.default_rng(3).exponential(0.01, 20_000)
+    for c in (1, 2):
+        formula = queueing.response_quantile(0.9, c, rate=50.0 * c, service_s=0.01)
+        simulated = queueing.simulated_quantile(0.9, c, rate=50.0 * c, service=exponential, n=40_000)
+        assert abs(simulated / formula - 1) < 0.1, (c, simulated, formula)
+    constant = queueing.simulated_peak(2, [0.01], 0.1)
+    assert queueing.peak_rate(2, 0.01, 0.1) < constant < 200  # no exponential tail, below the replicas' capacity
+    assert queueing.simulated_quantile(0.99, 2, rate=0.9 * constant, service=[0.01]) <= 0.1
+    assert queueing.simulated_peak(1, [0.2], 0.1) == 0.0  # one query alone misses it
+
+
 # -- the search, the percentile interval, the limit ------------------------------------------
 
 

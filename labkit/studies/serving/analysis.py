@@ -9,7 +9,9 @@ whose whole interval lies over it (NaN, with why, where no run was that clear).
 
 The M/M/c model (:mod:`.queueing`) is built twice: from each configuration's measured
 time at a replica (from handing a query on to its answer, in its slowest-arrivals run:
-compute and the machinery's cost) and, as a reference, from the model's time alone.
+compute and the machinery's cost) and, as a reference, from the model's time alone. M/G/c
+is simulated from the same run's measured times themselves (their spread, not an
+exponential's): the fairer of the two where service is close to constant.
 
 Which limit a model met is read from replica counts past the cores: where the peak rose
 past the cores (its ratio's interval above 1) the replicas limited it; where it fell short
@@ -80,6 +82,7 @@ def runs_table(frame: pd.DataFrame, percentile: float = 0.99) -> pd.DataFrame:
                 "pq_hi": est.hi,
                 "pq_note": est.note,
                 "service_s": float(np.median(r.service_s)) if len(r.service_s) else math.nan,
+                "service_samples": list(r.service_s),
                 "driver_cores": cpu,
                 "under_load": getattr(r, "under_load", None),
             }
@@ -111,6 +114,7 @@ def _peak(runs: pd.DataFrame) -> dict[str, Any]:
         **figures,
         "early_stopping": bool(at["early_stopping"]) if at is not None else False,
         "service_s": slow["service_s"],
+        "service_samples": slow["service_samples"],
         "driver_cores": runs["driver_cores"].max(),
         "runs": len(runs),
     }
@@ -118,8 +122,8 @@ def _peak(runs: pd.DataFrame) -> dict[str, Any]:
 
 def peak_table(frame: pd.DataFrame, alone: dict[str, Any], percentile: float = 0.99) -> pd.DataFrame:
     """One row per model, server and replica count: the peak rate under the bound, its interval, the
-    percentiles at it, and M/M/c's peak from the measured time at a replica (``mmc_peak``) and from
-    the model's time alone (``mmc_alone``)."""
+    percentiles at it, M/M/c's peak from the measured time at a replica (``mmc_peak``) and from
+    the model's time alone (``mmc_alone``), and M/G/c's from the measured times themselves (``mgc_peak``)."""
     runs = runs_table(frame, percentile)
     rows = []
     for (model, server, n), g in runs.groupby(["model", "server", "replicas"], sort=True):
@@ -127,6 +131,7 @@ def peak_table(frame: pd.DataFrame, alone: dict[str, Any], percentile: float = 0
         bound = g["bound_s"].iloc[0]
         row["mmc_peak"] = queueing.peak_rate(int(n), row["service_s"], bound, percentile)
         row["mmc_alone"] = queueing.peak_rate(int(n), float(np.mean(alone[model])), bound, percentile)
+        row["mgc_peak"] = queueing.simulated_peak(int(n), row.pop("service_samples"), bound, percentile)
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -172,8 +177,8 @@ def _config_words(r: Any) -> str:
     said = f"{r.replicas} replica{'s' * (r.replicas != 1)} {_rate(r.peak, r.peak_lo, r.peak_hi, r.peak_note)}"
     if not math.isnan(r.peak):
         said += f", p50/p95/p99 {'/'.join(format_number(1000 * x) for x in (r.p50_s, r.p95_s, r.p99_s))} ms there"
-    mmc = f"{format_number(r.mmc_peak)}/s" if r.mmc_peak > 0 else "none meets the bound"
-    return f"{said}; M/M/c from the measured time at a replica: {mmc}"
+    mmc, mgc = (f"{format_number(x)}/s" if x > 0 else "none meets the bound" for x in (r.mmc_peak, r.mgc_peak))
+    return f"{said}; from the measured times at a replica, M/G/c: {mgc}, M/M/c: {mmc} (models, not measured)"
 
 
 @trusted

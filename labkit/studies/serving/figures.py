@@ -66,7 +66,8 @@ def _mmc_line(ax: Any, peaks: pd.DataFrame, model: str, server: str, n: int, top
 
 
 def peak_figure(peaks: pd.DataFrame, cores: int) -> Figure:
-    """The peak rate under the bound against replicas, one line per model and server, M/M/c dashed;
+    """The peak rate under the bound against replicas, one line per model and server, M/M/c dashed,
+    M/G/c dash-dotted;
     the dotted line marks the cores."""
     fig, axes = new_figure(1, width=5.5)
     ax = axes[0, 0]
@@ -80,12 +81,14 @@ def peak_figure(peaks: pd.DataFrame, cores: int) -> Figure:
             capsize=3,
             label=f"{model} / {server}",
         )
-        ax.plot(g["replicas"], g["mmc_peak"], linestyle="--", color=line.lines[0].get_color(), linewidth=1)
+        colour = line.lines[0].get_color()
+        ax.plot(g["replicas"], g["mmc_peak"], linestyle="--", color=colour, linewidth=1)
+        ax.plot(g["replicas"], g["mgc_peak"], linestyle="-.", color=colour, linewidth=1)
     ax.axvline(cores, color="0.5", linestyle=":", label=f"cores ({cores})")
     ax.set(
         xlabel="replicas",
         ylabel="peak arrival rate under the bound (queries/s)",
-        title="Peak rate against replicas (dashed: M/M/c)",
+        title="Peak rate against replicas (dashed: M/M/c, dash-dot: M/G/c)",
     )
     ax.set_xticks(sorted(peaks["replicas"].unique()))
     ax.legend(fontsize="x-small")
