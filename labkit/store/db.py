@@ -305,8 +305,16 @@ class ResultStore:
     def trials_frame(self, experiment: str | None = None, run_id: str | None = None) -> pd.DataFrame:
         """Trials as a tidy DataFrame: one row per trial, one column per parameter and metric."""
         where, args = _where(experiment=experiment, run_id=run_id)
-        df = self._query(f"SELECT * FROM trials{where} ORDER BY trial_id", args)
-        return expand_trials(df)
+        import pandas as pd
+
+        with self._lock:  # one query: a consistent read; the metrics as bytes, for Arrow's JSON reader
+            cur = self._conn.execute(f"SELECT *, CAST(metrics_json AS BLOB) FROM trials{where} ORDER BY trial_id", args)
+            names, rows = [d[0] for d in cur.description], cur.fetchall()
+        columns = list(zip(*rows)) or [()] * len(names)
+        metrics, texts = pd.Series(columns[-1], dtype=object), {"params_json", "metrics_json"}
+        df = pd.DataFrame({n: pd.Series(c, dtype=object if n in texts else None) for n, c in zip(names, columns)})
+        df["metrics_json"] = metrics  # the bytes in place of the text
+        return expand_trials(df.iloc[:, :-1])
 
     def runs_frame(self) -> pd.DataFrame:
         """One row per run: experiment, workload, start and end, status, pid and host, snapshots."""

@@ -262,7 +262,7 @@ BULK_ROWS = 1000
 
 
 def json_rows(texts: pd.Series) -> pd.DataFrame:
-    """One row per JSON object of ``texts``, one column per key (a key a row lacks reads missing).
+    """One row per JSON object of ``texts`` (str or UTF-8 bytes), one column per key (a key a row lacks reads missing).
 
     From :data:`BULK_ROWS` rows, Arrow's JSON reader parses them all in one call, in C++, as
     long as every key holds plain values of one kind (numbers, booleans or text); a nested
@@ -275,7 +275,7 @@ def json_rows(texts: pd.Series) -> pd.DataFrame:
         import pyarrow as pa
         import pyarrow.json as pj
 
-        data = "\n".join(texts).encode()
+        data = b"\n".join(t if isinstance(t, bytes) else t.encode() for t in texts)
         try:
             table = pj.read_json(io.BytesIO(data), read_options=pj.ReadOptions(block_size=max(1 << 20, len(data) + 1)))
         except pa.ArrowInvalid:
