@@ -72,10 +72,12 @@ class Way:
         self.name = name
         self.times: Times = {}
         self.under_load: int | None = None  # None: not measured (plain Dask)
+        self.lab_cpu: list[float] = []  # each trial's lab overhead (% of a core): the lab's own processes
         self.notes: list[str] = []
         self.skipped = ""
 
-    def add(self, times: Times, under_load: int | None = None) -> None:
+    def add(self, times: Times, under_load: int | None = None, lab_cpu: list[float] | None = None) -> None:
+        self.lab_cpu += lab_cpu or []
         for key, values in times.items():
             self.times.setdefault(key, []).extend(values)
         if under_load is not None:
@@ -98,19 +100,20 @@ def quickstart_sweep(params: dict[str, Any]) -> labkit.Sweep:
     return scope["sweep"]
 
 
-def stored_trials(store: Path, experiment: str) -> tuple[Times, int, int]:
+def stored_trials(store: Path, experiment: str) -> tuple[Times, int, int, list[float]]:
     """The ok trials' times of an experiment by (workers, n); how many were flagged
-    ``under_load``; how many were not ok."""
+    ``under_load``; how many were not ok; their lab overhead (``lab_cpu_percent``, where measured)."""
     with labkit.ResultStore(store) as s:
         df = s.trials_frame(experiment)
     if df.empty:
-        return {}, 0, 0
+        return {}, 0, 0, []
     ok = df[df["status"] == "ok"]
     times: Times = {}
     for (workers, n), g in ok.groupby(["workers", "n"]):
         times[(int(workers), int(n))] = [float(v) for v in g["wall_s"]]
     loaded = int(ok["under_load"].eq(True).sum()) if "under_load" in ok else 0
-    return times, loaded, len(df) - len(ok)
+    lab = [float(v) for v in ok.get("lab_cpu_percent", ()) if v == v and v is not None]
+    return times, loaded, len(df) - len(ok), lab
 
 
 def _holds(keys: list[Any], dask_scheduler: Any = None) -> bool:
@@ -177,12 +180,12 @@ def run_cli(params: dict[str, Any], store: Path, experiment: str, out: Path, tim
 
 def run_way(
     name: str, r: int, params: dict[str, Any], tmp: Path, timeout_s: float
-) -> tuple[Times, int | None, list[str]]:
+) -> tuple[Times, int | None, list[str], list[float]]:
     """Round ``r`` of one way: its trial times, how many it flagged ``under_load`` (None:
-    not measured), and notes."""
+    not measured), notes, and its trials' lab overhead."""
     if name == "plain":
         workers = params["workers"]
-        return run_plain(params, workers if r % 2 == 0 else workers[::-1]), None, []
+        return run_plain(params, workers if r % 2 == 0 else workers[::-1]), None, [], []
     experiment, store = f"observer-{name}-{r}", tmp / f"{name}.db"
     notes = []
     if name == "sweep":
@@ -191,8 +194,8 @@ def run_way(
         run_cli(params, store, experiment, tmp / f"reports-{r}", timeout_s)
     else:
         notes.append(run_browser(params, store, experiment, tmp / name, timeout_s, dashboard=name == "dashboard"))
-    times, loaded, not_ok = stored_trials(store, experiment)
-    return times, loaded, notes + ([f"{not_ok} trial(s) not ok"] if not_ok else [])
+    times, loaded, not_ok, lab = stored_trials(store, experiment)
+    return times, loaded, notes + ([f"{not_ok} trial(s) not ok"] if not_ok else []), lab
 
 
 # --- the figures ----------------------------------------------------------------------------
@@ -266,6 +269,8 @@ def report(ways: dict[str, Way], boot: int) -> tuple[float, float]:
     for name, way in ways.items():
         flagged = "not measured" if way.under_load is None else str(way.under_load)
         state = f"skipped: {way.skipped}" if way.skipped else f"trials under_load {flagged}"
+        if way.lab_cpu:  # the lab's own processes besides the cluster's (the browser, the server, papermill)
+            state += f"; lab overhead median {np.median(way.lab_cpu) / 100:.2f} cores over {len(way.lab_cpu)} trials"
         print(f"{name:<9} {state}" + "".join(f"\n         {n}" for n in way.notes))
     return worst_r, worst_w
 
@@ -315,12 +320,12 @@ def main() -> None:
                     continue
                 t0 = time.perf_counter()
                 try:
-                    times, loaded, notes = run_way(name, r, params, tmp, args.timeout_s)
+                    times, loaded, notes, lab = run_way(name, r, params, tmp, args.timeout_s)
                 except Exception as e:  # noqa: BLE001 - one failed way must not lose the others' figures
                     way.notes.append(f"round {r}: failed: {type(e).__name__}: {str(e)[:1500]}")
                     print(f"round {r} {name}: FAILED after {time.perf_counter() - t0:.0f} s: {type(e).__name__}")
                     continue
-                way.add(times, loaded)
+                way.add(times, loaded, lab)
                 way.notes += [f"round {r}: {n}" for n in notes]
                 count = sum(len(v) for v in times.values())
                 print(f"round {r} {name}: {count} trials in {time.perf_counter() - t0:.0f} s; load {loadavg()}")
