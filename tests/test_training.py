@@ -22,9 +22,11 @@ import labkit
 from labkit import ResultStore
 from labkit.common.errors import DataError, ParameterError
 from labkit.report import run_notebook
+from labkit.studies import training
 from labkit.studies.pipeline import analysis as pipeline_analysis
 from labkit.studies.training import analysis as analysis
 from labkit.studies.training import figures as plots
+from labkit.studies.training import tensorflow_run as TF
 from labkit.studies.training import workloads as T
 
 try:
@@ -96,7 +98,9 @@ def test_ddp_learns_well_above_chance_and_counts_its_bytes(lab, addresses) -> No
     count = 64 * 128 + 128 + 128 * 10 + 10
     assert out["parameters"] == count == 9610
     assert out["bytes_allreduced_per_step"] == count * 4 * 2 * (2 - 1) / 2  # ring: 2(n-1)/n of the payload
-    assert out["allreduce_payload_bytes"] == count * 4  # counted: one float32 per parameter
+    assert out["allreduce_payload_bytes"] == count * 4 + 4  # counted: one float32 per parameter, and the loss
+    assert len(out["loss_trace"]) == out["steps"] and out["loss_trace"][-1] < out["loss_trace"][0]
+    assert 0 < out["time_per_step_s"] < out["time_per_epoch_s"]  # 21 steps an epoch
     assert out["bytes_method"].startswith("computed")
     json.dumps(out)  # plain numbers, storable
 
@@ -153,33 +157,54 @@ def test_bad_parameters_are_refused_before_any_cluster_work(lab) -> None:
         T.NumpySGD().setup(lab, batch=1)  # 2 ranks cannot share one image
 
 
-def _hide_torch(folder: Path) -> str:
-    """A PYTHONPATH under which ``import torch`` fails as where it is not installed. (Setting
-    ``sys.modules['torch'] = None`` instead breaks ``import scipy.stats``, whose array-API
+def _hide(folder: Path, *modules: str) -> str:
+    """A PYTHONPATH under which ``import`` of each of ``modules`` fails as where it is not installed.
+    (Setting ``sys.modules['torch'] = None`` instead breaks ``import scipy.stats``, whose array-API
     helpers then look up ``torch.Tensor``.)"""
-    (folder / "torch").mkdir(parents=True)
-    (folder / "torch" / "__init__.py").write_text("raise ImportError('No module named torch (hidden for this test)')\n")
+    for module in modules:
+        (folder / module).mkdir(parents=True)
+        (folder / module / "__init__.py").write_text(
+            f"raise ImportError('No module named {module} (hidden for this test)')\n"
+        )
     return os.pathsep.join([str(folder), os.environ.get("PYTHONPATH", "")])
 
 
-def test_without_pytorch_the_error_says_how_to_install_it(tmp_path: Path) -> None:
+# module hidden: (workload class, availability check, note, the note and the error expected)
+MISSING = {
+    "torch": (
+        "DDPTrain",
+        "torch_available",
+        "torch_note",
+        "skipped: PyTorch not installed (pip install 'labkit[torch]')",
+        "ddp-train needs PyTorch: pip install 'labkit[torch]' (torch==2.13.0 is the CPU build)",
+    ),
+    "tensorflow": (
+        "TFTrain",
+        "tensorflow_available",
+        "tensorflow_note",
+        "skipped: TensorFlow not installed (pip install -e '.[tensorflow]')",
+        "tf-train needs TensorFlow: pip install -e '.[tensorflow]' (tensorflow-cpu 2.21, the CPU build)",
+    ),
+}
+
+
+@pytest.mark.parametrize("module", sorted(MISSING))
+def test_without_a_framework_the_error_says_how_to_install_it(tmp_path: Path, module: str) -> None:
+    workload, available, note_of, note, error = MISSING[module]
     code = (
         "import types, labkit\n"
-        "from labkit.studies.training.workloads import DDPTrain, torch_available\n"
-        "from labkit.studies.training.analysis import torch_note\n"
-        "assert not torch_available()\n"
-        "print(torch_note())\n"
+        "from labkit.studies import training\n"
+        f"assert not training.{available}()\n"
+        f"print(training.{note_of}())\n"
         "try:\n"
-        "    DDPTrain().setup(types.SimpleNamespace())\n"
+        f"    training.{workload}().setup(types.SimpleNamespace())\n"
         "except labkit.LabkitError as e:\n"
         "    print(e)\n"
     )
-    env = {**os.environ, "PYTHONPATH": _hide_torch(tmp_path)}
+    env = {**os.environ, "PYTHONPATH": _hide(tmp_path, module)}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT, env=env)
     assert out.returncode == 0, out.stderr
-    note, error = out.stdout.strip().splitlines()
-    assert note == "skipped: PyTorch not installed (pip install 'labkit[torch]')"
-    assert error == "ddp-train needs PyTorch: pip install 'labkit[torch]' (torch==2.13.0 is the CPU build)"
+    assert out.stdout.strip().splitlines() == [note, error]
 
 
 # -- conclusions on trials whose answer is known -------------------------------------------
@@ -283,6 +308,7 @@ SMALL = {
     "repeats": 2,
     "warmup": 0,
     "budget_s": 10.0,
+    "join_timeout_s": 60.0,
 }
 
 
@@ -296,10 +322,11 @@ def test_notebook_has_its_parameters_first_and_stays_thin() -> None:
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert code[0].metadata.get("tags") == ["parameters"] and "lab.close()" in code[-1].source
     assert all(not c.get("outputs") and c.get("execution_count") is None for c in code)
-    for cell in code:  # no logic but a loop, and the branch on whether PyTorch is here
+    for cell in code:  # no logic but a loop, and the branches on whether PyTorch and TensorFlow are here
         tree = ast.parse(cell.source)
         assert not [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.Lambda, ast.While, ast.Try))]
-        assert all(ast.unparse(n.test) == "torch_ok" for n in ast.walk(tree) if isinstance(n, (ast.If, ast.IfExp)))
+        tests = {ast.unparse(n.test) for n in ast.walk(tree) if isinstance(n, (ast.If, ast.IfExp))}
+        assert tests <= {"torch_ok", "tf_ok"}, tests
     declared = papermill.inspect_notebook(str(path))
     assert set(SMALL) | {"store", "experiment"} <= set(declared) and all(p["help"] for p in declared.values())
 
@@ -320,20 +347,30 @@ def test_notebook_runs_small_and_prints_its_answers_from_the_store(tmp_path: Pat
     assert analysis.describe_frameworks(ddp, numpy) in printed
     assert pipeline_analysis.describe_pipeline_vs_data(pipe, ddp) in printed
     assert "PyTorch 2.13" in printed and analysis.SKIPPED not in printed
-    assert result.html.read_text().count("<img") >= 6
+    with ResultStore(store) as s:
+        tf = s.trials_frame("nb07/tensorflow")
+    if TF.tensorflow_available():  # TensorFlow beside PyTorch, for real: 2 ranks, 2 runs
+        assert len(tf) == 2 and (tf["status"] == "ok").all() and tf["reached_target"].all(), tf["error"].tolist()
+        assert training.describe_efficiency({"PyTorch": ddp, "TensorFlow": tf}, batch=1024) in printed
+        assert "TensorFlow 2." in printed and training.TF_SKIPPED not in printed
+    else:
+        assert tf.empty and printed.count(training.TF_SKIPPED) >= 3
+    assert result.html.read_text().count("<img") >= 6 + TF.tensorflow_available()
 
 
 def test_notebook_runs_without_pytorch_and_says_what_it_skipped(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setenv("PYTHONPATH", _hide_torch(tmp_path / "hide"))
+    # TensorFlow hidden too: the notebook says what it skipped of both
+    monkeypatch.setenv("PYTHONPATH", _hide(tmp_path / "hide", "torch", "tensorflow"))
     store = tmp_path / "s.db"
     params = {**SMALL, "pipeline_microbatches": [2], "repeats": 1, "store": str(store), "experiment": "bare"}
     result = run_notebook(ROOT / "notebooks" / "07_distributed_training.ipynb", params, tmp_path / "out", cwd=tmp_path)
     assert result.ok, result.error
     printed = printed_text(result.notebook)
-    assert printed.count(analysis.SKIPPED) >= 4
+    assert printed.count(analysis.SKIPPED) >= 4 and printed.count(training.TF_SKIPPED) >= 3
+    assert analysis.SKIPPED == MISSING["torch"][3] and training.TF_SKIPPED == MISSING["tensorflow"][3]
     with ResultStore(store) as s:
         numpy = s.trials_frame("bare/numpy")
-        assert s.trials_frame("bare/ddp").empty
+        assert s.trials_frame("bare/ddp").empty and s.trials_frame("bare/tensorflow").empty
     assert (numpy["status"] == "ok").all()
     assert analysis.describe_workers(numpy) in printed
     if all_loaded(numpy):  # a busy machine: the NumPy runs may carry no claim

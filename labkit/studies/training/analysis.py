@@ -2,7 +2,7 @@
 
 The headline is the one MLPerf Training uses: the time to reach a target held-out accuracy,
 not the time per epoch alone (an epoch that runs faster but needs more epochs is no win).
-Each function takes tidy trials frames of a training workload (``ddp-train``, ``sgd-numpy``,
+Each function takes tidy trials frames of a training workload (``ddp-train``, ``tf-train``, ``sgd-numpy``,
 or any workload whose metrics carry ``time_to_target_s``, ``reached_target``,
 ``time_per_epoch_s`` and ``epochs``): :func:`training_table` gives one row per grid point with
 the median over its runs and a 95% bootstrap interval, and the ``describe_*`` sentences claim
@@ -62,7 +62,8 @@ def _times(values: Any) -> np.ndarray:
 def training_table(frame: pd.DataFrame) -> pd.DataFrame:
     """One row per grid point (workload, workers, batch and the other parameters): runs, runs that
     reached the target, the median time to target among those with its interval, the median
-    time per epoch with its interval, epochs, final accuracy and bytes all-reduced per step.
+    time per epoch and per step with their intervals, epochs, final accuracy and bytes all-reduced
+    per step (``step_s`` NaN where the trials have no ``time_per_step_s``: not measured).
 
     ``ttt_s`` is NaN where no run reached the target (not measured); ``ttt_lo``/``ttt_hi``
     are NaN where no interval is available (``ttt_note`` says why).
@@ -79,8 +80,10 @@ def training_table(frame: pd.DataFrame) -> pd.DataFrame:
         p = params.loc[g.index[0]]
         reached = g["reached_target"].astype(bool).to_numpy()
         ttt, epoch_s = _times(g.loc[reached, "time_to_target_s"]), _times(g["time_per_epoch_s"])
+        step_s = _times(g["time_per_step_s"]) if "time_per_step_s" in g else np.array([])
         t = median_estimate(ttt) if ttt.size else None
         e = median_estimate(epoch_s) if epoch_s.size else None
+        s = median_estimate(step_s) if step_s.size else None
         epochs = pd.to_numeric(g["epochs"], errors="coerce")
         row = {
             "workload": p["workload"],
@@ -98,6 +101,10 @@ def training_table(frame: pd.DataFrame) -> pd.DataFrame:
             "epoch_lo": e.lo if e else math.nan,
             "epoch_hi": e.hi if e else math.nan,
             "epoch_runs": epoch_s.tolist(),
+            "step_s": s.value if s else math.nan,
+            "step_lo": s.lo if s else math.nan,
+            "step_hi": s.hi if s else math.nan,
+            "step_runs": step_s.tolist(),
             "epochs": float(epochs[reached].median()) if reached.any() else math.nan,
             "max_epochs": float(epochs.max()),
             "final_accuracy": float(pd.to_numeric(g["final_accuracy"]).median()) if "final_accuracy" in g else math.nan,

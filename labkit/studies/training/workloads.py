@@ -12,17 +12,21 @@ one rank on the whole batch. The learning rate follows the linear scaling rule (
 
 - ``ddp-train``: one PyTorch rank per Dask worker (each task pinned to its worker),
   ``torch.distributed`` with gloo on 127.0.0.1 (a fresh port per run); after each backward the
-  flattened gradients go through one ``all_reduce`` (sum).
+  flattened gradients and the shard's loss go through one ``all_reduce`` (sum).
 - ``sgd-numpy``: the same network in NumPy; each step the client sends the weights to one task
   per worker, each returns its shard's gradients, and the client sums them and steps.
+- ``tf-train`` (:mod:`labkit.studies.training.tensorflow_run`): the same network and steps in
+  TensorFlow, one fresh TensorFlow process per worker, through :func:`_loop` as here.
 
 The wall time includes everything (starting the process group, the held-out evaluation after
 each epoch). ``time_to_target_s`` runs from the first step to the end of the first evaluation at
 or above the target (None when not reached); ``time_per_epoch_s`` is the median time of an
-epoch's steps, evaluation excluded. ``bytes_allreduced_per_step``, what one rank sends per step
+epoch's steps, evaluation excluded, and ``time_per_step_s`` the median of each epoch's time over
+its steps. ``loss_trace`` is the global batch's loss at each step, before its update (None where
+not measured: ``sgd-numpy``). ``bytes_allreduced_per_step``, what one rank sends per step
 to combine gradients, is computed for ``ddp-train`` as parameters × 4 bytes × 2(n-1)/n (a ring
 all-reduce; gloo may choose another algorithm), beside the payload counted
-(``allreduce_payload_bytes``); for ``sgd-numpy`` it is counted (the gradients a task returns).
+(``allreduce_payload_bytes``: the gradients and one float32 loss); for ``sgd-numpy`` it is counted (the gradients a task returns).
 
 >>> layer_sizes(128), parameter_count(layer_sizes(128))
 ((64, 128, 10), 9610)
@@ -34,6 +38,7 @@ all-reduce; gloo may choose another algorithm), beside the payload counted
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import time
 from dataclasses import dataclass, field
@@ -119,12 +124,15 @@ def numpy_accuracy(weights: list[np.ndarray], x: np.ndarray, y: np.ndarray) -> f
 
 
 class _Log:
-    """Held-out accuracy after each epoch, epoch times and the first time at the target."""
+    """Held-out accuracy after each epoch, epoch and step times, the loss of each step and the first
+    time at the target."""
 
     def __init__(self, target: float) -> None:
         self.target, self.t0, self.reached_s = target, time.perf_counter(), None
         self.curve: list[dict[str, Any]] = []
         self.epoch_s: list[float] = []
+        self.step_s: list[float] = []  # each epoch's time over its steps
+        self.loss: list[float] = []
 
     def point(self, step: int, accuracy: float) -> bool:
         t = time.perf_counter() - self.t0
@@ -142,24 +150,30 @@ class _Log:
             "epochs": self.curve[-1]["step"],
             "steps": steps,
             "time_per_epoch_s": float(np.median(self.epoch_s)) if self.epoch_s else None,
+            "time_per_step_s": float(np.median(self.step_s)) if self.step_s else None,
             "curve": self.curve,
+            "loss_trace": self.loss or None,
             **extra,
         }
 
 
 def _loop(p: dict[str, Any], n_train: int, step: Any, evaluate: Any, max_steps: int | None) -> tuple[_Log, int]:
-    """Epochs of ``step(global batch indices)``, ``evaluate()`` (held-out accuracy) after each, until
-    the target, ``max_epochs`` or ``max_steps``; epoch 0 is the evaluation of the initial weights."""
+    """Epochs of ``step(global batch indices)`` (which returns the global batch's loss, or None),
+    ``evaluate()`` (held-out accuracy) after each, until the target, ``max_epochs`` or ``max_steps``;
+    epoch 0 is the evaluation of the initial weights."""
     log, steps = _Log(p["target_accuracy"]), 0
     for epoch in range(p["max_epochs"] + 1):
         if epoch:
-            start = time.perf_counter()
+            start, before = time.perf_counter(), steps
             for idx in epoch_batches(n_train, p["batch"], p["seed"], epoch)[
                 : None if max_steps is None else max_steps - steps
             ]:
-                step(idx)
+                loss = step(idx)
+                if loss is not None:
+                    log.loss.append(float(loss))
                 steps += 1
             log.epoch_s.append(time.perf_counter() - start)
+            log.step_s.append(log.epoch_s[-1] / max(1, steps - before))
         if log.point(epoch, evaluate()) or steps == max_steps:
             break
     return log, steps
@@ -187,18 +201,22 @@ def _ddp_rank(rank: int, ranks: int, port: int, p: dict[str, Any], max_steps: in
     x, y, xt, yt = (torch.from_numpy(a) for a in data)
     lr, acc, payload = learning_rate(p["batch"], p["lr_base"], p["batch_base"]), torch.zeros(1), [0]
 
-    def step(idx: np.ndarray) -> None:
+    def step(idx: np.ndarray) -> float:
         mine = torch.from_numpy(shard(idx, ranks, rank))
         model.zero_grad()
-        (torch.nn.functional.cross_entropy(model(x[mine]), y[mine], reduction="sum") / len(idx)).backward()
-        if ranks > 1:
-            flat = torch.cat([q.grad.reshape(-1) for q in params])
-            dist.all_reduce(flat)  # sum over the ranks
+        loss = torch.nn.functional.cross_entropy(model(x[mine]), y[mine], reduction="sum") / len(idx)
+        loss.backward()
+        loss = loss.detach().reshape(1)
+        if ranks > 1:  # the gradients and the shard's loss, summed over the ranks in one all-reduce
+            flat = torch.cat([*(q.grad.reshape(-1) for q in params), loss])
+            dist.all_reduce(flat)
             payload[0] = flat.numel() * flat.element_size()
-            torch.nn.utils.vector_to_parameters(flat, [q.grad for q in params])
+            torch.nn.utils.vector_to_parameters(flat[:-1], [q.grad for q in params])
+            loss = flat[-1:]
         with torch.no_grad():
             for q in params:
                 q -= lr * q.grad
+        return float(loss[0])
 
     def evaluate() -> float:
         if rank == 0:
@@ -227,18 +245,32 @@ def train_ddp(
 ) -> dict[str, Any]:
     """Run ``ddp-train`` with one rank per worker address; rank 0's summary, and with ``keep``
     every rank's final weights under ``rank_weights``."""
-    with socket.socket() as s:  # a port free now, for this run's process group
-        s.bind(("127.0.0.1", 0))
-        n, port = len(addresses), s.getsockname()[1]
+    n, (port,) = len(addresses), free_ports(1)  # for this run's process group
     outs = _pinned(client, _ddp_rank, addresses, [(r, n, port, params, max_steps, keep) for r in range(n)])
-    count = parameter_count(layer_sizes(params["hidden"], params["depth"]))
     return {
         **{k: v for k, v in outs[0].items() if k != "weights"},
-        "ranks": n,
-        "parameters": count,
-        "bytes_allreduced_per_step": ring_allreduce_bytes(count, n),
-        "bytes_method": "computed: parameters × 4 bytes × 2(n-1)/n (ring all-reduce)",
+        **ring_bytes(params, n),
         "rank_weights": [o["weights"] for o in outs] if keep else None,
+    }
+
+
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct ports on 127.0.0.1 that are free now (each held until all are found)."""
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket()) for _ in range(n)]
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+
+
+def ring_bytes(params: dict[str, Any], ranks: int) -> dict[str, Any]:
+    """Ranks, parameters and the bytes one rank sends per step in a ring all-reduce of the gradients."""
+    count = parameter_count(layer_sizes(params["hidden"], params["depth"]))
+    return {
+        "ranks": ranks,
+        "parameters": count,
+        "bytes_allreduced_per_step": ring_allreduce_bytes(count, ranks),
+        "bytes_method": "computed: parameters × 4 bytes × 2(n-1)/n (ring all-reduce)",
     }
 
 
@@ -298,7 +330,12 @@ class _Training(BaseWorkload):
     minimum = {"batch": 1, "lr_base": 1e-12, "batch_base": 1, "max_epochs": 1, "hidden": 1, "depth": 1, "seed": 0}
     maximum = {"target_accuracy": 1.0}
     needs_torch = False
-    trainer: Any = None  # train_ddp or train_numpy
+    trainer: Any = None  # train_ddp, train_numpy or train_tf
+
+    def require(self) -> None:
+        """Raise, saying how to install it, where a framework this workload needs is missing."""
+        if self.needs_torch:
+            require_torch(self.name)
 
     def setup(self, lab: Any, **params: Any) -> TrainState:
         """Check the parameters (before any cluster work), then load the data (and import torch) on every worker."""
@@ -307,11 +344,13 @@ class _Training(BaseWorkload):
         p, n_train = {**self.defaults, **params}, len(digits_split().y_train)
         if not 0 < p["target_accuracy"] <= 1:
             raise ParameterError(f"{self.name}.target_accuracy", p["target_accuracy"], "a held-out accuracy in (0, 1]")
-        if self.needs_torch:
-            require_torch(self.name)
-        addresses = [] if p["batch"] > n_train else sorted(scheduler_workers(lab.client))
-        if not len(addresses) <= p["batch"] <= n_train:
-            raise ParameterError(f"{self.name}.batch", p["batch"], f"at most {n_train} and at least one per rank")
+        batch = ParameterError(f"{self.name}.batch", p["batch"], f"at most {n_train} and at least one per rank")
+        if p["batch"] > n_train:
+            raise batch
+        self.require()
+        addresses = sorted(scheduler_workers(lab.client))
+        if len(addresses) > p["batch"]:
+            raise batch
         lab.client.run(_warm, self.needs_torch)  # untimed
         return TrainState(lab.client, p, addresses)
 
@@ -321,7 +360,7 @@ class _Training(BaseWorkload):
         return Work(float(state.last["steps"] * state.params["batch"]), "samples")
 
     def metrics(self, state: TrainState) -> dict[str, Any]:
-        """Time to target, accuracy curve, epochs, steps, time per epoch, ranks, lr, bytes per step."""
+        """Time to target, accuracy curve, epochs, steps, time per epoch and step, loss trace, ranks, lr, bytes per step."""
         return dict(state.last)
 
 
