@@ -13,11 +13,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
-# PyTorch (the CPU build), TensorFlow (the CPU build), the serving extra (LoadGen, FastAPI, uvicorn) and the cluster managers
-# (dask-jobqueue, dask-gateway) only where they are needed: the tests of the notebooks that use them.
+# PyTorch and TensorFlow (the CPU builds), Spark with DuckDB and tpchgen-cli, the serving extra (LoadGen, FastAPI,
+# uvicorn) and the cluster managers (dask-jobqueue, dask-gateway) only where they are needed: the tests of the notebooks that use them.
 TORCH := $(VENV)/.torch-stamp
 $(TORCH): $(STAMP)
-	$(BIN)/python -m pip install --quiet -e ".[torch,serving,managers,tensorflow]"
+	$(BIN)/python -m pip install --quiet -e ".[torch,serving,managers,tensorflow,spark]"
 	touch $(TORCH)
 
 ## demo: set up, run the quickstart headless, print the HTML report's path

@@ -47,6 +47,7 @@ SMALL: dict[str, Callable[[Path], dict[str, Any]]] = {
     "11_fault_tolerance": lambda store: {**_of("test_recovery"), "sweep_store": str(store)},
     "12_cost_energy": lambda _: _of("test_cost"),
     "13_remote_cluster": lambda _: _of("test_remote"),  # no address: on a local cluster
+    "14_spark_vs_dask": lambda _: _of("test_engines"),
     "15_model_serving": lambda _: _of("test_serving"),
     "16_serverless": lambda _: _of("test_serverless"),
     "17_edge": lambda _: _of("test_edge"),
