@@ -138,3 +138,20 @@ def test_a_sweep_names_the_straggler_by_worker_and_point(alab: labkit.Lab, tmp_p
     message = stragglers["message"].iloc[0]
     assert slow in message and "slow-on-one, size=24" in message, message
     assert f"{results.run_id}-" not in message  # never by the internal trial label
+
+
+def test_the_top_outside_processes_include_one_started_between_the_readings() -> None:
+    """A process born between two readings used its whole CPU in between; one of the lab's own
+    (its pid among the readings' ``pids`` or ``lab_pids``) is never named."""
+    from labkit.measure.alerts import top_processes
+
+    prev = {"time": 100.0, "procs": {1: ("init", 5.0, 1.0), 7: ("lab", 1.0, 50.0)}, "pids": [7], "lab_pids": []}
+    now = {
+        "time": 101.0,
+        "procs": {1: ("init", 5.1, 1.0), 7: ("lab", 1.9, 50.0), 9: ("hog", 0.6, 100.2), 3: ("old", 4.0, 20.0)},
+        "pids": [7],
+        "lab_pids": [],
+    }
+    top = top_processes(prev, now)
+    assert [(name, pid) for name, pid, _ in top] == [("hog (started meanwhile)", 9), ("init", 1)]
+    assert top[0][2] == 60.0 and abs(top[1][2] - 10.0) < 1e-9  # "old" was there before, unseen: not counted

@@ -281,7 +281,8 @@ def worker_conditions(
 
 def top_processes(prev: dict[str, Any] | None, now: dict[str, Any]) -> tuple[tuple[str, int, float], ...] | None:
     """``(name, pid, percent of a core)`` of the outside processes that used at least 1% of a
-    core between two readings, most first (None: a reading has no process snapshot)."""
+    core between two readings, most first (None: a reading has no process snapshot). One that
+    started in between counts its whole CPU ("started meanwhile"); one that ended is not seen."""
     if prev is None or prev.get("procs") is None or now.get("procs") is None or not now["time"] > prev["time"]:
         return None
     dt, mine = now["time"] - prev["time"], {*(now.get("pids") or ()), *(now.get("lab_pids") or ())}
@@ -290,6 +291,8 @@ def top_processes(prev: dict[str, Any] | None, now: dict[str, Any]) -> tuple[tup
         before = prev["procs"].get(pid)
         if pid not in mine and before is not None and before[2] == started:
             out.append((name, pid, 100.0 * max(0.0, cpu_s - before[1]) / dt))
+        elif pid not in mine and (before is None or before[2] != started) and started >= prev["time"] - 0.01:
+            out.append((f"{name} (started meanwhile)", pid, 100.0 * cpu_s / dt))
     return tuple(sorted((x for x in out if x[2] >= 1.0), key=lambda x: -x[2]))
 
 

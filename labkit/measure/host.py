@@ -34,17 +34,19 @@ def _cpu_counter(procs: dict[int, Any]) -> Callable[[set[int]], tuple[float, lis
     return cpu_of
 
 
-def _proc_table() -> Callable[[], dict[int, tuple[str, int, float, int]] | None]:
-    """``table()``: every process's ``(name, parent pid, CPU s, start tick)`` from one read of
+def _proc_table() -> Callable[[], dict[int, tuple[str, int, float, float]] | None]:
+    """``table()``: every process's ``(name, parent pid, CPU s, start time)`` from one read of
     each ``/proc/<pid>/stat`` (None where there is no such file: not Linux). The parents alone
     cost about as much (psutil reads the same files), so the snapshot comes nearly free."""
 
-    def table() -> dict[int, tuple[str, int, float, int]] | None:
+    def table() -> dict[int, tuple[str, int, float, float]] | None:
         import os
 
         if not os.path.exists("/proc/self/stat"):
             return None
         tick, out = 1.0 / os.sysconf("SC_CLK_TCK"), {}
+        with open("/proc/stat", "rb") as f:  # the boot time, so that a start reads as epoch seconds
+            boot = next((float(line.split()[1]) for line in f if line.startswith(b"btime ")), 0.0)
         for entry in os.scandir("/proc"):
             if entry.name.isdigit():
                 try:
@@ -55,7 +57,12 @@ def _proc_table() -> Callable[[], dict[int, tuple[str, int, float, int]] | None]
                 close = data.rindex(b")")  # the name may hold spaces and parentheses
                 rest = data[close + 2 :].split()  # from field 3 (state): 4 ppid, 14 utime, 15 stime, 22 start
                 name = data[data.index(b"(") + 1 : close].decode(errors="replace")
-                out[int(entry.name)] = (name, int(rest[1]), (int(rest[11]) + int(rest[12])) * tick, int(rest[19]))
+                out[int(entry.name)] = (
+                    name,
+                    int(rest[1]),
+                    (int(rest[11]) + int(rest[12])) * tick,
+                    boot + int(rest[19]) * tick,
+                )
         return out
 
     return table
