@@ -19,7 +19,7 @@ except ImportError:
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "01_data_parallel_scaling.ipynb"
 MiB = 2**20
-WORKERS = [1, 2, 3]
+WORKERS = [1, 2]
 PARAMS = {
     "workers": WORKERS,
     "array_mb": 8.0,
@@ -69,9 +69,9 @@ def test_notebook_runs_and_stores_every_trial(_run: tuple[object, Path]) -> None
     assert sorted(set(frames["array-sum"]["amount"])) == [s * MiB for s in sizes]
     ns = analysis.weak_sizes(384, WORKERS, exponent=3, integer=True)
     assert sorted(set(frames["matmul"]["amount"])) == [2.0 * n**3 for n in ns]
-    assert sorted(set(frames["groupby"]["amount"])) == [100_000.0, 200_000.0, 300_000.0]
+    assert sorted(set(frames["groupby"]["amount"])) == [100_000.0 * w for w in WORKERS]
     assert set(frames["groupby"]["unit"]) == {"rows"}
-    assert set(frames["chunks"]["workers"]) == {3} and len(frames["chunks"]) == 3 * 2 * 3
+    assert set(frames["chunks"]["workers"]) == {max(WORKERS)} and len(frames["chunks"]) == 3 * 2 * 3
     calibration = frames["calibration"]
     assert sorted(set(calibration["workers"])) == [1, 2, 3, 4] and set(calibration["amount"]) == {300.0}
     # Scheduling adds ~10 ms to each 0.3 s run: the serial fraction reads a little above 0.1,

@@ -308,13 +308,13 @@ class ResultStore:
         import pandas as pd
 
         with self._lock:  # one query: a consistent read; the metrics as bytes, for Arrow's JSON reader
-            cur = self._conn.execute(f"SELECT *, CAST(metrics_json AS BLOB) FROM trials{where} ORDER BY trial_id", args)
-            names, rows = [d[0] for d in cur.description], cur.fetchall()
-        columns = list(zip(*rows)) or [()] * len(names)
-        metrics, texts = pd.Series(columns[-1], dtype=object), {"params_json", "metrics_json"}
-        df = pd.DataFrame({n: pd.Series(c, dtype=object if n in texts else None) for n, c in zip(names, columns)})
-        df["metrics_json"] = metrics  # the bytes in place of the text
-        return expand_trials(df.iloc[:, :-1])
+            names = [r[1] for r in self._conn.execute("PRAGMA table_info(trials)")]
+            wanted = ", ".join("CAST(metrics_json AS BLOB)" if n == "metrics_json" else n for n in names)
+            rows = self._conn.execute(f"SELECT {wanted} FROM trials{where} ORDER BY trial_id", args).fetchall()
+        columns, texts = list(zip(*rows)) or [()] * len(names), {"params_json", "metrics_json"}
+        return expand_trials(
+            pd.DataFrame({n: pd.Series(c, dtype=object if n in texts else None) for n, c in zip(names, columns)})
+        )
 
     def runs_frame(self) -> pd.DataFrame:
         """One row per run: experiment, workload, start and end, status, pid and host, snapshots."""
