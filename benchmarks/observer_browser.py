@@ -18,7 +18,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 DASHBOARD_HREF_JS = r"""
 () => {
   const a = Array.from(document.querySelectorAll(".jp-OutputArea-output a"))
-    .find((e) => /\/status$/.test(e.getAttribute("href") || ""));
+    .find((e) => /\/(status|labkit)$/.test(e.getAttribute("href") || ""));
   return a ? a.getAttribute("href") : null;
 }
 """

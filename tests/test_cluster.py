@@ -34,6 +34,33 @@ def test_dashboard_binds_to_localhost():
         assert "href" in lab._repr_html_()
 
 
+def test_the_dashboard_link_serves_dasks_status_page_redrawn_every_second():
+    """The Lab's link opens Dask's status plots, built by Dask's own page, with every redraw
+    Dask schedules each 100 ms moved to each second (labkit.cluster.dashboard.PERIOD_MS)."""
+    import urllib.request
+
+    from bokeh.document import Document
+    from bokeh.server.callbacks import PeriodicCallback
+    from distributed.dashboard.components.scheduler import status_doc
+
+    from labkit.cluster import dashboard
+
+    with labkit.Lab(workers=1, threads_per_worker=1, processes=False, dashboard_address="127.0.0.1:0") as lab:
+        assert lab.dashboard_link.endswith(f"/{dashboard.PAGE}")
+        with urllib.request.urlopen(lab.dashboard_link, timeout=30) as answer:
+            assert answer.status == 200 and "Dask" in answer.read().decode()
+        dasks, calm = Document(), Document()
+        status_doc(lab.cluster.scheduler, {}, dasks)
+        dashboard.calm_doc(status_doc, dashboard.PERIOD_MS, lab.cluster.scheduler, {}, calm)
+
+    def periods(doc: Document) -> list[int]:
+        return sorted(c.period for c in doc.session_callbacks if isinstance(c, PeriodicCallback))
+
+    assert periods(dasks) and min(periods(dasks)) < dashboard.PERIOD_MS  # Dask's own: faster
+    assert periods(calm) == [max(p, dashboard.PERIOD_MS) for p in periods(dasks)]
+    assert len(calm.roots) == len(dasks.roots)  # the same plots
+
+
 def test_adopted_cluster_is_not_closed_by_the_lab():
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
         with labkit.Lab(cluster=cluster) as lab:
