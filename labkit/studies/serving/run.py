@@ -57,16 +57,16 @@ def _names(name: str, value: Any, allowed: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def replica_counts(replicas: Any, cores: int | None = None) -> list[int]:
-    """The replica counts: as given (integers >= 1), or for None 1 … the cores and one more.
+    """The replica counts: as given (integers >= 1), or for None 1 … twice the cores.
 
     >>> replica_counts(None, cores=2), replica_counts([2, 1])
-    ([1, 2, 3], [1, 2])
+    ([1, 2, 3, 4], [1, 2])
     """
     if replicas is None:
-        return list(range(1, (cores or usable_cores()) + 2))
+        return list(range(1, 2 * (cores or usable_cores()) + 1))
     values = [replicas] if isinstance(replicas, int) and not isinstance(replicas, bool) else replicas
     if not isinstance(values, (list, tuple)) or not values:
-        raise ParameterError("replicas", replicas, "None (1 … the cores and one more) or a list of integers >= 1")
+        raise ParameterError("replicas", replicas, "None (1 … twice the cores) or a list of integers >= 1")
     if any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in values):
         raise ParameterError("replicas", replicas, "None or a list of integers >= 1")
     return sorted(set(values))
@@ -84,7 +84,7 @@ class ServingStudy:
     servers : list of str
         ``"dask-actors"`` and ``"http-uvicorn"``.
     replicas : list of int or None
-        Replica counts; None: 1 … the cores and one more.
+        Replica counts; None: 1 … twice the cores.
     bound_ms, percentile : float
         The latency bound and the percentile that must stay under it (MLPerf: 0.99).
     service_ms : float
