@@ -7,6 +7,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+#: Longest time, in seconds, between two passes over every process on a machine by one reader
+#: (:func:`host_reader`): the lab's process trees are looked for at least this often.
+SCAN_EVERY_S = 2.0
+
 
 def _cpu_counter(procs: dict[int, Any]) -> Callable[[set[int]], tuple[float, list[int]]]:
     """``cpu_of(pids)``: the CPU seconds the live ones of ``pids`` used so far, and which were found
@@ -115,12 +119,16 @@ def host_reader() -> Callable[..., dict[str, Any]]:
     (their nanny) is the cluster's too; ``lab`` the lab's other processes and ``trees`` those
     that are the lab's with their descendants (``lab_cpu_s``, less the cluster's); ``top``: take
     a snapshot of every process's CPU (``procs``). A reading costs one read of the machine's
-    counters, one per process counted and (with ``trees`` or ``top``) one pass over the rest.
+    counters, one per process counted and (with ``top``, or ``trees`` new or last looked for
+    :data:`SCAN_EVERY_S` ago) one pass over the rest: that pass was most of the monitor's cost
+    on a small cluster, so in between the trees' descendants are those the last one found (a
+    child born since is outside load until the next pass, at most that long).
     Built here so that cloudpickle sends it by value: a worker elsewhere runs it without labkit.
     """
     procs: dict[int, Any] = {}  # pid -> psutil.Process
     parents: dict[int, int] = {}  # pid -> its parent's pid
-    scan, cpu_of = _scanner(), _cpu_counter(procs)
+    scan, cpu_of, every = _scanner(), _cpu_counter(procs), SCAN_EVERY_S
+    found: list[Any] = [float("-inf"), None, set()]  # when the trees were last scanned, which, their descendants
 
     def read(
         pids: list[int] | None = None,
@@ -162,7 +170,10 @@ def host_reader() -> Callable[..., dict[str, Any]]:
                     continue
             if parents[pid] > 1:
                 wanted.add(parents[pid])
-        children, out["procs"] = scan(trees, top)
+        if top or trees != found[1] or now - found[0] >= every:  # with a snapshot where it comes free
+            children, out["procs"] = scan(trees, top or os.path.exists("/proc/self/stat"))
+            found[:] = [now, trees, children]
+        children = found[2]
         mine = (set(lab) | set(trees) | children) - wanted
         out["cluster_cpu_s"], out["pids"] = cpu_of(wanted)
         out["lab_cpu_s"], out["lab_pids"] = cpu_of(mine)

@@ -35,8 +35,10 @@ load average. Two readings give the load in between:
   load. The dashboard and live view are in the client process; the browsers that draw them
   (connected to the Jupyter server or the dashboard: :mod:`labkit.cluster.viewers`) are the
   lab's too, whole. A machine near its threshold
-  is read with a snapshot of every process's CPU (``procs``): two give the top outside
-  processes an alert names (:func:`~labkit.measure.alerts.top_processes`).
+  is read with a snapshot of every process's CPU (``procs``), and so is every reading that
+  passes over every process anyway (at least every :data:`~labkit.measure.host.SCAN_EVERY_S`
+  on Linux): two give the top outside processes an alert names
+  (:func:`~labkit.measure.alerts.top_processes`, since the last snapshot).
 
 :class:`LoadWatcher` reads the client's machine itself and every other machine with
 workers through one of its workers (one ``client.run`` to those workers per tick; none for
@@ -59,7 +61,7 @@ from labkit.cluster import retire, viewers
 from labkit.common.scheduler import run_on_scheduler, run_on_workers
 
 from .alerts import AlertRules, load_alert, processes_over, top_processes
-from .host import host_reader, snapshot_is_cheap
+from .host import host_reader
 from .resources import Sample
 
 logger = logging.getLogger("labkit.monitor")
@@ -217,7 +219,7 @@ class LoadWatcher:
         self._waited: dict[str, set[float]] = {}  # readings an alert waited for the top processes
         self._lab: deque[tuple[float, float, str, float]] = deque(maxlen=20_000)  # (from, to, source, lab %)
         self._tops: deque[tuple[float, float, str, Any]] = deque(maxlen=20_000)  # (from, to, source, top)
-        self._cheap = snapshot_is_cheap()  # the client's machine read with a snapshot each time
+        self._snapped: dict[str, dict[str, Any]] = {}  # machine -> its last reading with a snapshot
 
     def _refresh(self, workers: dict[str, Any]) -> None:
         self._workers, self._procs = frozenset(workers), None
@@ -300,7 +302,7 @@ class LoadWatcher:
         if frozenset(workers) != self._workers or (self._procs is None and time.monotonic() >= self._retry_at):
             self._refresh(workers)
         plan = self._plan(workers)
-        readings = {"client": self._read(*plan.pop("client"), self._cheap or "client" in self._scan)}
+        readings = {"client": self._read(*plan.pop("client"), "client" in self._scan)}
         self.read_at = readings["client"]["time"]
         if plan:
             readings.update(self._read_others(workers, plan))
@@ -309,10 +311,13 @@ class LoadWatcher:
             prev, self._last[source] = self._last.get(source), reading
             rates = load_rates(prev, reading)
             out += [Sample(reading["time"], source, k, v) for k, v in rates.items()]
-            top = top_processes(prev, reading)
+            since = self._snapped.get(source)  # top processes since the last snapshot
+            top = top_processes(since, reading)
             latest[source] = self.reading(source, reading["time"], rates, top)
             if top is not None:
-                self._tops.append((prev["time"], reading["time"], source, top))
+                self._tops.append((since["time"], reading["time"], source, top))
+            if reading.get("procs") is not None:
+                self._snapped[source] = reading
             if prev is not None and not math.isnan(rates["lab_cpu_percent"]):
                 self._lab.append((prev["time"], reading["time"], source, rates["lab_cpu_percent"]))
             near = self.rules.outside_cpu_percent is not None and not rates["outside_cpu_percent"] < (
@@ -321,6 +326,7 @@ class LoadWatcher:
             (self._scan.add if near else self._scan.discard)(source.removeprefix("host:"))
         for source in set(self._last) - set(readings):  # a machine no longer read: start again when it is
             del self._last[source]
+            self._snapped.pop(source, None)
         self.latest = latest  # replaced whole: other threads read it
         return out
 
