@@ -159,6 +159,22 @@ def drop_dead_slots(cluster: Any) -> int:
     return dead
 
 
+def slots_settled(cluster: Any, timeout: float) -> bool:
+    """Wait until a cluster object's workers are its slots, no more (those of dropped slots
+    closed: a nanny that restarted its worker late, after its slot was dropped, would
+    otherwise have that worker join and leave during the next timed run); whether they are.
+    True at once for a cluster that keeps no slots."""
+    import time
+
+    slots = getattr(cluster, "worker_spec", None)
+    deadline = time.monotonic() + timeout
+    while slots is not None and set(getattr(cluster, "workers", {})) - set(slots):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 _LAB = ("labkit", "papermill", "jupyter-lab", "jupyter-server", "jupyter-notebook", "jupyterlab", "jupyter_server")
 
 

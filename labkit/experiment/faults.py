@@ -148,7 +148,7 @@ def restore_workers(lab: Any, n: int, timeout: float = 120.0) -> str:
             "a lost worker did not come back within %g s: a new one was started in its place", RESTART_WAIT_S
         )
         lab.scale(n, timeout=timeout)
-        return ""
+        return "" if retire.slots_settled(lab.cluster, timeout) else "a dropped worker slot did not close"
     except Exception as e:  # noqa: BLE001 - said in the results; the sweep goes on with what it has
         return f"the cluster did not regain {n} workers: {type(e).__name__}: {e}"
 
