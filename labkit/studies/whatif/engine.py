@@ -1,43 +1,58 @@
 """The replay engine: a task graph with measured durations run on a virtual cluster, by events.
 
-Why an engine of its own rather than simpy: the only events are "a task ends" (transfers
-and spill reads are charged when a task is placed, as times, not as processes), so a heap
-of end times is the whole simulator, about a hundred lines that are deterministic, checked
-exactly (tests/test_whatif.py: list-scheduling bounds over random graphs) and fast enough to
-replay a 10,000-task graph the dozens of times an interval needs. simpy would add a
-dependency and a coroutine per task for the same schedule.
+Why an engine of its own rather than simpy: the events are "a task ends", "a task is ready
+on the scheduler", "a task reaches its worker" and "its inputs are there" (transfers and
+spill reads are charged as times, not as processes), so a heap of event times is the whole
+simulator: deterministic, checked exactly (tests/test_whatif.py: list-scheduling bounds
+over random graphs) and fast enough to replay a 10,000-task graph the dozens of times an
+interval needs. simpy would add a dependency and a coroutine per task for the same schedule.
 
 The policy, after Dask's documented scheduling
-(https://distributed.dask.org/en/stable/scheduling-policies.html):
+(https://distributed.dask.org/en/stable/scheduling-policies.html) and its code
+(``decide_worker``, ``worker-saturation``):
 
-- **Order.** Ready tasks run in the graph's priority (``dask.order``'s, as the scheduler
-  recorded it in the trace); a thread never idles while a task is ready (Dask's workers
-  take the next ready task at once; root tasks are queued on the scheduler and sent as
-  threads free up).
-- **Placement.** A ready task goes to the free thread where it can start earliest: the
-  worker that already holds most of its inputs, since every input held elsewhere must first
-  travel (``latency_s + nbytes / bandwidth``, each worker's incoming link carrying one
-  transfer at a time), which is Dask's ``decide_worker`` objective restricted to idle
-  threads. Ties go to the worker with the most free threads, then the lowest index.
-- **Overhead.** Each task occupies its thread ``overhead_s`` longer (the scheduler's and the
-  worker's time per task).
-- **Memory.** Results stay in a worker's memory until every task that needs them has run;
-  past ``spill_at`` × ``memory_limit`` (Dask's ``distributed.worker.memory.target``) the
-  oldest results are written to disk at ``disk_bandwidth``, which the task that pushed
-  memory over pays, and read back by the next task that needs them.
+- **Dispatch.** The scheduler's one thread hears of each task's end in turn, ``scheduler_s``
+  each (where tasks end faster, they wait in line: Dask's per-task overhead as the cluster
+  grows); a task is ready on a worker ``dispatch_s`` after the scheduler heard of its last
+  input (the rest of the round trip: the report travelling, the answer back).
+- **Root tasks** (no inputs) wait on the scheduler and go, in priority order (``dask.order``'s,
+  as the trace recorded it), to the worker with the fewest tasks, while it has fewer than
+  ``saturation`` × threads (Dask's queuing; rounded up): a thread that ends a task finds the
+  next one waiting, and the one sent to refill the worker takes a dispatch to arrive.
+- **Other tasks** go at once to the worker, among those holding an input, where they would
+  start soonest: its queued work (``occupancy`` / threads) plus the bytes it lacks over the
+  bandwidth, ties to the worker with less in memory, then the lowest index. Their missing
+  inputs start to travel then, while the worker's threads run other tasks; each worker's
+  incoming link carries one transfer at a time (``latency_s + nbytes / bandwidth``).
+- **Threads.** A worker's free thread takes its highest-priority task whose inputs are there;
+  each task holds its thread ``overhead_s`` longer than its own duration (what the scheduler
+  and the worker spend between two tasks).
+- **Memory** (:mod:`.holdings`): results stay in a worker's memory until every task that
+  needs them has run; past ``spill_at`` × ``memory_limit`` the oldest spill to disk.
+- **An instant network** (``bandwidth=None``): where data never has to move, the place of a
+  task has nothing to weigh, so every task waits on the scheduler like a root task and goes to
+  the first free thread; with ``dispatch_s`` 0 a worker gets one task per thread. With no
+  overhead and no dispatch either, the replay is then a list schedule, which is what makes it
+  exact: never below max(critical path, work / slots) and never above Graham's bound.
 
-Where it departs from Dask: a thread is held while its task's inputs travel (Dask lets the
-thread run other work meanwhile); no work stealing, no pausing at the ``pause`` threshold,
-no scheduler-wide limit on tasks per second; inputs persisted before the run are spread over
-the virtual workers round-robin (on the traced cluster's own shape, where the trace says).
+Where it departs from Dask: no work stealing (Dask's balances every second by default,
+``distributed.scheduler.work-stealing-interval``, longer than most replayed runs), no pausing
+at the ``pause`` threshold, no limit on transfers at once, the scheduler's estimate of a task's
+duration is the task's own; inputs persisted before the run are spread over the virtual
+workers round-robin (Dask spreads the tasks that make them over the workers with the fewest
+tasks), except on a cluster of the traced one's worker count, where they stay where the
+trace found them.
 """
 
 from __future__ import annotations
 
 import heapq
+import math
 from dataclasses import dataclass, field
 
 from labkit.common.errors import ParameterError
+
+from .holdings import Holdings
 
 
 def _positive(name: str, value: object, *, zero: bool = False, none: bool = False) -> None:
@@ -69,6 +84,15 @@ class VirtualCluster:
         Bytes per second of spilling (write and read).
     spill_at : float, default 0.6
         Share of ``memory_limit`` past which results spill (Dask's ``memory.target``).
+    dispatch_s : float, default 0
+        From a task's last input ending to the task reaching a worker: the report to the
+        scheduler and its message back (one round trip).
+    saturation : float, default 1.1
+        Tasks without inputs sent to a worker per thread (Dask's
+        ``distributed.scheduler.worker-saturation``); with ``dispatch_s`` 0, one per thread.
+    scheduler_s : float, default 0
+        Time of the scheduler's one thread per task: it hears of a task's end after the ends
+        before it, so where tasks end faster than it keeps up, dispatches wait in line.
     """
 
     workers: int
@@ -79,6 +103,9 @@ class VirtualCluster:
     overhead_s: float = 0.0
     disk_bandwidth: float = 500e6
     spill_at: float = 0.6
+    dispatch_s: float = 0.0
+    saturation: float = 1.1
+    scheduler_s: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("workers", "threads"):
@@ -90,6 +117,9 @@ class VirtualCluster:
         _positive("memory_limit", self.memory_limit, none=True)
         _positive("overhead_s", self.overhead_s, zero=True)
         _positive("disk_bandwidth", self.disk_bandwidth)
+        _positive("dispatch_s", self.dispatch_s, zero=True)
+        _positive("saturation", self.saturation)
+        _positive("scheduler_s", self.scheduler_s, zero=True)
         if not (isinstance(self.spill_at, (int, float)) and 0 < self.spill_at <= 1):
             raise ParameterError("spill_at", self.spill_at, "a share of the memory limit, > 0 and <= 1")
 
@@ -101,13 +131,16 @@ class VirtualCluster:
 @dataclass
 class Graph:
     """What the engine replays: per task its duration (s), dependencies (an index ``>= len``
-    names input ``index - len``), result bytes and priority rank; inputs as ``(nbytes, worker)``."""
+    names input ``index - len``), result bytes and priority rank; inputs as ``(nbytes, worker)``,
+    ``workers`` the traced cluster's worker count (inputs keep their worker on a cluster of
+    that many; on any other, they are spread round-robin, as a setup run there would make them)."""
 
     durations: list[float]
     deps: list[list[int]]
     nbytes: list[int] = field(default_factory=list)
     priority: list[int] = field(default_factory=list)
     inputs: list[tuple[int, int]] = field(default_factory=list)
+    workers: int = 0
 
     def __post_init__(self) -> None:
         n = len(self.durations)
@@ -166,133 +199,134 @@ def simulate(graph: Graph, cluster: VirtualCluster, durations: list[float] | Non
     return _Replay(graph, cluster, graph.durations if durations is None else durations).run()
 
 
+_END, _HEARD, _ARRIVE, _RELEASE, _SEND = 0, 1, 2, 3, 4
+
+
 class _Replay:
     def __init__(self, g: Graph, c: VirtualCluster, durations: list[float]) -> None:
         n, self.g, self.c, self.d = len(g.durations), g, c, durations
-        self.n = n
+        self.n, self.data = n, Holdings(g, c)
         self.left = [sum(1 for d in deps if d < n) for deps in g.deps]
-        self.users = [0] * (n + len(g.inputs))
         self.dependents: list[list[int]] = [[] for _ in range(n)]
         for i, deps in enumerate(g.deps):
             for d in deps:
-                self.users[d] += 1
                 if d < n:
                     self.dependents[d].append(i)
-        own = {w for _, w in g.inputs}
-        self.where: dict[int, set[int]] = {
-            n + j: {w if 0 <= w < c.workers and len(own) <= c.workers else j % c.workers}
-            for j, (_, w) in enumerate(g.inputs)
-        }
-        self.sizes = list(g.nbytes) + [b for b, _ in g.inputs]
-        self.free = [c.threads] * c.workers
-        self.link = [0.0] * c.workers
-        self.memory = [0.0] * c.workers
-        self.held: list[dict[int, None]] = [{} for _ in range(c.workers)]  # in memory, oldest first
-        self.spilt: list[set[int]] = [set() for _ in range(c.workers)]
+        self.local = c.bandwidth is not None  # data has a place: Dask's locality rule applies
+        self.cap = c.threads if c.dispatch_s == 0 else max(c.threads, math.ceil(c.saturation * c.threads))
+        self.queued: list[tuple[int, int]] = []  # (priority, task): on the scheduler, waiting for room
+        self.released = [0.0] * n
+        self.runnable: list[list[tuple[int, int]]] = [[] for _ in range(c.workers)]  # inputs there
+        self.sent = [0] * c.workers  # tasks on the worker, not ended (Dask's ``processing``)
+        self.busy = [0] * c.workers
+        self.occupancy = [0.0] * c.workers
+        self.events: list[tuple[float, int, int, int]] = []  # (time, kind, task, worker)
         self.start, self.worker = [0.0] * n, [-1] * n
-        self.moved = self.spilled = 0.0
+        self.scheduler_free = 0.0
 
     def run(self) -> Schedule:
-        ready = [(self.g.priority[i], i) for i in range(self.n) if self.left[i] == 0]
-        heapq.heapify(ready)
-        events: list[tuple[float, int, int]] = []
-        now, end = 0.0, 0.0
-        while ready or events:
-            while ready and any(self.free):
-                _, i = heapq.heappop(ready)
-                w, begin, finish = self._place(i, now)
-                self.start[i], self.worker[i] = begin, w
-                self.free[w] -= 1
-                heapq.heappush(events, (finish, i, w))
-            if not events:
+        for i in range(self.n):
+            if self.left[i] == 0:
+                self._release(i, 0.0)
+        now = end = 0.0
+        while True:
+            self._assign(now)
+            self._run_ready(now)
+            if not self.events:
                 break
-            now, i, w = heapq.heappop(events)
-            end = max(end, now)
-            self._done(i, w, ready)
-            while events and events[0][0] == now:
-                _, i, w = heapq.heappop(events)
-                self._done(i, w, ready)
+            now = self.events[0][0]
+            while self.events and self.events[0][0] == now:
+                _, kind, i, w = heapq.heappop(self.events)
+                if kind == _END:
+                    end = now
+                    self._ended(i, w, now)
+                elif kind == _HEARD:
+                    self._heard(i, w, now)
+                elif kind == _ARRIVE:
+                    heapq.heappush(self.runnable[w], (self.g.priority[i], i))
+                elif kind == _SEND:
+                    self._send(i, w, now, counted=True)
+                else:
+                    self._release(i, now)
         if any(x > 0 for x in self.left):
             raise ParameterError("graph", self.n, "an acyclic graph (its dependencies hold a cycle)")
-        return Schedule(end, self.start, self.worker, self.moved, self.spilled)
+        return Schedule(end, self.start, self.worker, self.data.moved, self.data.spilled)
 
-    def _place(self, i: int, now: float) -> tuple[int, float, float]:
-        """The free worker where task ``i`` starts earliest; its start and end there (and the
-        transfers, spill reads and writes it costs, booked)."""
-        best = None
+    def _release(self, i: int, now: float) -> None:
+        """Task ``i`` is ready on the scheduler at ``now``: a task with inputs goes at once to a
+        worker holding some (where a network makes place matter); others wait for room."""
+        self.released[i] = now
+        if self.local and self.g.deps[i]:
+            self._send(i, self._decide(i), now)
+        else:
+            heapq.heappush(self.queued, (self.g.priority[i], i))
+
+    def _decide(self, i: int) -> int:
+        """Dask's ``decide_worker``: of the workers holding an input (all, where none does),
+        the one where the task would start soonest, by queued work and bytes to move."""
+        c, data = self.c, self.data
+        candidates = data.holders(i) or set(range(c.workers))
+        bw = c.bandwidth or math.inf
+        return min(
+            candidates, key=lambda w: (self.occupancy[w] / c.threads + data.missing(i, w) / bw, data.memory[w], w)
+        )
+
+    def _send(self, i: int, w: int, now: float, *, counted: bool = False) -> None:
+        """Task ``i`` reaches worker ``w`` at ``now``; its inputs travel, then it may run there."""
+        self.sent[w] += 0 if counted else 1
+        self.occupancy[w] += self.d[i]
+        at = self.data.inputs_at(i, w, now, book=True)
+        if at > now:
+            heapq.heappush(self.events, (at, _ARRIVE, i, w))
+        else:
+            heapq.heappush(self.runnable[w], (self.g.priority[i], i))
+
+    def _assign(self, now: float) -> None:
+        """Tasks waiting on the scheduler go, in priority order, to workers with room: fewer
+        tasks than ``saturation`` × threads (Dask's queuing of root tasks). One that waited for
+        that room reaches its worker a dispatch later (the report of the task that freed it)."""
+        while self.queued:
+            room = [w for w in range(self.c.workers) if self.sent[w] < self.cap]
+            if not room:
+                return
+            _, i = heapq.heappop(self.queued)
+            w = min(room, key=lambda w, i=i: (self.data.inputs_at(i, w, now, book=False), self.sent[w], w))
+            waited = now > self.released[i]
+            if waited and self.c.dispatch_s > 0:
+                self.sent[w] += 1  # its room is taken while the message travels
+                heapq.heappush(self.events, (now + self.c.dispatch_s, _SEND, i, w))
+            else:
+                self._send(i, w, now)
+
+    def _run_ready(self, now: float) -> None:
+        """Each worker's free threads take its runnable tasks, highest priority first."""
         for w in range(self.c.workers):
-            if self.free[w]:
-                ready_at = self._inputs_at(i, w, now, book=False)
-                key = (ready_at, -self.free[w], w)
-                best = key if best is None or key < best else best
-        assert best is not None
-        w = best[2]
-        ready_at = self._inputs_at(i, w, now, book=True)
-        write = self._reserve(w, i)
-        return w, now, ready_at + self.c.overhead_s + self.d[i] + write
+            while self.busy[w] < self.c.threads and self.runnable[w]:
+                _, i = heapq.heappop(self.runnable[w])
+                self.busy[w] += 1
+                self.start[i], self.worker[i] = now, w
+                finish = now + self.c.overhead_s + self.d[i] + self.data.reserve(w, i)
+                heapq.heappush(self.events, (finish, _END, i, w))
 
-    def _inputs_at(self, i: int, w: int, now: float, *, book: bool) -> float:
-        """When task ``i``'s inputs are all on worker ``w`` (booking the link and the reads)."""
-        c, at, link = self.c, now, self.link[w]
-        for k in self.g.deps[i]:
-            size = self.sizes[k]
-            holders = self.where.get(k, set())
-            read = size / c.disk_bandwidth if (w in holders and k in self.spilt[w]) else 0.0
-            if w in holders:
-                at = max(at, now + read)
-                if book and read:
-                    self._unspill(w, k)
-                continue
-            if c.bandwidth is None:
-                continue
-            src = next(iter(holders)) if holders else -1
-            read = size / c.disk_bandwidth if src >= 0 and k in self.spilt[src] else 0.0
-            link = max(link, now + read) + size / c.bandwidth
-            at = max(at, link + c.latency_s)
-            if book:
-                self.moved += size
-                self.where.setdefault(k, set()).add(w)
-                self._hold(w, k)
-        if book:
-            self.link[w] = link
-        return at
+    def _ended(self, i: int, w: int, now: float) -> None:
+        """Task ``i`` ended: its thread is free and its result on ``w``; the scheduler hears of it
+        once its one thread is through with the ends before (``scheduler_s`` each)."""
+        self.busy[w] -= 1
+        self.data.done(i, w)
+        if self.c.scheduler_s == 0:
+            self._heard(i, w, now)
+            return
+        self.scheduler_free = max(now, self.scheduler_free) + self.c.scheduler_s
+        heapq.heappush(self.events, (self.scheduler_free, _HEARD, i, w))
 
-    def _hold(self, w: int, k: int) -> None:
-        self.held[w][k] = None
-        self.memory[w] += self.sizes[k]
-
-    def _unspill(self, w: int, k: int) -> None:
-        self.spilt[w].discard(k)
-        self._hold(w, k)
-
-    def _reserve(self, w: int, i: int) -> float:
-        """Room for task ``i``'s result on ``w``: the seconds spent writing older results to disk."""
-        limit = self.c.memory_limit
-        if limit is None:
-            return 0.0
-        target, written = self.c.spill_at * limit, 0.0
-        while self.memory[w] + self.sizes[i] > target and self.held[w]:
-            k = next(iter(self.held[w]))
-            del self.held[w][k]
-            self.memory[w] -= self.sizes[k]
-            self.spilt[w].add(k)
-            written += self.sizes[k]
-        self.spilled += written
-        return written / self.c.disk_bandwidth
-
-    def _done(self, i: int, w: int, ready: list[tuple[int, int]]) -> None:
-        self.free[w] += 1
-        self.where[i] = {w}
-        self._hold(w, i)
+    def _heard(self, i: int, w: int, now: float) -> None:
+        """The scheduler knows task ``i`` ended: its worker has room, its dependents may be ready."""
+        self.sent[w] -= 1
+        self.occupancy[w] -= self.d[i]
         for j in self.dependents[i]:
             self.left[j] -= 1
             if self.left[j] == 0:
-                heapq.heappush(ready, (self.g.priority[j], j))
-        for k in self.g.deps[i]:
-            self.users[k] -= 1
-            if self.users[k] == 0 and k < self.n:  # no task needs it any more: released
-                for h in self.where.pop(k, set()):
-                    if k in self.held[h]:
-                        del self.held[h][k]
-                        self.memory[h] -= self.sizes[k]
-                    self.spilt[h].discard(k)
+                if self.c.dispatch_s > 0:
+                    heapq.heappush(self.events, (now + self.c.dispatch_s, _RELEASE, j, -1))
+                else:
+                    self._release(j, now)
