@@ -2,6 +2,7 @@
 exporting and listing cost as the trials grow.
 
     .venv/bin/python benchmarks/scale.py [--sizes 1000,10000,100000] [--samples 0] [--rounds 3]
+    .venv/bin/python benchmarks/scale.py --sizes 100000,1000000 --samples 10000000   # the large sizes
 
 For each size ``n`` it builds a store with the store's own API (``ResultStore.start_run``,
 ``add_trials``, ``add_samples``): two experiments, ``a`` and ``b``, each of ``n`` trials
@@ -16,28 +17,41 @@ interleaved with the other sizes' (this machine is shared):
 - ``compare``: :func:`labkit.report.compare.compare` of ``b`` against ``a`` (what ``labkit
   compare`` computes);
 - ``export``: ``ResultStore.export`` of ``a`` to Parquet;
-- ``list``: :func:`labkit.report.listing.runs_table` (what ``labkit ls`` prints).
+- ``list``: :func:`labkit.report.listing.runs_table` (what ``labkit ls`` prints);
+
+and, with ``--samples``, on the largest store:
+
+- ``samples``: ``ResultStore.samples_frame()`` (every monitor sample);
+- ``prune``: ``labkit prune STORE --days 0`` (deletes them all) on a copy of the store made
+  for each round, the copy not timed.
 
 Printed: the seconds per step and size, and the growth exponent between consecutive sizes
-(``log(t2 / t1) / log(n2 / n1)``: 1 is linear; ``n log n`` reads a little above 1). The
+(``log(t2 / t1) / log(n2 / n1)``: 1 is linear; ``n log n`` reads a little above 1); then the
+same for the CPU seconds this process used (all its threads), which other work on a shared
+machine inflates less than the wall time. The
 index of reports (``labkit index``) reads report files, not trials: not measured here.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import math
 import os
+import shutil
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
 import numpy as np
 
+from labkit.cli import main as cli_main
 from labkit.experiment.results import Results
 from labkit.report.compare import compare
 from labkit.report.listing import runs_table
@@ -97,25 +111,45 @@ def build(path: str, n: int, samples: int) -> None:
                     store.add_samples(rows)
 
 
+@contextlib.contextmanager
+def timed(out: dict[str, float], step: str) -> Iterator[None]:
+    """The block's wall seconds in ``out[step]``, this process's CPU seconds (all its threads) in ``out["cpu " + step]``."""
+    t0, c0 = time.perf_counter(), time.process_time()
+    yield
+    out[step], out["cpu " + step] = time.perf_counter() - t0, time.process_time() - c0
+
+
 def steps(path: str, folder: str) -> dict[str, float]:
     """Seconds of each step on the store at ``path``."""
-    out = {}
-    t0 = time.perf_counter()
-    results = Results.load(path, "a")
-    out["load"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    str(results.conclusion())
-    out["conclude"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    compare(f"{path}::a", f"{path}::b")
-    out["compare"] = time.perf_counter() - t0
+    out: dict[str, float] = {}
+    with timed(out, "load"):
+        results = Results.load(path, "a")
+    with timed(out, "conclude"):
+        str(results.conclusion())
+    with timed(out, "compare"):
+        compare(f"{path}::a", f"{path}::b")
     with ResultStore(path) as store:
-        t0 = time.perf_counter()
-        store.export(os.path.join(folder, "a.parquet"), experiment="a")
-        out["export"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        runs_table(store)
-        out["list"] = time.perf_counter() - t0
+        with timed(out, "export"):
+            store.export(os.path.join(folder, "a.parquet"), experiment="a")
+        with timed(out, "list"):
+            runs_table(store)
+    return out
+
+
+def sample_steps(path: str, folder: str, samples: int) -> dict[str, float]:
+    """Seconds of reading every monitor sample of the store at ``path``, and of pruning them
+    (on a copy: pruning deletes them)."""
+    out: dict[str, float] = {}
+    with ResultStore(path) as store, timed(out, "samples"):
+        frame = store.samples_frame()
+    assert len(frame) == samples, len(frame)
+    del frame
+    copy = os.path.join(folder, "pruned.db")
+    shutil.copy(path, copy)  # closed: its write-ahead log is folded in
+    with timed(out, "prune"), contextlib.redirect_stdout(io.StringIO()) as said:
+        assert cli_main(["prune", copy, "--days", "0"]) == 0
+    assert f"deleted {samples} monitor samples" in said.getvalue(), said.getvalue()
+    os.remove(copy)
     return out
 
 
@@ -136,25 +170,36 @@ def main() -> None:
             size_mb = os.path.getsize(paths[n]) / 1e6
             print(f"built {n:>9,} trials a side in {time.perf_counter() - t0:7.1f} s ({size_mb:,.0f} MB)", flush=True)
         times: dict[int, list[dict[str, float]]] = {n: [] for n in sizes}
+        sampled: list[dict[str, float]] = []
         steps(paths[sizes[0]], folder)  # imports and first-use costs, not timed
         for r in range(args.rounds):
             for n in sizes if r % 2 == 0 else sizes[::-1]:  # interleaved, order alternating
                 times[n].append(steps(paths[n], folder))
+                if args.samples and n == sizes[-1]:
+                    sampled.append(sample_steps(paths[n], folder, args.samples))
     report(sizes, times, load0)
+    if sampled:
+        med = {k: statistics.median(t[k] for t in sampled) for k in sampled[0]}
+        print(
+            f"{args.samples:,} monitor samples (in the {sizes[-1]:,}-trial store): samples_frame {med['samples']:.2f} s"
+            f" ({med['cpu samples']:.2f} s CPU), labkit prune {med['prune']:.2f} s ({med['cpu prune']:.2f} s CPU);"
+            f" medians of {len(sampled)}"
+        )
 
 
 def report(sizes: list[int], times: dict[int, list[dict[str, float]]], load0: float) -> None:
-    names = list(times[sizes[0]][0])
-    med = {n: {k: statistics.median(t[k] for t in times[n]) for k in names} for n in sizes}
+    med = {n: {k: statistics.median(t[k] for t in times[n]) for k in times[n][0]} for n in sizes}
     print(
         f"\nload average {load0:.2f} at the start, {os.getloadavg()[0]:.2f} at the end; medians of {len(times[sizes[0]])}"
     )
-    print(f"{'trials':>10} " + " ".join(f"{k + ' s':>10}" for k in names))
-    for n in sizes:
-        print(f"{n:>10,} " + " ".join(f"{med[n][k]:>10.3f}" for k in names))
-    for a, b in zip(sizes, sizes[1:]):
-        grow = [math.log(med[b][k] / med[a][k]) / math.log(b / a) for k in names]
-        print(f"{'exp ' + format(a, ',') + '→' + format(b, ','):>10} " + " ".join(f"{g:>10.2f}" for g in grow))
+    wall = [k for k in times[sizes[0]][0] if not k.startswith("cpu ")]
+    for title, names in (("wall seconds", wall), ("CPU seconds of this process", [f"cpu {k}" for k in wall])):
+        print(f"{title}:\n{'trials':>10} " + " ".join(f"{k.removeprefix('cpu ') + ' s':>10}" for k in names))
+        for n in sizes:
+            print(f"{n:>10,} " + " ".join(f"{med[n][k]:>10.3f}" for k in names))
+        for a, b in zip(sizes, sizes[1:]):
+            grow = [math.log(med[b][k] / med[a][k]) / math.log(b / a) for k in names]
+            print(f"{'exp ' + format(a, ',') + '→' + format(b, ','):>10} " + " ".join(f"{g:>10.2f}" for g in grow))
 
 
 if __name__ == "__main__":

@@ -14,8 +14,10 @@
 
 SQLite through the standard library, in WAL mode, one transaction per trial: a process
 killed mid-sweep loses at most the trial in flight, and the next open of the store marks
-its run ``interrupted``. A store written by an older labkit opens: the columns added since
-(run status, pid and host; trial fingerprints) are added, NULL for the old rows. The default file is
+its run ``interrupted``. A run that ends (or is found interrupted) has its trials kept by
+columns too, for bulk loads (:mod:`labkit.store.columnar`). A store written by an older labkit
+opens: the columns added since (run status, pid and host; trial fingerprints) are added, NULL
+for the old rows, and its ended runs are kept by columns. The default file is
 ``results/labkit.db`` (or ``$LABKIT_STORE``), relative to the working directory.
 """
 
@@ -33,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from labkit.common.errors import ParameterError
 
+from .columnar import fetch_trials, seal_run
 from .schema import (
     ADDED_COLUMNS,
     INDEXES,
@@ -44,7 +47,6 @@ from .schema import (
     Trial,
     check_store_path,
     default_path,
-    expand_trials,
     json_number,
     trial_row,
 )
@@ -75,9 +77,13 @@ class ResultStore:
             # NORMAL in WAL mode keeps every committed trial across a process crash.
             self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.executescript(SCHEMA)
-            if self._conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+            version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+            if version < SCHEMA_VERSION:
                 self._migrate()
                 self._conn.executescript(INDEXES)
+                if version < 3:  # the columns of the runs an older labkit stored (columnar.py)
+                    ended = self._conn.execute("SELECT run_id FROM runs WHERE status IS NOT 'running'").fetchall()
+                    self.seal([r for (r,) in ended])
                 self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         except sqlite3.Error as e:
             raise ParameterError(
@@ -133,6 +139,22 @@ class ResultStore:
         if status not in RUN_STATUSES:
             raise ParameterError("status", status, f"one of {RUN_STATUSES}")
         self._write("UPDATE runs SET ended_at = ?, status = ? WHERE run_id = ?", (time.time(), status, run_id))
+        self.seal([run_id])
+
+    def seal(self, run_ids: Iterable[str]) -> int:
+        """Keep the trials of ended runs by columns too, for bulk reads (:mod:`labkit.store.columnar`),
+        each run in its own transaction; return how many runs were kept so. A run that gets
+        trials or changes later loses its columns at once (a trigger); a busy store is left as it is."""
+        done = 0
+        for run_id in run_ids:
+            try:
+                with self._lock:
+                    done += seal_run(self._conn, run_id) > 0
+            except sqlite3.OperationalError:  # busy: these runs are read from their rows
+                break
+            except Exception:  # noqa: BLE001 - what columns cannot hold is read from its rows
+                continue
+        return done
 
     def mark_stale_runs(self) -> list[str]:
         """Mark ``interrupted`` the runs still ``running`` whose process is gone; return their ids.
@@ -167,6 +189,7 @@ class ResultStore:
                 )
             except sqlite3.OperationalError:  # busy or read-only: the next open will try again
                 return []
+            self.seal(stale)
         return stale
 
     def add_fingerprint(self, key: str, parts: dict[str, Any]) -> None:
@@ -303,18 +326,13 @@ class ResultStore:
             return pd.read_sql_query(sql, self._conn, params=args)
 
     def trials_frame(self, experiment: str | None = None, run_id: str | None = None) -> pd.DataFrame:
-        """Trials as a tidy DataFrame: one row per trial, one column per parameter and metric."""
-        where, args = _where(experiment=experiment, run_id=run_id)
-        import pandas as pd
+        """Trials as a tidy DataFrame: one row per trial, one column per parameter and metric.
 
-        with self._lock:  # one query: a consistent read; the metrics as bytes, for Arrow's JSON reader
-            names = [r[1] for r in self._conn.execute("PRAGMA table_info(trials)")]
-            wanted = ", ".join("CAST(metrics_json AS BLOB)" if n == "metrics_json" else n for n in names)
-            rows = self._conn.execute(f"SELECT {wanted} FROM trials{where} ORDER BY trial_id", args).fetchall()
-        columns, texts = list(zip(*rows)) or [()] * len(names), {"params_json", "metrics_json"}
-        return expand_trials(
-            pd.DataFrame({n: pd.Series(c, dtype=object if n in texts else None) for n, c in zip(names, columns)})
-        )
+        Ended runs are read by their columns (:mod:`labkit.store.columnar`), the rest row by
+        row; the frame is the same either way."""
+        with self._lock:
+            fetched = fetch_trials(self._conn, *_where(experiment=experiment, run_id=run_id))
+        return fetched.frame()
 
     def runs_frame(self) -> pd.DataFrame:
         """One row per run: experiment, workload, start and end, status, pid and host, snapshots."""

@@ -41,6 +41,16 @@ def _plain(value: object) -> bool:
     return isinstance(value, (str, bytes, bool, int, float)) or value is None
 
 
+def _as_is(column: pd.Series) -> bool:
+    """Whether :func:`parquet_ready` leaves ``column`` as it is, told without a Python loop over
+    its values: pandas' ``str`` (text, NaN where missing), or objects all None or text."""
+    import pandas as pd
+
+    if isinstance(column.dtype, pd.StringDtype) and isinstance(column.dtype.na_value, float):
+        return True
+    return set(map(type, column.to_numpy(dtype=object))) <= {type(None), str}
+
+
 def parquet_ready(df: pd.DataFrame) -> pd.DataFrame:
     """``df`` with each object column of mixed or nested values as JSON text (see the module's docstring).
 
@@ -52,7 +62,7 @@ def parquet_ready(df: pd.DataFrame) -> pd.DataFrame:
     import pandas as pd
 
     out = df.copy()
-    for column in [c for c in out.columns if out[c].dtype.kind == "O"]:
+    for column in [c for c in out.columns if out[c].dtype.kind == "O" and not _as_is(out[c])]:
         values = [v for v in out[column] if v is not None and not (isinstance(v, float) and pd.isna(v))]
         kinds = {type(v) for v in values}
         if len(kinds) > 1 or not all(_plain(v) for v in values):

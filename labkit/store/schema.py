@@ -9,6 +9,7 @@ import io
 import json
 import os
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,6 +20,7 @@ from .secrets import redact, redact_text
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
 
 
 DEFAULT_PATH = "results/labkit.db"
@@ -65,6 +67,21 @@ CREATE TABLE IF NOT EXISTS fingerprints (
 CREATE TABLE IF NOT EXISTS traces (
     trial_id INTEGER PRIMARY KEY, run_id TEXT NOT NULL, trace BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS frame_layouts (
+    layout_id INTEGER PRIMARY KEY, schema BLOB NOT NULL, firsts TEXT NOT NULL, UNIQUE (schema, firsts)
+);
+CREATE TABLE IF NOT EXISTS run_frames (
+    run_id TEXT NOT NULL, experiment TEXT NOT NULL, layout_id INTEGER NOT NULL, first_trial INTEGER NOT NULL,
+    last_trial INTEGER NOT NULL, n INTEGER NOT NULL, codec TEXT NOT NULL, size INTEGER NOT NULL,
+    data BLOB NOT NULL, PRIMARY KEY (run_id, experiment)
+);
+CREATE INDEX IF NOT EXISTS run_frames_by_experiment ON run_frames (experiment);
+CREATE TRIGGER IF NOT EXISTS trials_insert_unseals AFTER INSERT ON trials
+BEGIN DELETE FROM run_frames WHERE run_id = NEW.run_id; END;
+CREATE TRIGGER IF NOT EXISTS trials_update_unseals AFTER UPDATE ON trials
+BEGIN DELETE FROM run_frames WHERE run_id IN (OLD.run_id, NEW.run_id); END;
+CREATE TRIGGER IF NOT EXISTS trials_delete_unseals AFTER DELETE ON trials
+BEGIN DELETE FROM run_frames WHERE run_id = OLD.run_id; END;
 """
 
 #: Columns added since the first schema: a store without them gets them on open
@@ -82,13 +99,16 @@ CREATE INDEX IF NOT EXISTS trials_by_fingerprint ON trials (experiment, fingerpr
 CREATE INDEX IF NOT EXISTS trials_by_run ON trials (run_id, status);
 CREATE INDEX IF NOT EXISTS runs_by_experiment ON runs (experiment, started_at);
 CREATE INDEX IF NOT EXISTS alerts_by_run ON alerts (run_id, time);
+CREATE INDEX IF NOT EXISTS trials_by_experiment_run ON trials (experiment, run_id);
 """
 
 #: The schema's version, kept in the file (``PRAGMA user_version``). 0: a store made before
 #: it was kept; each open brings an older store up to this one (:data:`ADDED_COLUMNS`,
-#: :data:`INDEXES`) and records it. A store a newer labkit made opens too: what it added
-#: is read where it is a table's column, and left alone otherwise.
-SCHEMA_VERSION = 2
+#: :data:`INDEXES`; from 3, the columns of every run that is not running are written,
+#: :mod:`labkit.store.columnar`) and records it. A store a newer labkit made opens too: what
+#: it added is read where it is a table's column, and left alone otherwise. 3: ``run_frames``,
+#: ``frame_layouts`` and the triggers that keep them true.
+SCHEMA_VERSION = 3
 
 
 @dataclass
@@ -240,11 +260,16 @@ CORE_COLUMNS = [f.name for f in fields(Trial) if f.name not in ("params", "metri
 
 def expand_trials(df: pd.DataFrame) -> pd.DataFrame:
     """Turn the stored JSON columns into one column per parameter and per metric."""
+    return join_trials(df, json_rows(df.pop("metrics_json")))
+
+
+def join_trials(df: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
+    """The trials' columns ``df`` (``params_json`` among them) with one column per parameter, then
+    the ``metrics`` (one column per metric, the same rows), the times as UTC datetimes."""
     import pandas as pd
 
     codes, uniques = pd.factorize(df.pop("params_json"))  # a point's parameters, parsed once
     params = pd.DataFrame([json.loads(s) for s in uniques]).take(codes).set_axis(df.index)
-    metrics = json_rows(df.pop("metrics_json"))
     taken = set(df.columns)
     same = [c for c in params.columns if c in taken and params[c].astype(str).equals(df[c].astype(str))]
     params = params.drop(columns=same)  # e.g. backend: a core column already
@@ -271,18 +296,24 @@ def json_rows(texts: pd.Series) -> pd.DataFrame:
     """
     import pandas as pd
 
-    if len(texts) >= BULK_ROWS:
-        import pyarrow as pa
-        import pyarrow.json as pj
-
-        data = b"\n".join(t if isinstance(t, bytes) else t.encode() for t in texts)
-        try:
-            table = pj.read_json(io.BytesIO(data), read_options=pj.ReadOptions(block_size=max(1 << 20, len(data) + 1)))
-        except pa.ArrowInvalid:
-            table = None
-        if table is not None and not any(pa.types.is_nested(t) for t in table.schema.types):
-            return table.to_pandas().set_axis(texts.index)
+    if len(texts) >= BULK_ROWS and (table := arrow_json(texts)) is not None:
+        return table.to_pandas().set_axis(texts.index)
     return pd.DataFrame([json.loads(s) for s in texts], index=texts.index)
+
+
+def arrow_json(texts: Iterable[str | bytes]) -> pa.Table | None:
+    """JSON objects (str or UTF-8 bytes) parsed by Arrow's JSON reader in one call, one column per key in
+    the order the keys first appear; None where it refuses them (a key whose kind changes, a key twice
+    in an object) or a value is nested (a list, an object)."""
+    import pyarrow as pa
+    import pyarrow.json as pj
+
+    data = b"\n".join(t if isinstance(t, bytes) else t.encode() for t in texts)
+    try:
+        table = pj.read_json(io.BytesIO(data), read_options=pj.ReadOptions(block_size=max(1 << 20, len(data) + 1)))
+    except pa.ArrowInvalid:
+        return None
+    return None if any(pa.types.is_nested(t) for t in table.schema.types) else table
 
 
 def trial_record(trial: Trial) -> dict[str, Any]:
