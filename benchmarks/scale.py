@@ -23,7 +23,8 @@ and, with ``--samples``, on the largest store:
 
 - ``samples``: ``ResultStore.samples_frame()`` (every monitor sample);
 - ``prune``: ``labkit prune STORE --days 0`` (deletes them all) on a copy of the store made
-  for each round, the copy not timed.
+  for each round, the copy not timed; these rounds come after the others (a copy of the
+  largest store pushes the stores out of the page cache).
 
 Printed: the seconds per step and size, and the growth exponent between consecutive sizes
 (``log(t2 / t1) / log(n2 / n1)``: 1 is linear; ``n log n`` reads a little above 1); then the
@@ -175,8 +176,8 @@ def main() -> None:
         for r in range(args.rounds):
             for n in sizes if r % 2 == 0 else sizes[::-1]:  # interleaved, order alternating
                 times[n].append(steps(paths[n], folder))
-                if args.samples and n == sizes[-1]:
-                    sampled.append(sample_steps(paths[n], folder, args.samples))
+        for _ in range(args.rounds if args.samples else 0):  # after: the copies push the stores out of the cache
+            sampled.append(sample_steps(paths[sizes[-1]], folder, args.samples))
     report(sizes, times, load0)
     if sampled:
         med = {k: statistics.median(t[k] for t in sampled) for k in sampled[0]}

@@ -1,4 +1,4 @@
-"""Trials by columns: each ended run's trials kept once more as one Arrow record batch, so that loads are bulk reads.
+"""Trials by columns: ended runs' trials kept once more in Arrow record batches, so that loads are bulk reads.
 
 Why this form. At 100,000 trials of one experiment (quickstart-shaped: 19 stored columns
 and a metrics JSON object of about 1.1 kB, 44 keys, per trial; this project's 2-core
@@ -11,30 +11,21 @@ the rows (110 MB of JSON whose keys repeat in every row, one Python object per v
 - the metrics as typed columns of ``trials`` (one per key, 64 columns in all): SQLite still
   decodes and hands over each value: 0.52-0.66 s through ADBC, 1.06 s through sqlite3, for
   the fetch alone;
-- one Arrow record batch per run, these: the whole load (``Results.load``) in 0.21-0.27 s
-  of CPU (0.43-0.58 s wall while other work kept the load average at 4-8; the row read
-  took 2.2 s wall then). A batch is a schema-less IPC message (the schema is kept once per
-  layout: a stream per batch, schema included, decodes 50 times slower), compressed whole
-  with :data:`CODEC`.
+- Arrow record batches, one per run, merged as runs add up (these; written by
+  :mod:`labkit.store.sealing`, which says what they cost): the whole load (``Results.load``)
+  in 0.09 s at 100,000 trials and 0.6 s at a million, quiet (1.7-2.5 s at a million with
+  the file out of the page cache). Unmerged, one batch a run, it took 0.2 and 3.3 s: Arrow's
+  work per batch grew faster than the trials. A batch is a schema-less IPC message (the
+  schema is kept once per layout: a stream per batch, schema included, decodes 50 times
+  slower), compressed whole.
 
-What it costs: writing a run's batch when it ends (about 2.4 ms of CPU for a run of 68
-such trials), a file 10% larger (batches and an index), and once, on the first open of a
-store an older labkit wrote, the batches of its ended runs (about 35 µs of CPU a trial).
-
-How it stays true. The ``trials`` table stays the record, written one trial per
-transaction as before; a run's batch (``run_frames``, one per run and experiment) is
-written when the run ends (``ResultStore.end_run``), when a later open marks it
-interrupted, and for every ended run when an older store is migrated. Triggers on
-``trials`` (:data:`labkit.store.schema.SCHEMA`) drop a run's batch in the same transaction
-as any insert, update or delete of its trials, whoever writes (an older labkit, a SQLite
-shell): a batch is never stale, a run without one is read from its rows. A read
-(:func:`read_table`) unions the batches with the rows of runs that have none, in one read
-transaction, and gives the frame the row read gives: the metrics as Arrow's JSON reader
-types them over all the rows at once (per-run types combine as it combines them: a missing
-value with any kind, integers with floats; the order of the columns is the order in which
-their keys first appear). Any other mix, nested values, fewer than
-:data:`labkit.store.schema.BULK_ROWS` trials, or a layout made for other ``trials`` columns:
-the row read, as before.
+A read (:func:`read_table`) unions merged batches, run batches and the rows of runs that have
+neither, in one read transaction, and gives the frame the row read gives: the metrics as
+Arrow's JSON reader types them over all the rows at once (per-run types combine as it
+combines them: a missing value with any kind, integers with floats; the order of the
+columns is the order in which their keys first appear). Any other mix, nested values,
+fewer than :data:`labkit.store.schema.BULK_ROWS` trials, or a layout made for other
+``trials`` columns: the row read, as before.
 
 >>> from labkit.store import ResultStore, Trial
 >>> store = ResultStore(":memory:")
@@ -53,6 +44,7 @@ the row read, as before.
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 from dataclasses import dataclass
@@ -66,10 +58,6 @@ if TYPE_CHECKING:
 
 #: The prefix of the metrics' fields in a part's record batch (the stored columns keep their names).
 METRIC = "metric:"
-#: The codec of a stored batch (``pyarrow.compress``; without it in this pyarrow, none): lz4
-#: decompresses 14,706 batches (a million trials) in 0.3 s, zstd in 0.9 s, for 92 bytes a
-#: trial against 74 (590 uncompressed).
-CODEC = "lz4"
 #: The Arrow types of stored columns a part can hold: what pandas infers from the same Python values.
 CORE_TYPES = ("null", "int64", "double", "string")
 #: Runs without a batch are read by their ids, this many a query.
@@ -78,8 +66,8 @@ LIVE_RUNS_PER_QUERY = 500
 
 @dataclass
 class Part:
-    """Trials of one run and experiment (or the rows of runs without a batch), ordered by trial id:
-    the stored columns, then the metrics' (named ``METRIC + key``)."""
+    """Trials of one experiment (a run's batch, a merged batch, or the rows of runs without
+    either), ordered by trial id: the stored columns, then the metrics' (named ``METRIC + key``)."""
 
     key: Any  #: what parts of one schema share (their layout id)
     batch: pa.RecordBatch
@@ -94,7 +82,8 @@ def core_names(conn: sqlite3.Connection) -> list[str]:
     return [r[1] for r in conn.execute("PRAGMA table_info(trials)") if r[1] != "metrics_json"]
 
 
-def _select(core: list[str]) -> str:
+def select_columns(core: list[str]) -> str:
+    """The ``core`` columns, then the metrics' JSON as bytes (for Arrow's JSON reader)."""
     return ", ".join([*core, "CAST(metrics_json AS BLOB)"])
 
 
@@ -140,85 +129,50 @@ def first_appearances(texts: tuple[bytes, ...], keys: list[str]) -> list[tuple[i
     return [seen[k] for k in keys] if list(seen) == keys else None
 
 
-def seal_run(conn: sqlite3.Connection, run_id: str) -> int:
-    """Write the batches of ``run_id``'s trials (one per experiment) in one write transaction,
-    replacing any; return how many were written (none for trials the row read must type)."""
-    core = core_names(conn)
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        rows = conn.execute(f"SELECT {_select(core)} FROM trials WHERE run_id = ? ORDER BY trial_id", (run_id,))
-        by_experiment: dict[str, list[tuple[Any, ...]]] = {}
-        e = core.index("experiment")
-        for row in rows.fetchall():
-            by_experiment.setdefault(row[e], []).append(row)
-        written = 0
-        for experiment, group in by_experiment.items():
-            part = part_from_rows(None, core, group)
-            if part is not None:
-                _store(conn, run_id, experiment, part)
-                written += 1
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    return written
+def where_clause(**conditions: Any) -> tuple[str, tuple[Any, ...]]:
+    """`` WHERE a = ? AND b = ?`` for the conditions that are not None, and their values."""
+    used = {k: v for k, v in conditions.items() if v is not None}
+    if not used:
+        return "", ()
+    return " WHERE " + " AND ".join(f"{k} = ?" for k in used), tuple(used.values())
 
 
-def _store(conn: sqlite3.Connection, run_id: str, experiment: str, part: Part) -> None:
-    import pyarrow as pa
-
-    layout = (part.batch.schema.serialize().to_pybytes(), json.dumps(part.firsts, separators=(",", ":")))
-    conn.execute("INSERT OR IGNORE INTO frame_layouts (schema, firsts) VALUES (?, ?)", layout)
-    (layout_id,) = conn.execute(
-        "SELECT layout_id FROM frame_layouts WHERE schema = ? AND firsts = ?", layout
-    ).fetchone()
-    raw = part.batch.serialize()
-    codec = CODEC if pa.Codec.is_available(CODEC) else ""
-    data = pa.compress(raw, codec=codec, asbytes=True) if codec else raw.to_pybytes()
-    conn.execute(
-        "INSERT OR REPLACE INTO run_frames VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (run_id, experiment, layout_id, part.first, part.last, part.batch.num_rows, codec, raw.size, data),
-    )
-
-
-def read_table(conn: sqlite3.Connection, where: str, args: tuple[Any, ...]) -> tuple[pa.Table, int] | None:
-    """The trials ``where`` selects as one Arrow table ordered by trial id and the number of its stored
-    columns (the metrics' fields follow), from the runs' batches and the rows of runs without one;
-    None where the row read must give the frame. Call inside a read transaction."""
-    import pyarrow as pa
-    import pyarrow.ipc
-
-    counts = {
-        (r, e): n
-        for r, e, n in conn.execute(f"SELECT run_id, experiment, COUNT(*) FROM trials{where} GROUP BY 1, 2", args)
-    }
+def read_table(
+    conn: sqlite3.Connection, experiment: str | None = None, run_id: str | None = None
+) -> tuple[pa.Table, int] | None:
+    """The trials of ``experiment`` and ``run_id`` (None: any) as one Arrow table ordered by trial
+    id and the number of its stored columns (the metrics' fields follow): from merged batches
+    (for reads of whole experiments), run batches, and the rows of runs without either; None
+    where the row read must give the frame. Call inside a read transaction."""
+    where, args = where_clause(experiment=experiment, run_id=run_id)
+    # how many trials each run holds (sealing.TRIAL_COUNTS): no scan of the trials
+    counts = {(r, e): n for r, e, n in conn.execute(f"SELECT * FROM trial_counts{where}", args) if n}
     if sum(counts.values()) < schema.BULK_ROWS:
         return None
     core = core_names(conn)
-    stored = conn.execute(
-        f"SELECT run_id, experiment, layout_id, first_trial, last_trial, n, codec, size, data FROM run_frames{where}",
+    runs = conn.execute(
+        f"SELECT rowid, run_id, experiment, layout_id, first_trial, last_trial, n, codec, size, frame_id"
+        f" FROM run_frames{where}",
         args,
     ).fetchall()
-    layouts = _layouts(conn, {row[2] for row in stored}, core)
-    codecs = {c: codec for c in {row[6] for row in stored} if c and (codec := _codec(c)) is not None}
-    parts, sealed = [], set()
-    for run, experiment, layout, first, last, n, codec, size, data in stored:
-        if counts.get((run, experiment)) != n or layout not in layouts or (codec and codec not in codecs):
-            continue
-        try:
-            buf = codecs[codec].decompress(data, size) if codec else pa.py_buffer(data)
-            batch = pyarrow.ipc.read_record_batch(buf, layouts[layout][0])
-        except (pa.ArrowException, OSError, ValueError):  # not this pyarrow's to read: the run's rows are
-            continue
-        if batch.num_rows != n:
-            continue
-        parts.append(Part(layout, batch, layouts[layout][1], first, last))
-        sealed.add((run, experiment))
+    merged = [] if run_id is not None else conn.execute(f"SELECT * FROM merged_frames{where}", args).fetchall()
+    layouts = _layouts(conn, {row[3] for row in runs} | {row[2] for row in merged}, core)
+    parts, sealed = _merged_parts(merged, runs, counts, layouts)
+    wanted = [row for row in runs if (row[1], row[2]) not in sealed and counts.get((row[1], row[2])) == row[6]]
+    for i in range(0, len(wanted), LIVE_RUNS_PER_QUERY):
+        chunk = {row[0]: row for row in wanted[i : i + LIVE_RUNS_PER_QUERY]}
+        marks = ", ".join("?" * len(chunk))
+        for rowid, data in conn.execute(f"SELECT rowid, data FROM run_frames WHERE rowid IN ({marks})", list(chunk)):
+            _, run, exp, layout, first, last, n, codec, size, _ = chunk[rowid]
+            part = _decode(layout, first, last, n, codec, size, data, layouts)
+            if part is not None:
+                parts.append(part)
+                sealed.add((run, exp))
     live = [k for k in counts if k not in sealed]
     if not sealed:
         return None
     if live:
-        rest = _live_part(conn, core, where, args, live)
+        rest = _live_part(conn, core, live)
         if rest is None:
             return None
         parts.append(rest)
@@ -226,6 +180,44 @@ def read_table(conn: sqlite3.Connection, where: str, args: tuple[Any, ...]) -> t
     return None if table is None else (table, len(core))
 
 
+def _merged_parts(
+    merged: list[tuple[Any, ...]], runs: list[tuple[Any, ...]], counts: dict, layouts: dict
+) -> tuple[list[Part], set[tuple[str, str]]]:
+    """The parts of the merged batches whose runs still hold the trials they held, and those runs."""
+    members: dict[int, list[tuple[str, str]]] = {}
+    for row in runs:
+        if row[9] is not None and counts.get((row[1], row[2])) == row[6]:
+            members.setdefault(row[9], []).append((row[1], row[2]))
+    parts, sealed = [], set()
+    for frame, _, layout, first, last, n, codec, size, data in merged:
+        if sum(counts[k] for k in members.get(frame, ())) != n:
+            continue
+        part = _decode(layout, first, last, n, codec, size, data, layouts)
+        if part is not None:
+            parts.append(part)
+            sealed.update(members[frame])
+    return parts, sealed
+
+
+def _decode(
+    layout: int, first: int, last: int, n: int, codec: str, size: int, data: bytes, layouts: dict
+) -> Part | None:
+    """A stored batch as a part; None where this pyarrow cannot read it (its trials' rows are read)."""
+    import pyarrow as pa
+    import pyarrow.ipc
+
+    decompress = _codec(codec) if codec else None
+    if layout not in layouts or (codec and decompress is None):
+        return None
+    try:
+        buf = decompress.decompress(data, size) if decompress else pa.py_buffer(data)
+        batch = pyarrow.ipc.read_record_batch(buf, layouts[layout][0])
+    except (pa.ArrowException, OSError, ValueError):
+        return None
+    return Part(layout, batch, layouts[layout][1], first, last) if batch.num_rows == n else None
+
+
+@functools.lru_cache(maxsize=8)
 def _codec(name: str) -> pa.Codec | None:
     """The codec ``name`` of this pyarrow; None where it has none of that name."""
     import pyarrow as pa
@@ -256,18 +248,16 @@ def _layouts(conn: sqlite3.Connection, ids: set[int], core: list[str]) -> dict[i
     return out
 
 
-def _live_part(
-    conn: sqlite3.Connection, core: list[str], where: str, args: tuple[Any, ...], live: list[tuple[str, str]]
-) -> Part | None:
-    """The rows of the runs (and experiments) ``live``, which have no batch, as one part."""
+def _live_part(conn: sqlite3.Connection, core: list[str], live: list[tuple[str, str]]) -> Part | None:
+    """The rows of the runs (and experiments) ``live``, which have no batch, as one part: read by
+    run (an index lookup each), kept where their experiment is the one asked for."""
     runs, rows = sorted({r for r, _ in live}), []
     for i in range(0, len(runs), LIVE_RUNS_PER_QUERY):
         chunk = runs[i : i + LIVE_RUNS_PER_QUERY]
         marks = ", ".join("?" * len(chunk))
-        clause = f"{where} AND run_id IN ({marks})" if where else f" WHERE run_id IN ({marks})"
         rows += conn.execute(
-            f"SELECT {_select(core)} FROM trials{clause} ORDER BY trial_id", (*args, *chunk)
-        ).fetchall()
+            f"SELECT {select_columns(core)} FROM trials WHERE run_id IN ({marks}) ORDER BY trial_id", chunk
+        )
     wanted, r, e, t = set(live), core.index("run_id"), core.index("experiment"), core.index("trial_id")
     rows = [row for row in rows if (row[r], row[e]) in wanted]
     if len(runs) > LIVE_RUNS_PER_QUERY:
@@ -348,10 +338,13 @@ def combine(parts: list[Part], core: list[str]) -> pa.Table | None:
     if len(same) > 1 or overlap:
         out = out.take(np.argsort(out.column("trial_id").to_numpy(), kind="stable"))
     # pandas keeps text in Arrow as it comes: one piece, not one per run (a run's piece each makes
-    # every later operation on the column slower; numbers are copied into one array anyway)
+    # every later operation on the column slower; numbers are copied into one array anyway), with
+    # the 64-bit offsets pandas holds text with (the data is not copied again); the parameters'
+    # JSON is only factorized
     for i, column in enumerate(out.columns):
-        if pa.types.is_string(column.type):
-            out = out.set_column(i, out.schema.field(i), pa.chunked_array([column.combine_chunks()]))
+        if pa.types.is_string(column.type) and out.schema.names[i] != "params_json":
+            text = column.combine_chunks().cast(pa.large_string())
+            out = out.set_column(i, pa.field(out.schema.names[i], pa.large_string()), pa.chunked_array([text]))
     return out
 
 
@@ -380,15 +373,19 @@ class Fetched:
         )
 
 
-def fetch_trials(conn: sqlite3.Connection, where: str, args: tuple[Any, ...]) -> Fetched:
-    """The trials ``where`` selects, in one read transaction (a consistent read): by columns
-    (:func:`read_table`) where that gives the frame the rows give, else the rows (the metrics as
-    bytes, for Arrow's JSON reader)."""
+def fetch_trials(conn: sqlite3.Connection, experiment: str | None = None, run_id: str | None = None) -> Fetched:
+    """The trials of ``experiment`` and ``run_id`` (None: any), in one read transaction (a
+    consistent read): by columns (:func:`read_table`) where that gives the frame the rows give,
+    else the rows (the metrics as bytes, for Arrow's JSON reader)."""
     conn.execute("BEGIN")
     try:
-        columns = read_table(conn, where, args)
+        try:
+            columns = read_table(conn, experiment, run_id)
+        except sqlite3.OperationalError:  # tables of batches not as this labkit made them: the rows
+            columns = None
         if columns is not None:
             return Fetched(*columns)
+        where, args = where_clause(experiment=experiment, run_id=run_id)
         names = [r[1] for r in conn.execute("PRAGMA table_info(trials)")]
         wanted = ", ".join("CAST(metrics_json AS BLOB)" if n == "metrics_json" else n for n in names)
         return Fetched(

@@ -35,9 +35,9 @@ from typing import TYPE_CHECKING, Any
 
 from labkit.common.errors import ParameterError
 
-from .columnar import fetch_trials, seal_run
+from .columnar import fetch_trials
+from .columnar import where_clause as _where
 from .schema import (
-    ADDED_COLUMNS,
     INDEXES,
     RUN_STATUSES,
     SCHEMA,
@@ -45,11 +45,13 @@ from .schema import (
     STATUSES,
     TRIAL_COLUMNS,
     Trial,
+    add_columns,
     check_store_path,
     default_path,
     json_number,
     trial_row,
 )
+from .sealing import FRAMES, TRIAL_COUNTS, drop_unmergeable_frames, seal_run
 from .secrets import redact, redact_text
 
 if TYPE_CHECKING:
@@ -76,12 +78,15 @@ class ResultStore:
             self._conn.execute("PRAGMA journal_mode=WAL")
             # NORMAL in WAL mode keeps every committed trial across a process crash.
             self._conn.execute("PRAGMA synchronous=NORMAL")
-            self._conn.executescript(SCHEMA)
             version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+            if drop_unmergeable_frames(self._conn):
+                version = min(version, 2)  # batches of the first layout: made again below
+            self._conn.executescript(SCHEMA + FRAMES)
             if version < SCHEMA_VERSION:
-                self._migrate()
+                add_columns(self._conn)
                 self._conn.executescript(INDEXES)
-                if version < 3:  # the columns of the runs an older labkit stored (columnar.py)
+                if version < 3:  # the runs an older labkit stored, by columns (columnar.py)
+                    self._conn.executescript(TRIAL_COUNTS)
                     ended = self._conn.execute("SELECT run_id FROM runs WHERE status IS NOT 'running'").fetchall()
                     self.seal([r for (r,) in ended])
                 self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -91,20 +96,6 @@ class ResultStore:
             ) from None
         self._closed = False
         self.mark_stale_runs()
-
-    def _migrate(self) -> None:
-        """Add the columns a store made by an older labkit lacks; its old rows read NULL there."""
-        for table, columns in ADDED_COLUMNS.items():
-            have = {row[1] for row in self._conn.execute(f"PRAGMA table_info({table})")}
-            for name, kind in columns:
-                if name in have:
-                    continue
-                try:
-                    with self._conn:
-                        self._conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
-                except sqlite3.OperationalError as e:  # another process added it meanwhile
-                    if "duplicate column" not in str(e):
-                        raise
 
     # -- writing -------------------------------------------------------------------------
 
@@ -331,7 +322,7 @@ class ResultStore:
         Ended runs are read by their columns (:mod:`labkit.store.columnar`), the rest row by
         row; the frame is the same either way."""
         with self._lock:
-            fetched = fetch_trials(self._conn, *_where(experiment=experiment, run_id=run_id))
+            fetched = fetch_trials(self._conn, experiment, run_id)
         return fetched.frame()
 
     def runs_frame(self) -> pd.DataFrame:
@@ -385,10 +376,3 @@ class ResultStore:
 
     def __repr__(self) -> str:
         return f"<ResultStore {self.path}>"
-
-
-def _where(**conditions: Any) -> tuple[str, tuple[Any, ...]]:
-    used = {k: v for k, v in conditions.items() if v is not None}
-    if not used:
-        return "", ()
-    return " WHERE " + " AND ".join(f"{k} = ?" for k in used), tuple(used.values())

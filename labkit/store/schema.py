@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import sqlite3
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
@@ -67,21 +68,6 @@ CREATE TABLE IF NOT EXISTS fingerprints (
 CREATE TABLE IF NOT EXISTS traces (
     trial_id INTEGER PRIMARY KEY, run_id TEXT NOT NULL, trace BLOB NOT NULL
 );
-CREATE TABLE IF NOT EXISTS frame_layouts (
-    layout_id INTEGER PRIMARY KEY, schema BLOB NOT NULL, firsts TEXT NOT NULL, UNIQUE (schema, firsts)
-);
-CREATE TABLE IF NOT EXISTS run_frames (
-    run_id TEXT NOT NULL, experiment TEXT NOT NULL, layout_id INTEGER NOT NULL, first_trial INTEGER NOT NULL,
-    last_trial INTEGER NOT NULL, n INTEGER NOT NULL, codec TEXT NOT NULL, size INTEGER NOT NULL,
-    data BLOB NOT NULL, PRIMARY KEY (run_id, experiment)
-);
-CREATE INDEX IF NOT EXISTS run_frames_by_experiment ON run_frames (experiment);
-CREATE TRIGGER IF NOT EXISTS trials_insert_unseals AFTER INSERT ON trials
-BEGIN DELETE FROM run_frames WHERE run_id = NEW.run_id; END;
-CREATE TRIGGER IF NOT EXISTS trials_update_unseals AFTER UPDATE ON trials
-BEGIN DELETE FROM run_frames WHERE run_id IN (OLD.run_id, NEW.run_id); END;
-CREATE TRIGGER IF NOT EXISTS trials_delete_unseals AFTER DELETE ON trials
-BEGIN DELETE FROM run_frames WHERE run_id = OLD.run_id; END;
 """
 
 #: Columns added since the first schema: a store without them gets them on open
@@ -99,15 +85,14 @@ CREATE INDEX IF NOT EXISTS trials_by_fingerprint ON trials (experiment, fingerpr
 CREATE INDEX IF NOT EXISTS trials_by_run ON trials (run_id, status);
 CREATE INDEX IF NOT EXISTS runs_by_experiment ON runs (experiment, started_at);
 CREATE INDEX IF NOT EXISTS alerts_by_run ON alerts (run_id, time);
-CREATE INDEX IF NOT EXISTS trials_by_experiment_run ON trials (experiment, run_id);
 """
+
 
 #: The schema's version, kept in the file (``PRAGMA user_version``). 0: a store made before
 #: it was kept; each open brings an older store up to this one (:data:`ADDED_COLUMNS`,
-#: :data:`INDEXES`; from 3, the columns of every run that is not running are written,
-#: :mod:`labkit.store.columnar`) and records it. A store a newer labkit made opens too: what
-#: it added is read where it is a table's column, and left alone otherwise. 3: ``run_frames``,
-#: ``frame_layouts`` and the triggers that keep them true.
+#: :data:`INDEXES`; to 3, the trials by columns of :mod:`labkit.store.sealing`) and records
+#: it. A store a newer labkit made opens too: what it added is read where it is a table's
+#: column, and left alone otherwise.
 SCHEMA_VERSION = 3
 
 
@@ -362,3 +347,18 @@ def json_number(value: Any) -> Any:
         return float(value)
     except (TypeError, ValueError):
         return str(value)
+
+
+def add_columns(conn: sqlite3.Connection) -> None:
+    """Add the columns (:data:`ADDED_COLUMNS`) a store made by an older labkit lacks; its old rows read NULL there."""
+    for table, columns in ADDED_COLUMNS.items():
+        have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        for name, kind in columns:
+            if name in have:
+                continue
+            try:
+                with conn:
+                    conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
+            except sqlite3.OperationalError as e:  # another process added it meanwhile
+                if "duplicate column" not in str(e):
+                    raise
