@@ -4,7 +4,7 @@
 
 The quickstart's sweep (notebooks/00_quickstart.ipynb: a blocked ``matmul``, 1 against the
 most single-thread workers this machine's cores allow) with the same fixed parameters
-(worker counts, ``n``, ``chunk``, ``repeats``, one warm-up, no time budget), run four ways,
+(worker counts, ``n``, ``chunk``, ``repeats``, one warm-up, no time budget), run six ways,
 interleaved in rounds (each round runs every way once, the ways' order rotated by a place
 each round):
 
@@ -14,6 +14,8 @@ each round):
   persisted and waited for, not gathered), each run timed with ``time.perf_counter``;
 - ``sweep``: ``Sweep.run(lab, live=False)`` in this process, the Sweep built by the
   notebook's own parameters cell and the cell after it (as benchmarks/consistency.py does);
+- ``bare``: the same with ``monitor=False`` (no sampler thread, no load readings: its trials'
+  ``under_load`` is not measured), so that the monitor's part of ``sweep``'s cost reads apart;
 - ``cli``: ``labkit run notebooks/00_quickstart.ipynb -p ...`` in a subprocess (papermill;
   the live view on, frozen at the end);
 - ``lab``: the quickstart in a real JupyterLab in Debian's Chromium (tests/browser.py's
@@ -57,7 +59,7 @@ from observer_browser import browser_missing, run_browser
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICKSTART = ROOT / "notebooks" / "00_quickstart.ipynb"
-WAYS = ("plain", "sweep", "cli", "lab", "dashboard")
+WAYS = ("plain", "sweep", "bare", "cli", "lab", "dashboard")
 BROWSER_WAYS = ("lab", "dashboard")
 TARGET_TIME, TARGET_WIDTH = 1.05, 1.25
 
@@ -84,7 +86,7 @@ class Way:
             self.under_load = (self.under_load or 0) + under_load
 
 
-# --- the four ways ------------------------------------------------------------------------
+# --- the ways ------------------------------------------------------------------------
 
 
 def quickstart_sweep(params: dict[str, Any]) -> labkit.Sweep:
@@ -161,10 +163,10 @@ def run_plain(params: dict[str, Any], order: list[int]) -> Times:
     return times
 
 
-def run_sweep(params: dict[str, Any], store: Path, experiment: str) -> None:
+def run_sweep(params: dict[str, Any], store: Path, experiment: str, monitor: bool = True) -> None:
     sweep = quickstart_sweep({**params, "store": str(store), "experiment": experiment})
     with labkit.Lab(workers=max(params["workers"]), threads_per_worker=1, dashboard=False) as lab:
-        sweep.run(lab, live=False)
+        sweep.run(lab, live=False, monitor=monitor)
 
 
 def run_cli(params: dict[str, Any], store: Path, experiment: str, out: Path, timeout_s: float) -> None:
@@ -188,8 +190,8 @@ def run_way(
         return run_plain(params, workers if r % 2 == 0 else workers[::-1]), None, [], []
     experiment, store = f"observer-{name}-{r}", tmp / f"{name}.db"
     notes = []
-    if name == "sweep":
-        run_sweep(params, store, experiment)
+    if name in ("sweep", "bare"):
+        run_sweep(params, store, experiment, monitor=name == "sweep")
     elif name == "cli":
         run_cli(params, store, experiment, tmp / f"reports-{r}", timeout_s)
     else:

@@ -86,6 +86,33 @@ def test_load_rates_count_other_processes_and_leave_out_the_clusters() -> None:
     assert math.isnan(load_rates(b, {**c, "pids": None, "cluster_cpu_s": None})["outside_cpu_percent"])
 
 
+def test_a_child_that_starts_and_ends_between_two_readings_is_counted_with_its_parent() -> None:
+    """A short-lived child (the environment's ``git``, a helper) is in no reading's process set;
+    its CPU, which the parent's counters hold once it has waited for it, is the lab's."""
+    read, me = host_reader(), (os.getpid(),)
+    a = read([], (), (), me)
+    work = "sum(range(30_000_000))"  # a fixed amount of work: 0.5-1 s of CPU on any machine
+    subprocess.run([sys.executable, "-c", work], check=True)
+    b = read([], (), (), me)
+    assert a["lab_pids"] == b["lab_pids"]  # the child was never seen
+    assert b["lab_cpu_s"] - a["lab_cpu_s"] >= 0.2
+
+
+def test_a_process_the_lab_starts_between_two_passes_is_the_labs_in_the_next_reading() -> None:
+    """The reader passes over every process at most every ``SCAN_EVERY_S``; a child the lab
+    starts in between (a server's workers) uses CPU no counted process did, and the next
+    reading finds it: the lab's, never outside load until the next scheduled pass."""
+    from labkit.measure import host
+
+    read, me = host_reader(), (os.getpid(),)
+    first = read([], (), (), me)  # a pass: this process's descendants now
+    with cpu_hog(10) as hog:
+        time.sleep(0.5)
+        second = read([], (), (), me)
+    assert second["time"] - first["time"] < host.SCAN_EVERY_S  # not a scheduled pass
+    assert hog.pid not in first["lab_pids"] and hog.pid in second["lab_pids"]
+
+
 def test_a_short_window_is_flagged_only_beyond_what_rounding_can_move_its_figure() -> None:
     from labkit.measure.resources import Sample, resource_summary
 

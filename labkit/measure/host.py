@@ -10,10 +10,19 @@ from typing import Any
 #: Longest time, in seconds, between two passes over every process on a machine by one reader
 #: (:func:`host_reader`): the lab's process trees are looked for at least this often.
 SCAN_EVERY_S = 2.0
+#: Busy CPU that neither the cluster's nor the lab's known processes used since the last
+#: reading, in cores, past which a reading passes over every process at once: a process the
+#: lab started since the last pass (a server's workers) is then found in that reading, never
+#: counted as outside load meanwhile.
+RESCAN_CORES = 0.1
+#: The CPU time fields of ``psutil.cpu_times()`` that are busy time (guest time is in user and nice).
+BUSY = ("user", "nice", "system", "irq", "softirq")
 
 
 def _cpu_counter(procs: dict[int, Any]) -> Callable[[set[int]], tuple[float, list[int]]]:
-    """``cpu_of(pids)``: the CPU seconds the live ones of ``pids`` used so far, and which were found
+    """``cpu_of(pids)``: the CPU seconds the live ones of ``pids`` used so far, with those of the
+    children each has waited for (a ``git`` or a server's worker that started and ended between
+    two readings is counted with its parent, never as outside load), and which were found
     (``procs`` caches their psutil handles). A closure, so cloudpickle sends it by value."""
 
     def cpu_of(pids: set[int]) -> tuple[float, list[int]]:
@@ -31,7 +40,7 @@ def _cpu_counter(procs: dict[int, Any]) -> Callable[[set[int]], tuple[float, lis
             except psutil.Error:
                 procs.pop(pid, None)
                 continue
-            total += t.user + t.system
+            total += t.user + t.system + getattr(t, "children_user", 0.0) + getattr(t, "children_system", 0.0)
             found.append(pid)
         return total, found
 
@@ -121,14 +130,17 @@ def host_reader() -> Callable[..., dict[str, Any]]:
     a snapshot of every process's CPU (``procs``). A reading costs one read of the machine's
     counters, one per process counted and (with ``top``, or ``trees`` new or last looked for
     :data:`SCAN_EVERY_S` ago) one pass over the rest: that pass was most of the monitor's cost
-    on a small cluster, so in between the trees' descendants are those the last one found (a
-    child born since is outside load until the next pass, at most that long).
+    on a small cluster, so in between the trees' descendants are those the last one found. A
+    reading whose machine was busier than its counted processes by :data:`RESCAN_CORES` passes
+    at once: a child born since the last pass is found there (the reading's process set then
+    changed, so that interval is not measured), never counted as outside load.
     Built here so that cloudpickle sends it by value: a worker elsewhere runs it without labkit.
     """
     procs: dict[int, Any] = {}  # pid -> psutil.Process
     parents: dict[int, int] = {}  # pid -> its parent's pid
-    scan, cpu_of, every = _scanner(), _cpu_counter(procs), SCAN_EVERY_S
+    scan, cpu_of, every, rescan, busy = _scanner(), _cpu_counter(procs), SCAN_EVERY_S, RESCAN_CORES, BUSY
     found: list[Any] = [float("-inf"), None, set()]  # when the trees were last scanned, which, their descendants
+    counted: list[Any] = [None]  # the last reading's (time, busy CPU s, the cluster's and lab's CPU s)
 
     def read(
         pids: list[int] | None = None,
@@ -170,13 +182,24 @@ def host_reader() -> Callable[..., dict[str, Any]]:
                     continue
             if parents[pid] > 1:
                 wanted.add(parents[pid])
-        if top or trees != found[1] or now - found[0] >= every:  # with a snapshot where it comes free
-            children, out["procs"] = scan(trees, top or os.path.exists("/proc/self/stat"))
+        cheap = os.path.exists("/proc/self/stat")  # a snapshot comes with each pass
+        fresh = top or trees != found[1] or now - found[0] >= every
+        if fresh:
+            children, out["procs"] = scan(trees, top or cheap)
             found[:] = [now, trees, children]
-        children = found[2]
-        mine = (set(lab) | set(trees) | children) - wanted
+        mine = (set(lab) | set(trees) | found[2]) - wanted
         out["cluster_cpu_s"], out["pids"] = cpu_of(wanted)
         out["lab_cpu_s"], out["lab_pids"] = cpu_of(mine)
+        machine = sum(cpu.get(k, 0.0) for k in busy)
+        last, counted[0] = counted[0], (now, machine, out["cluster_cpu_s"] + out["lab_cpu_s"])
+        if not fresh and last is not None and now > last[0]:
+            uncounted = (machine - last[1]) - (counted[0][2] - last[2])
+            if uncounted > rescan * (now - last[0]):  # a process the lab started since the last pass?
+                children, out["procs"] = scan(trees, top or cheap)
+                found[:] = [now, trees, children]
+                mine = (set(lab) | set(trees) | children) - wanted
+                out["lab_cpu_s"], out["lab_pids"] = cpu_of(mine)
+                counted[0] = (now, machine, out["cluster_cpu_s"] + out["lab_cpu_s"])
         for pid in set(procs) - wanted - mine:
             del procs[pid]
         return out
