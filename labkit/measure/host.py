@@ -121,6 +121,46 @@ def _scanner() -> Callable[[tuple[int, ...], bool], tuple[set[int], dict[int, An
     return scan
 
 
+def _gauge() -> Callable[[float, dict[str, float], float], bool]:
+    """``busier(now, cpu, counted_s)``: whether the machine (``psutil.cpu_times()``, as a dict)
+    was busier since the last call than the counted processes' CPU (``counted_s``, so far) grew,
+    by more than :data:`RESCAN_CORES`. A second call at the same ``now`` only records its figures.
+    A closure, so cloudpickle sends it by value."""
+    last: list[Any] = [None]  # the last call's (time, busy CPU s, counted CPU s)
+    rescan, busy = RESCAN_CORES, BUSY
+
+    def busier(now: float, cpu: dict[str, float], counted_s: float) -> bool:
+        machine = sum(cpu.get(k, 0.0) for k in busy)
+        prev, last[0] = last[0], (now, machine, counted_s)
+        if prev is None or not now > prev[0]:
+            return False
+        return (machine - prev[1]) - (counted_s - prev[2]) > rescan * (now - prev[0])
+
+    return busier
+
+
+def _with_nannies() -> Callable[[list[int], tuple[int, ...]], set[int]]:
+    """``with_nannies(pids, nannied)``: ``pids`` and the parents (their nannies) of ``nannied``,
+    each parent looked up once. A closure, so cloudpickle sends it by value."""
+    parents: dict[int, int] = {}  # pid -> its parent's pid
+
+    def with_nannies(pids: list[int], nannied: tuple[int, ...]) -> set[int]:
+        import psutil
+
+        wanted = set(pids)
+        for pid in nannied:
+            if pid not in parents:
+                try:
+                    parents[pid] = psutil.Process(pid).ppid()
+                except psutil.Error:
+                    continue
+            if parents[pid] > 1:
+                wanted.add(parents[pid])
+        return wanted
+
+    return with_nannies
+
+
 def host_reader() -> Callable[..., dict[str, Any]]:
     """A function ``read(pids, nannied, lab, trees, top)`` that takes a reading of the machine it runs on.
 
@@ -137,10 +177,9 @@ def host_reader() -> Callable[..., dict[str, Any]]:
     Built here so that cloudpickle sends it by value: a worker elsewhere runs it without labkit.
     """
     procs: dict[int, Any] = {}  # pid -> psutil.Process
-    parents: dict[int, int] = {}  # pid -> its parent's pid
-    scan, cpu_of, every, rescan, busy = _scanner(), _cpu_counter(procs), SCAN_EVERY_S, RESCAN_CORES, BUSY
+    scan, cpu_of, every = _scanner(), _cpu_counter(procs), SCAN_EVERY_S
+    busier, with_nannies = _gauge(), _with_nannies()
     found: list[Any] = [float("-inf"), None, set()]  # when the trees were last scanned, which, their descendants
-    counted: list[Any] = [None]  # the last reading's (time, busy CPU s, the cluster's and lab's CPU s)
 
     def read(
         pids: list[int] | None = None,
@@ -173,15 +212,7 @@ def host_reader() -> Callable[..., dict[str, Any]]:
         out |= {"lab_cpu_s": None, "lab_pids": None, "procs": None}
         if pids is None:
             return out
-        wanted = set(pids)
-        for pid in nannied:
-            if pid not in parents:
-                try:
-                    parents[pid] = psutil.Process(pid).ppid()
-                except psutil.Error:
-                    continue
-            if parents[pid] > 1:
-                wanted.add(parents[pid])
+        wanted = with_nannies(pids, nannied)
         cheap = os.path.exists("/proc/self/stat")  # a snapshot comes with each pass
         fresh = top or trees != found[1] or now - found[0] >= every
         if fresh:
@@ -190,16 +221,12 @@ def host_reader() -> Callable[..., dict[str, Any]]:
         mine = (set(lab) | set(trees) | found[2]) - wanted
         out["cluster_cpu_s"], out["pids"] = cpu_of(wanted)
         out["lab_cpu_s"], out["lab_pids"] = cpu_of(mine)
-        machine = sum(cpu.get(k, 0.0) for k in busy)
-        last, counted[0] = counted[0], (now, machine, out["cluster_cpu_s"] + out["lab_cpu_s"])
-        if not fresh and last is not None and now > last[0]:
-            uncounted = (machine - last[1]) - (counted[0][2] - last[2])
-            if uncounted > rescan * (now - last[0]):  # a process the lab started since the last pass?
-                children, out["procs"] = scan(trees, top or cheap)
-                found[:] = [now, trees, children]
-                mine = (set(lab) | set(trees) | children) - wanted
-                out["lab_cpu_s"], out["lab_pids"] = cpu_of(mine)
-                counted[0] = (now, machine, out["cluster_cpu_s"] + out["lab_cpu_s"])
+        if busier(now, cpu, out["cluster_cpu_s"] + out["lab_cpu_s"]) and not fresh:  # a process the lab started?
+            children, out["procs"] = scan(trees, top or cheap)
+            found[:] = [now, trees, children]
+            mine = (set(lab) | set(trees) | children) - wanted
+            out["lab_cpu_s"], out["lab_pids"] = cpu_of(mine)
+            busier(now, cpu, out["cluster_cpu_s"] + out["lab_cpu_s"])  # what the next reading compares with
         for pid in set(procs) - wanted - mine:
             del procs[pid]
         return out
