@@ -333,6 +333,19 @@ def test_a_cpu_hog_the_client_starts_is_outside_load(llab: labkit.Lab) -> None:
             assert reading.outside_cpu_percent >= baseline + 25
 
 
+def test_a_load_window_with_children_counts_the_processes_this_one_started_as_the_clusters(llab: labkit.Lab) -> None:
+    """A study whose work runs in processes it starts (a model server, a JVM) reads them as the
+    cluster's; a plain window reads the same process as outside load."""
+    from labkit.experiment.lifecycle import LoadWindow
+
+    with cpu_hog(10) as hog:
+        time.sleep(0.3)
+        own = LoadWindow(llab, children=True)._reading()
+        plain = LoadWindow(llab)._reading()
+    assert own is not None and plain is not None
+    assert hog.pid in own["pids"] and hog.pid not in plain["pids"] + plain["lab_pids"]
+
+
 def test_an_outside_load_alert_names_the_top_outside_processes(llab: labkit.Lab) -> None:
     from labkit.measure.alerts import load_alert
 

@@ -161,9 +161,10 @@ class RecordedRun:
             return ReusePlan({}, {}, "")
         return plan_reuse(self.store, self.experiment, keys, self.fingerprint, reuse)
 
-    def load_window(self, rules: AlertRules | None = None) -> LoadWindow:
-        """A :class:`LoadWindow` on this run's lab: outside load over a block, flagged."""
-        return LoadWindow(self.lab, rules)
+    def load_window(self, rules: AlertRules | None = None, *, children: bool = False) -> LoadWindow:
+        """A :class:`LoadWindow` on this run's lab: outside load over a block, flagged
+        (``children``: see :class:`LoadWindow`)."""
+        return LoadWindow(self.lab, rules, children=children)
 
     def end(self, status: str) -> list[BaseException]:
         """Record the run's status (once); what failed, as a list."""
@@ -244,21 +245,28 @@ class LoadWindow:
     ``lab_cpu_percent`` (lab overhead, not outside load; None: not measured, e.g. when the
     cluster's or the lab's processes changed in between) and
     ``under_load`` (above :class:`~labkit.measure.alerts.AlertRules`' thresholds; None: not
-    measured). Workers on other machines are not read.
+    measured). Workers on other machines are not read. ``children``: every process this one
+    has started (a model server, a JVM, another engine's workers) counts as the cluster's,
+    for a study whose work runs there; otherwise such a process is outside load while it runs.
     """
 
-    def __init__(self, lab: Lab, rules: AlertRules | None = None) -> None:
+    def __init__(self, lab: Lab, rules: AlertRules | None = None, *, children: bool = False) -> None:
         from labkit.measure.alerts import AlertRules
         from labkit.measure.host import host_reader, snapshot_is_cheap
 
-        self.lab, self.rules, self.read = lab, rules or AlertRules(), host_reader()
+        self.lab, self.rules, self.read, self.children = lab, rules or AlertRules(), host_reader(), children
         self.top = snapshot_is_cheap()  # each reading with every process's CPU: who loaded the machine
         self.before: dict[str, Any] | None = None
         self.metrics: dict[str, Any] = {}
 
     def _reading(self) -> dict[str, Any] | None:
+        import psutil
+
         try:
-            return self.read(*local_processes(self.lab), top=self.top)
+            pids, nannied, lab, trees = local_processes(self.lab)
+            if self.children:
+                pids = sorted(set(pids) | {p.pid for p in psutil.Process().children(recursive=True)})
+            return self.read(pids, nannied, lab, trees, top=self.top)
         except Exception:  # noqa: BLE001 - e.g. /proc unreadable: not measured
             return None
 

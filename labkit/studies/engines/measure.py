@@ -10,9 +10,9 @@ so that a drift in the machine's load is spread over the engines. A failed start
 with its error (that engine then sits out the session, or the rest of that block), and the
 study goes on.
 
-Each step is timed inside an :class:`EngineWindow`: the outside load over it, as a sweep's
-trials carry it, except that every process this one started (Spark's JVM, the Dask
-clusters' workers) counts as the engines' own, never as outside load.
+Each step is timed inside a :class:`~labkit.experiment.lifecycle.LoadWindow` with ``children``:
+the outside load over it, as a sweep's trials carry it, except that every process this one
+started (Spark's JVM, the Dask clusters' workers) counts as the engines' own, never as outside load.
 """
 
 from __future__ import annotations
@@ -27,27 +27,12 @@ from typing import Any
 
 import numpy as np
 
-from labkit.experiment.lifecycle import LoadWindow, RecordedRun, local_processes
+from labkit.experiment.lifecycle import LoadWindow, RecordedRun
 from labkit.store import Trial
 
 from .answers import answer_frame
 from .data import Dataset
 from .sessions import ENGINES, KINDS, run_query
-
-
-class EngineWindow(LoadWindow):
-    """A :class:`~labkit.experiment.lifecycle.LoadWindow` that counts every descendant of this
-    process (the JVM, the workers of every Dask cluster it started) as the cluster's own."""
-
-    def _reading(self) -> dict[str, Any] | None:
-        import psutil
-
-        try:
-            pids, nannied, lab, trees = local_processes(self.lab)
-            mine = {p.pid for p in psutil.Process().children(recursive=True)}
-            return self.read(sorted(set(pids) | mine), nannied, lab, trees, top=self.top)
-        except Exception:  # noqa: BLE001 - e.g. /proc unreadable: not measured
-            return None
 
 
 def _point(rec: dict[str, Any]) -> dict[str, Any]:
@@ -103,7 +88,7 @@ class Runner:
     def timed(self, step: Callable[[], Any], **point: Any) -> tuple[bool, Any]:
         """Run ``step`` timed inside a load window; store its record; (whether it ran, what it returned)."""
         value, error, started = None, None, time.time()
-        with EngineWindow(self.run.lab) as load:
+        with LoadWindow(self.run.lab, children=True) as load:
             t0 = time.perf_counter()
             try:
                 value = step()

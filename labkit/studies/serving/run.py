@@ -160,7 +160,7 @@ class ServingStudy:
 
             def measure(rate: float) -> dict[str, Any]:
                 t0 = time.time()
-                with rec.load_window() as load:
+                with rec.load_window(children=True) as load:  # the servers' processes are the work's
                     out = loadgen.server_run(
                         s, rate, bound, duration_s=self.duration_s, percentile=self.percentile, seed=self.seed
                     )
