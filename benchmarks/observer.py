@@ -308,7 +308,8 @@ def main() -> None:
     ways = {name: Way(name) for name in WAYS if name == "plain" or name in args.ways}
     skipped = "--no-browser" if args.no_browser else browser_missing()
     for name in BROWSER_WAYS if skipped else ():
-        ways[name].skipped = skipped
+        if name in ways:
+            ways[name].skipped = skipped
         print(f"{name} way skipped: {skipped}")
 
     with tempfile.TemporaryDirectory(prefix="labkit-observer-") as tmp_dir:

@@ -73,6 +73,14 @@ def synced(block: Any) -> Any:
     return block
 
 
+def device_synced(x: da.Array, backend: str) -> da.Array:
+    """``x`` with a last step per block that returns once the device work that produced it has
+    finished (:func:`synced`), so that its tasks end when their kernels end; for NumPy, ``x``
+    itself: a NumPy block is done when its task ends, and a step more per block would add its
+    tasks' overhead to every timed run (16 tasks more on the quickstart's 80)."""
+    return x if backend == "numpy" else x.map_blocks(synced, dtype=x.dtype)
+
+
 def _device_synchronize() -> None:
     """Wait for every queued kernel on this process's current CUDA device (run on a worker)."""
     import cupy

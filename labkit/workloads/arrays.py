@@ -53,7 +53,7 @@ def _compute_blocks(client: Any, x: Any, backend: str) -> None:
     for every worker's device (:func:`~labkit.cluster.backends.sync_workers`)."""
     from distributed import wait
 
-    result = client.persist(x.map_blocks(backends.synced, dtype=x.dtype))
+    result = client.persist(backends.device_synced(x, backend))
     wait(result)
     backends.sync_workers(client, backend)
     del result

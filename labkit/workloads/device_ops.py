@@ -166,7 +166,7 @@ class ArrayOps(BaseWorkload):
         from distributed import wait
 
         result = self.expression(state)
-        done = state.client.persist(result.map_blocks(backends.synced, dtype=result.dtype))
+        done = state.client.persist(backends.device_synced(result, state.params["backend"]))
         wait(done)
         backends.sync_workers(state.client, state.params["backend"])
         del done

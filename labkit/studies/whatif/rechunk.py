@@ -69,7 +69,7 @@ def _matmul(params: dict[str, Any]) -> tuple[Any, bool, list[tuple[Any, int]]]:
     n, chunk = params["n"], min(params["chunk"], params["n"])
     a, in_a = _placeholder((n, n), (chunk, chunk), params["dtype"])
     b, in_b = _placeholder((n, n), (chunk, chunk), params["dtype"])
-    return (a @ b).map_blocks(backends.synced, dtype=a.dtype), False, in_a + in_b
+    return backends.device_synced(a @ b, params.get("backend", "numpy")), False, in_a + in_b
 
 
 #: Workloads whose graph :func:`rebuild` can make at new parameters, and the parameter that chunks it.
