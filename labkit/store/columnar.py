@@ -12,10 +12,11 @@ the rows (110 MB of JSON whose keys repeat in every row, one Python object per v
   decodes and hands over each value: 0.52-0.66 s through ADBC, 1.06 s through sqlite3, for
   the fetch alone;
 - Arrow record batches, one per run, merged as runs add up (these; written by
-  :mod:`labkit.store.sealing`, which says what they cost): the whole load (``Results.load``)
-  in 0.09 s at 100,000 trials and 0.6 s at a million, quiet (1.7-2.5 s at a million with
-  the file out of the page cache). Unmerged, one batch a run, it took 0.2 and 3.3 s: Arrow's
-  work per batch grew faster than the trials. A batch is a schema-less IPC message (the
+  :mod:`labkit.store.sealing`): the whole load (``Results.load``) in 0.10 s at 100,000
+  trials (``benchmarks/scale.py``, quiet, median of 3). Unmerged, one batch a run, it took
+  0.23-0.26 s there and 2.4-2.8 s at a million (one round each, load average 1.6-2.6):
+  Arrow's work per batch grew faster than the trials; a million merged trials were not
+  timed in a quiet window. A batch is a schema-less IPC message (the
   schema is kept once per layout: a stream per batch, schema included, decodes 50 times
   slower), compressed whole.
 

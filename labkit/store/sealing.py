@@ -12,10 +12,12 @@ drop a run's batch in the same transaction as any insert, update or delete of it
 whoever writes (an older labkit, a SQLite shell), and with it the merged batch that holds
 it: no batch is ever stale, and a run without one is read from its rows.
 
-What it costs: about 8 ms when a run of 68 quickstart-shaped trials ends (its batch, and
-every 120 runs or so a merge of 8,000 trials): the benchmark's store of 100,000 such trials,
-one run of 68 after another, built in 24.6 s against 12.6 s; a file 14% larger; and once,
-on the first open of a store an older labkit wrote, 3.8 s per 100,000 trials.
+What it costs: a run's batch written when the run ends, a merge once its experiment's loose
+batches hold :data:`MERGE_ROWS` trials, a larger file, two triggers more on each write of a
+trial (:data:`TRIAL_COUNTS`), and once, on the first open of a store an older labkit wrote,
+the batches of all its ended runs. ``benchmarks/scale.py`` builds its stores through these
+(100,000 quickstart-shaped trials a side, one run of 68 after another); it does not time the
+writes apart.
 
 >>> import sqlite3
 >>> conn = sqlite3.connect(":memory:")
