@@ -15,8 +15,9 @@ the rows (110 MB of JSON whose keys repeat in every row, one Python object per v
   :mod:`labkit.store.sealing`): the whole load (``Results.load``) in 0.10 s at 100,000
   trials (``benchmarks/scale.py``, quiet, median of 3). Unmerged, one batch a run, it took
   0.23-0.26 s there and 2.4-2.8 s at a million (one round each, load average 1.6-2.6):
-  Arrow's work per batch grew faster than the trials; a million merged trials were not
-  timed in a quiet window. A batch is a schema-less IPC message (the
+  Arrow's work per batch grew faster than the trials. Merged, a million took 3.9 s (3.3 s
+  of CPU; one round, quiet): merging has not made that size faster. A batch is a
+  schema-less IPC message (the
   schema is kept once per layout: a stream per batch, schema included, decodes 50 times
   slower), compressed whole.
 
