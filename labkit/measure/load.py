@@ -61,7 +61,7 @@ from labkit.cluster import retire, viewers
 from labkit.common.scheduler import run_on_scheduler, run_on_workers
 
 from .alerts import AlertRules, load_alert, processes_over, top_processes
-from .host import host_reader
+from .host import BUSY, host_reader
 from .resources import Sample
 
 logger = logging.getLogger("labkit.monitor")
@@ -78,7 +78,7 @@ LOAD_METRICS = (
 #: Seconds between two looks for the browsers viewing the lab (their CPU is lab overhead).
 VIEWERS_EVERY_S = 10.0
 #: The machine's busy CPU time fields the outside figure reads (``/proc/stat``'s summary line).
-BUSY_FIELDS = ("user", "nice", "system", "irq", "softirq")
+BUSY_FIELDS = BUSY  # defined with the reader, which runs on workers without labkit
 NOT_BUSY = ("idle", "iowait", "steal", "guest", "guest_nice")  # guest time is counted in user and nice
 
 
